@@ -1,0 +1,47 @@
+"""Hessian-vector products and third-derivative vectors of a loss on a flat parameter vector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Loss = Callable[[jax.Array], jax.Array]
+
+
+def hvp(loss_fn: Loss, w: jax.Array, v: jax.Array) -> jax.Array:
+    """H(w) v by forward-over-reverse differentiation."""
+    return jax.jvp(jax.grad(loss_fn), (w,), (v,))[1]
+
+
+def batched_hvp(loss_fn: Loss, w: jax.Array, V: jax.Array, chunk_size: int | None = None) -> jax.Array:
+    """H(w) V for the columns of V ([d, k] -> [d, k]); `chunk_size` caps how many run at once."""
+    if V.shape[1] == 0:
+        return V
+    f = lambda v: hvp(loss_fn, w, v)
+    return jax.lax.map(f, V.T, batch_size=chunk_size or V.shape[1]).T
+
+
+def third_derivative(loss_fn: Loss, w: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
+    """∇_w(uᵀ H(w) v) = D³L(w)[u, v, ·], the directional derivative of H(w)u along v."""
+    return jax.jvp(lambda x: hvp(loss_fn, x, u), (w,), (v,))[1]
+
+
+def upper_pairs(k: int) -> tuple[jax.Array, jax.Array]:
+    """Index arrays (i, j) of the k(k+1)/2 pairs i <= j, in row-major (vech) order."""
+    i, j = jnp.triu_indices(k)
+    return i, j
+
+
+def third_derivative_pairs(
+    loss_fn: Loss, w: jax.Array, U: jax.Array, chunk_size: int | None = None
+) -> jax.Array:
+    """∇_w(u_iᵀ H u_j) for all pairs i <= j of the columns of U: [k(k+1)/2, d]."""
+    k = U.shape[1]
+    i, j = upper_pairs(k)
+    if k == 0:
+        return jnp.zeros((0, w.shape[0]), w.dtype)
+    f = lambda ij: third_derivative(loss_fn, w, U[:, ij[0]], U[:, ij[1]])
+    pairs = jnp.stack([i, j], axis=1)
+    return jax.lax.map(f, pairs, batch_size=chunk_size or pairs.shape[0])

@@ -1,0 +1,63 @@
+"""Eigen-tracking against a dense eigendecomposition of P^{-1/2} H P^{-1/2}."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from centralflows.eigs import EigConfig, EigTracker, lobpcg
+from tests.conftest import tiny_mlp_loss
+
+
+def dense_effective(loss_fn, w, P):
+    H = np.asarray(jax.hessian(loss_fn)(w))
+    p = np.asarray(P) ** -0.5
+    return np.linalg.eigh(p[:, None] * H * p[None, :])
+
+
+def test_tracker_matches_dense_eigh_and_grows_k(x64):
+    loss_fn, w = tiny_mlp_loss()
+    d = w.shape[0]
+    P = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, d))
+    evals, evecs = dense_effective(loss_fn, w, P)
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    threshold = 0.5 * (evals[3] + evals[4])  # exactly 4 eigenvalues above it
+    cfg = EigConfig(frequency=1, track_threshold=threshold, initial_k=1, max_k=10, tol=1e-12)
+    tracker = EigTracker(loss_fn, cfg, d, jnp.float64)
+    theta, U = tracker.update(w, P)
+    assert tracker.k == 5  # grown while the smallest tracked one was above the threshold
+    np.testing.assert_allclose(theta, evals[:5], rtol=1e-9)
+    # U = P^{-1/2} V is P-orthonormal and spans the same directions as the dense eigenvectors
+    np.testing.assert_allclose(U.T @ (P[:, None] * U), np.eye(5), atol=1e-10)
+    V = np.sqrt(np.asarray(P))[:, None] * np.asarray(U)
+    np.testing.assert_allclose(np.abs(np.sum(V * evecs[:, :5], axis=0)), 1.0, atol=1e-8)
+    assert tracker.hvps > 0
+
+
+def test_rayleigh_quotients_between_full_solves_and_sign_alignment(x64):
+    loss_fn, w = tiny_mlp_loss()
+    d = w.shape[0]
+    cfg = EigConfig(frequency=3, track_threshold=None, initial_k=2, tol=1e-12)
+    tracker = EigTracker(loss_fn, cfg, d, jnp.float64)
+    P = jnp.ones(d)
+    theta0, U0 = tracker.update(w, P)
+    hvps = tracker.hvps
+    w2 = w + 1e-3 * jax.random.normal(jax.random.PRNGKey(0), w.shape, w.dtype)
+    theta1, U1 = tracker.update(w2, P)  # a Rayleigh-quotient update: k HVPs, same vectors
+    assert tracker.hvps - hvps == 2
+    np.testing.assert_array_equal(U1, U0)
+    dense = dense_effective(loss_fn, w2, P)[0][::-1][:2]
+    np.testing.assert_allclose(theta1, dense, rtol=1e-3)  # first-order accurate
+    tracker.update(w2, P)
+    theta3, U3 = tracker.update(w2, P)  # the 4th call is a full solve again
+    assert tracker.last_full
+    np.testing.assert_allclose(theta3, dense, rtol=1e-9)
+    assert np.all(np.sum(np.asarray(U3) * np.asarray(U0), axis=0) > 0)  # signs follow the previous vectors
+
+
+def test_lobpcg_on_a_diagonal_operator(x64):
+    d, k = 200, 3
+    diag = jnp.linspace(1.0, 10.0, d)
+    X0 = jax.random.normal(jax.random.PRNGKey(0), (d, k), jnp.float64)
+    theta, X, iters = lobpcg(lambda V: diag[:, None] * V, X0, max_iter=200, tol=1e-14)
+    np.testing.assert_allclose(theta, diag[::-1][:k], rtol=1e-10)
+    assert int(iters) < 200
