@@ -1,0 +1,5 @@
+"""Entry point of `python -m centralflows`."""
+
+from centralflows.cli import main
+
+raise SystemExit(main())

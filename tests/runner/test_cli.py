@@ -1,0 +1,189 @@
+"""The command line: the authors' README commands, aliases, both option forms, errors without tracebacks."""
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from centralflows import cli
+from centralflows import config as C
+from centralflows.config import ConfigError
+
+# Small stand-ins for the dataset and architecture registries, so these tests do not depend on them.
+FAKE = {
+    "data": {
+        "cifar10": {"classes": 4, "n": 1000, "criterion": "mse", "root": "data"},
+        "synthetic-cifar10": {"classes": 4, "n": 1000, "noise": 1.0},
+        "sorting": {"n": 1000, "vocab_size": 4, "length": 8},
+    },
+    "arch": {"mlp": {"width": 256, "activation": "gelu"}, "resnet": {"stage_sizes": (3, 3, 3), "norm": True}},
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_registries(monkeypatch):
+    def component(kind, name):
+        for candidate in (name, name.replace("_", "-")):
+            if candidate in FAKE[kind]:
+                return candidate, types.SimpleNamespace(DEFAULTS=FAKE[kind][candidate])
+        raise ConfigError(f"unknown {kind} '{name}'", key=f"{kind}.name")
+
+    monkeypatch.setattr(C, "_component", component)
+
+
+GD = "opt:gd data:cifar10 arch:mlp --data.classes=4 --data.n=1000 --data.criterion=mse --opt.lr=0.02"
+RMSPROP = (
+    "opt:rmsprop data:cifar10 arch:mlp --data.classes=4 --data.n=1000 --data.criterion=mse --opt.lr=2e-5 "
+    "--opt.beta2=0.99 --opt.eps=1e-7 --opt.bias-correction --runs discrete central --steps=500 "
+    "--eig.frequency=1 --warm-start 5 --eig.track-threshold 1.75"
+)
+
+
+def parse(line: str) -> dict:
+    return cli.parse_args(line.split())
+
+
+def test_readme_gd_command():
+    c = parse(GD + " --runs discrete central --steps=1000 --eig.frequency=1")
+    assert c["opt"] == {"name": "gd", "lr": 0.02, "beta2": 0.99, "eps": 0.0, "bias_correction": False}
+    assert c["data"] == {"name": "cifar10", "criterion": "mse", "n": 1000, "root": "data", "classes": 4}
+    assert c["arch"] == {"name": "mlp", "width": 256, "activation": "gelu"}
+    assert c["runs"] == ["discrete", "central"] and c["steps"] == 1000 and c["eig"]["frequency"] == 1
+    assert c["out"] == "results/runs/gd-cifar10-mlp-lr0.02-mse-n1000-s0"
+    assert C.run_id(c) == "gd-cifar10-mlp-lr0.02-mse-n1000-s0"
+
+
+def test_readme_rmsprop_command():
+    c = parse(RMSPROP)
+    assert c["opt"] == {"name": "rmsprop", "lr": 2e-5, "beta2": 0.99, "eps": 1e-7, "bias_correction": True}
+    assert c["warm_start"] == 5 and c["eig"]["track_threshold"] == 1.75 and c["steps"] == 500
+    assert C.run_id(c) == "rmsprop-cifar10-mlp-lr2e-05-b20.99-eps1e-07-bc-mse-n1000-ws5-s0"
+
+
+def test_equals_and_space_forms_dashes_underscores_and_aliases():
+    a = parse(
+        "opt:scalar-rmsprop arch:mlp --opt.lr 0.1 --steps 3 --eig.initial-neigs 2 --stable.max-Seff 50 "
+        "--warm_start=2 --central.sdcp_threshold 1.9 --central.frequency-in-substeps --opt.no-bias-correction"
+    )
+    b = parse(
+        "opt:scalar_rmsprop arch:mlp --opt.lr=0.1 --steps=3 --eig.initial_k=2 --stable.max_seff=50 "
+        "--warm-start 2 --central.sdcp-threshold=1.9 --central.frequency_in_substeps=true"
+    )
+    assert a == b
+    assert (
+        a["opt"]["name"] == "scalar_rmsprop"
+        and a["eig"]["initial_k"] == 2
+        and a["stable"]["max_seff"] == 50.0
+    )
+    assert a["central"]["frequency_in_substeps"] is True and a["data"]["name"] == "cifar10"  # default dataset
+
+
+def test_every_reference_option():
+    c = parse(
+        "opt:rmsprop data:sorting arch:resnet --opt.lr 1e-3 --steps 10 "
+        "--runs discrete midpoint stable central "
+        "--eig.frequency 1 --discrete.eig.frequency -1 --central.eig.initial-k 3 --central.nsubsteps 8 "
+        "--stable.min-nsubsteps 6 --checkpoint.frequency 5 --checkpoint.steps 3 7 --checkpoint-file ck.npz "
+        "--load.path a.npz --load.from-process discrete --out res/x --data.root /d --seed 3 --dtype float64 "
+        "--arch.stage-sizes 2 2 2 --data.vocab-size 6 --eig.chunk-size none --eig.track-threshold none"
+    )
+    assert c["runs"] == ["discrete", "midpoint", "stable", "central"]
+    assert C.effective_eig_config(c, "discrete")["frequency"] == -1
+    assert C.effective_eig_config(c, "midpoint")["frequency"] == 1
+    assert C.effective_eig_config(c, "central")["initial_k"] == 3 and c["eig"]["initial_k"] == 1
+    assert c["central"]["nsubsteps"] == 8 and c["stable"]["min_nsubsteps"] == 6
+    assert c["checkpoint"] == {"frequency": 5, "steps": [3, 7]} and c["checkpoint_file"] == "ck.npz"
+    assert c["load"] == {"path": "a.npz", "from_process": "discrete"}
+    assert (c["out"], c["data"]["root"], c["seed"], c["dtype"]) == ("res/x", "/d", 3, "float64")
+    assert c["arch"]["stage_sizes"] == [2, 2, 2] and c["data"]["vocab_size"] == 6
+    assert c["eig"]["chunk_size"] is None and c["eig"]["track_threshold"] is None
+    assert (
+        C.run_id(c)
+        == "rmsprop-sorting-resnet-lr0.001-b20.99-eps0-mse-n1000-vocab_size6-stage_sizes2x2x2-f64-s3"
+    )
+
+
+def test_dict_overrides_resolve_like_the_command_line():
+    c = C.resolve_config(
+        {"opt": {"name": "gd", "lr": 0.02}, "arch.name": "mlp", "steps": 1000, "data.n": 1000}
+    )
+    assert c == parse(GD + " --steps 1000")
+    assert C.DEFAULTS["eig"]["track_threshold"] == 1.5 and C.DEFAULTS["central"]["nsubsteps"] == 4
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--eig.frequncy 1", "unknown option --eig.frequncy; did you mean --eig.frequency?"),
+        ("--discrete.eig.frequncy 1", "did you mean --discrete.eig.frequency?"),
+        ("--lr 0.1", "did you mean --opt.lr?"),
+        ("--data.clases 4", "did you mean --data.classes?"),
+        ("--runs discrete centrl", "allowed: a list of values from discrete, midpoint, stable, central"),
+        ("--runs", "--runs is empty"),
+        ("--opt.beta2 1.5", "allowed: a number in (0, 1)"),
+        ("--steps -1", "allowed: an integer >= 0"),
+        ("--steps", "--steps needs a value"),
+        ("--dtype float16", "one of float32, float64"),
+        ("--opt.lr abc", "allowed: a number > 0"),
+        ("--load.path a.npz", "--load.from-process is required"),
+        ("--steps=5 stray", "unexpected argument 'stray'"),
+    ],
+)
+def test_user_errors_say_what_is_allowed(extra, message, capsys):
+    assert cli.main((RMSPROP + " " + extra).split()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_required_and_optimizer_specific_options(capsys):
+    assert cli.main("arch:mlp --opt.lr 0.1 --steps 3".split()) == 2
+    assert "opt:NAME is required: one of gd, scalar_rmsprop, rmsprop" in capsys.readouterr().err
+    assert cli.main("opt:gd --opt.lr 0.1 --steps 3".split()) == 2
+    assert "arch:NAME is required" in capsys.readouterr().err
+    assert cli.main("opt:adam arch:mlp --opt.lr 0.1 --steps 3".split()) == 2
+    assert cli.main(GD.split() + ["--steps", "3", "--opt.beta2", "0.9"]) == 2
+    assert "no effect with opt.name gd" in capsys.readouterr().err
+
+
+def test_help_lists_every_option(capsys):
+    assert cli.main(["opt:gd", "arch:resnet", "--help"]) == 0
+    out = capsys.readouterr().out
+    for key in C.flatten(C.SCHEMA):
+        if not key.endswith(".name"):
+            assert cli._flag(key) in out, key
+    assert (
+        "--opt.no-bias-correction" in out and "--arch.stage-sizes" in out and "--discrete.eig.OPTION" in out
+    )
+
+
+def test_main_prints_the_data_path_then_runs(monkeypatch, capsys, tmp_path):
+    ran = []
+    monkeypatch.setitem(sys.modules, "centralflows.experiment", types.SimpleNamespace(run=ran.append))
+    assert cli.main(GD.split() + ["--steps", "2", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"Saving data to: {tmp_path / 'data.hdf5'}"
+    assert ran[0]["out"] == str(tmp_path) and ran[0]["steps"] == 2
+
+
+def test_module_entry_point_exits_2_without_traceback():
+    # An invalid option is rejected before any dataset, model or experiment code is imported.
+    proc = subprocess.run(
+        [sys.executable, "-m", "centralflows", *GD.split(), "--stepz", "10"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown option --stepz; did you mean --steps?")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_real_registries_resolve(monkeypatch):
+    monkeypatch.undo()  # the real centralflows.data / centralflows.models registries
+    pytest.importorskip("centralflows.data")
+    pytest.importorskip("centralflows.models")
+    c = C.resolve_config(
+        {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "sorting"}
+    )
+    assert c["data"]["name"] == "sorting" and c["arch"]["name"] == "mlp"
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        C.resolve_config(
+            {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "mnist"}
+        )
