@@ -1,0 +1,183 @@
+"""Named run cells and grids of the workflow config, expanded per scale into run ids and run configs."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+
+# Keys of a run config that locate or resume a run; they never take part in its identity.
+_NOT_IDENTITY = ("out", "checkpoint_file")
+
+
+def deep_merge(base: dict, over: dict | None) -> dict:
+    """A new dict: `over` merged into `base` recursively (mappings merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def set_path(tree: dict, dotted: str, value) -> dict:
+    """A new dict with `tree[a][b][c] = value` for `dotted = "a.b.c"`."""
+    head, *rest = dotted.split(".")
+    return deep_merge(tree, {head: set_path(tree.get(head, {}), ".".join(rest), value) if rest else value})
+
+
+def get_path(tree: dict, dotted: str, default=None):
+    """`tree[a][b][c]` for `dotted = "a.b.c"`, or `default` when a key is missing."""
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return default
+        tree = tree[key]
+    return tree
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand_grid(name: str, grid: dict) -> dict[str, dict]:
+    """Cells of one grid: the product of its axes, each merged into the grid's `run`.
+
+    A cell is named `<grid>.<label>.<label>...`, one label per axis in the order written:
+    the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`).
+    """
+    axes = grid["axes"]
+    cells = {}
+    for values in itertools.product(*axes.values()):
+        run = grid.get("run", {})
+        labels = []
+        for path, value in zip(axes, values, strict=True):
+            run = set_path(run, path, value)
+            labels.append(
+                _label(value) if isinstance(value, str) else f"{path.split('.')[-1]}{_label(value)}"
+            )
+        cells[".".join([name, *labels])] = {"run": run, "scales": grid.get("scales", {}), "grid": name}
+    return cells
+
+
+def all_cells(config: dict) -> dict[str, dict]:
+    """Every named cell and every grid cell of the workflow config, by cell name."""
+    cells = {name: {**cell, "grid": None} for name, cell in config.get("cells", {}).items()}
+    for name, grid in config.get("grids", {}).items():
+        for cell_name, cell in expand_grid(name, grid).items():
+            if cell_name in cells:
+                raise ValueError(f"grid {name!r} makes cell {cell_name!r}, which is already defined")
+            cells[cell_name] = cell
+    return cells
+
+
+def resolve_names(config: dict, names: list[str]) -> list[str]:
+    """Cell names from a list of cell or grid names (a grid name stands for all of its cells), in order."""
+    cells = all_cells(config)
+    out = []
+    for name in names:
+        members = (
+            [c for c, cell in cells.items() if cell["grid"] == name]
+            if name in config.get("grids", {})
+            else [name]
+        )
+        for member in members:
+            if member not in cells:
+                raise ValueError(f"unknown cell or grid {member!r}; defined: {sorted(cells)}")
+            if member not in out:
+                out.append(member)
+    return out
+
+
+def _scaled_steps(steps: int, scale: dict) -> int:
+    factor, cap = scale.get("steps_factor", 1.0), scale.get("max_steps")
+    scaled = max(1, int(round(steps * factor)))
+    return min(scaled, cap) if cap else scaled
+
+
+def cell_run_config(config: dict, cell: dict, scale_name: str) -> dict:
+    """The run-config overrides of one cell at one scale (engine defaults not applied).
+
+    Layers, later wins: `run_defaults`; the cell's `run` (its paper setting); the scale's `run`;
+    the scale's `datasets[<paper dataset>]` (which may rename the dataset, e.g. to the synthetic
+    stand-in); the scale's `archs[<arch>]`; the scale's step policy; the cell's own `scales[<scale>]`.
+    A cell that ends on CIFAR-10 gets `data.root` = the workflow's `data_root`.
+    """
+    scale = config["scales"][scale_name]
+    run = deep_merge(config.get("run_defaults", {}), cell["run"])
+    paper_data, arch = get_path(run, "data.name"), get_path(run, "arch.name")
+    run = deep_merge(run, scale.get("run", {}))
+    run = deep_merge(run, scale.get("datasets", {}).get(paper_data, {}))
+    run = deep_merge(run, scale.get("archs", {}).get(arch, {}))
+    if "steps" in run:
+        run["steps"] = _scaled_steps(run["steps"], scale)
+    run = deep_merge(run, cell.get("scales", {}).get(scale_name, {}))
+    if get_path(run, "data.name") == "cifar10":
+        run = set_path(run, "data.root", config["data_root"])
+    return run
+
+
+def run_id(run: dict) -> str:
+    """Deterministic, readable slug of a run config: `<arch>-<opt>-lr<lr:g>-<dataset>-<hash8>`.
+
+    The hash covers the whole config except where it is written (`out`, `checkpoint_file`), so two
+    cells with identical settings share one run and any change of setting makes a new run.
+    """
+    identity = {k: v for k, v in run.items() if k not in _NOT_IDENTITY}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    parts = [get_path(run, "arch.name", "arch"), get_path(run, "opt.name", "opt")]
+    lr = get_path(run, "opt.lr")
+    if lr is not None:
+        parts.append(f"lr{float(lr):g}")
+    parts += [get_path(run, "data.name", "data"), digest]
+    return "-".join(str(p) for p in parts)
+
+
+@dataclass
+class Plan:
+    """What one scale computes: cells by name, their run ids and run configs, and the figures/claims."""
+
+    scale: str
+    cells: dict[str, str] = field(default_factory=dict)  # cell name -> run id
+    runs: dict[str, dict] = field(default_factory=dict)  # run id -> run config overrides
+    figures: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+
+    def cells_of(self, run: str) -> list[str]:
+        """The cell names that share one run."""
+        return [c for c, r in self.cells.items() if r == run]
+
+
+def _selected(choice, registry: dict) -> list[str]:
+    return list(registry) if choice == "all" else list(choice)
+
+
+def plan(config: dict, scale_name: str | None = None) -> Plan:
+    """Expands the workflow config at one scale: the one function that maps cells to run ids.
+
+    The cells computed are those the scale's figures and claims name, plus the scale's `extra_cells`.
+    """
+    scale_name = scale_name or config["scale"]
+    if scale_name not in config["scales"]:
+        raise ValueError(f"unknown scale {scale_name!r}; defined: {sorted(config['scales'])}")
+    scale = config["scales"][scale_name]
+    cells = all_cells(config)
+    result = Plan(scale_name, figures=_selected(scale["figures"], config["figures"]))
+    result.claims = _selected(scale["claims"], config.get("claims", {}))
+    for registry, chosen in (("figures", result.figures), ("claims", result.claims)):
+        for name in chosen:
+            if name not in config.get(registry, {}):
+                raise ValueError(f"scale {scale_name!r} names unknown {registry[:-1]} {name!r}")
+    wanted = []
+    for name in result.figures:
+        wanted += config["figures"][name]["cells"]
+    for name in result.claims:
+        wanted += config["claims"][name]["cells"]
+    for name in resolve_names(config, wanted + list(scale.get("extra_cells", []))):
+        run = cell_run_config(config, cells[name], scale_name)
+        rid = run_id(run)
+        result.cells[name] = rid
+        result.runs[rid] = run
+    return result

@@ -1,0 +1,126 @@
+"""Aggregate, summary, claims and reference checks on a synthetic HDF5 file; the cell/grid expansion."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from centralflows import grid, tables
+
+from .conftest import LR, ROOT
+
+
+def test_long_table_has_the_documented_columns_and_no_nan(synthetic_run):
+    table, attrs = tables.read_run(synthetic_run, "r1")
+    assert list(table.columns) == tables.LONG_COLUMNS
+    assert table["value"].notna().all()
+    assert attrs["config"]["opt"]["lr"] == LR
+    quantities = set(table["quantity"])
+    assert {
+        "train_loss",
+        "effective_hessian_eigs",
+        "opt.lr",
+        "predicted_loss",
+        "distances/central-discrete",
+    } <= quantities
+    assert "train_outputs/3" in quantities and "times/step" not in quantities
+    second = table[
+        (table["process"] == "discrete") & (table["quantity"] == "hessian_eigs") & (table["index"] == 1)
+    ]
+    assert second["step"].min() == 50  # NaN (untracked) rows are dropped
+    assert set(table.loc[table["quantity"] == "deltas", "process"]) == {"group"}
+
+
+def test_summary_metrics(synthetic_run):
+    table, attrs = tables.read_run(synthetic_run, "r1")
+    row = tables.summarize_run(table, attrs, {"run_id": "r1", "wall_s": 1.5, "slurm_job_id": "42"}, smooth=5)
+    assert row["eos_onset_step"] == 40
+    assert row["central_top_eff_eig_max"] == pytest.approx(2.0)
+    assert 1.8 < row["discrete_top_eff_eig_median_after_eos"] < 2.2
+    assert row["central_loss_max_rel_increase"] == 0.0
+    assert row["max_distance_central_discrete"] == pytest.approx(0.1)
+    assert row["central_stable_distance_before_eos_rel"] < 1e-3
+    assert row["predicted_loss_rel_error"] < 0.1
+    assert row["slurm_job_id"] == "42" and row["n_params"] == 1234
+    assert set(row) | {"cell"} == set(tables.SUMMARY_COLUMNS)
+
+
+def _summary(synthetic_run, cell="a"):
+    table, attrs = tables.read_run(synthetic_run, "r1")
+    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
+    return pd.DataFrame([{**row, "cell": cell}], columns=tables.SUMMARY_COLUMNS)
+
+
+def test_claims_pass_fail_and_no_data(synthetic_run):
+    summary = _summary(synthetic_run)
+    claims = {
+        "pinned": {
+            "reference": 3,
+            "description": "d",
+            "metric": "central_top_eff_eig_max",
+            "min": None,
+            "max": 2.05,
+        },
+        "too_strict": {
+            "reference": 5,
+            "description": "d",
+            "metric": "predicted_loss_rel_error",
+            "min": None,
+            "max": 0.0,
+        },
+    }
+    result = tables.evaluate_claims(summary, claims, {"pinned": ["a", "missing"], "too_strict": ["a"]})
+    assert list(result["status"]) == ["pass", "no-data", "fail"]
+    assert result.loc[0, "threshold"] == "<= 2.05"
+
+
+def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
+    summary = _summary(synthetic_run)
+    tol = {
+        "eos_onset_step": {"rtol": 0.0, "atol": 3},
+        "final_train_loss_discrete": {"rtol": 0.05, "atol": 0.0},
+    }
+    assert tables.compare_to_reference(summary, summary.copy(), tol) == []
+    drifted = summary.copy()
+    drifted.loc[0, "eos_onset_step"] += 2  # within 3 steps
+    assert tables.compare_to_reference(summary, drifted, tol) == []
+    drifted.loc[0, "final_train_loss_discrete"] *= 1.2
+    problems = tables.compare_to_reference(summary, drifted, tol)
+    assert len(problems) == 1 and "final_train_loss_discrete" in problems[0]
+    assert (
+        "present in reference only"
+        in tables.compare_to_reference(
+            summary, _summary(synthetic_run, "b").pipe(lambda b: pd.concat([summary, b])), tol
+        )[0]
+    )
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_run_ids_are_deterministic_readable_and_shared(config):
+    first, second = grid.plan(config, "ci"), grid.plan(config, "ci")
+    assert first.cells == second.cells
+    assert first.cells["vit_gd_lr0.02"].startswith("vit-gd-lr0.2-synthetic-cifar10-")
+    run = first.runs[first.cells["mlp_gd"]]
+    assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
+    paper = grid.plan(config, "paper")
+    assert paper.runs[paper.cells["mlp_gd"]]["data"]["root"] == config["data_root"]
+    assert grid.run_id({**run, "out": "x"}) == grid.run_id(run)
+    assert grid.run_id(grid.set_path(run, "opt.lr", 0.3)) != grid.run_id(run)
+
+
+def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
+    cells = grid.expand_grid("gd_vision", config["grids"]["gd_vision"])
+    assert "gd_vision.cnn.lr0.01" in cells and len(cells) == 6
+    assert cells["gd_vision.vit.lr0.02"]["run"]["arch"]["name"] == "vit"
+    assert len(grid.resolve_names(config, ["gd_vision", "mlp_gd"])) == 7
+    with pytest.raises(ValueError, match="unknown cell"):
+        grid.resolve_names(config, ["nope"])
+
+
+def test_moving_average_keeps_length():
+    s = pd.Series(np.arange(10.0))
+    assert len(tables.moving_average(s, 3)) == 10

@@ -1,0 +1,20 @@
+# `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values
+# (targets go before --config, which takes every following word). Regenerate the reference after an
+# intended change with
+#   snakemake check --cores 2 --config scale=ci update_reference=true
+
+
+rule check:
+    input:
+        summary=rules.summary.output[0],
+    output:
+        f"{RESULTS}/check.txt",
+    log:
+        f"{RESULTS}/logs/check.log",
+    localrule: True
+    params:
+        reference=f"workflow/reference/{SCALE}_summary.csv",
+        tolerances=config["check"]["tolerances"],
+        update_reference=config["update_reference"],
+    script:
+        "../scripts/check.py"

@@ -1,0 +1,110 @@
+# The plan of the selected scale (cells -> run ids -> run configs) and the get_* input functions.
+import math
+import re
+
+from centralflows.grid import get_path, plan
+
+PLAN = plan(config)
+SCALE = PLAN.scale
+RESULTS = f"results/{SCALE}"
+FIGURES = f"figures/{SCALE}"
+CIFAR_ARCHIVE = f"{config['data_root']}/cifar-10-python.tar.gz"
+
+
+def _validate_runs_with_engine():
+    """Every run config through the engine's own validation, so a bad arch option stops the parse."""
+    try:
+        from centralflows.config import resolve_config
+    except ModuleNotFoundError as error:
+        if error.name != "centralflows.config":
+            raise
+        return  # the engine's config module is not there yet: the JSON Schema alone applies
+    for run_id, run in PLAN.runs.items():
+        try:
+            resolve_config(run)
+        except Exception as error:
+            raise ValueError(
+                f"cells {PLAN.cells_of(run_id)} (run {run_id}): {error}"
+            ) from error
+
+
+_validate_runs_with_engine()
+
+
+wildcard_constraints:
+    run_id="|".join(map(re.escape, PLAN.runs)) or "NONE",
+    figure="|".join(PLAN.figures) or "NONE",
+
+
+def get_run_config(wildcards):
+    """The run-config overrides of one run (the engine's defaults are applied by run_cell.py)."""
+    return PLAN.runs[wildcards.run_id]
+
+
+def get_run_cells(wildcards):
+    """The cell names computed by one run."""
+    return PLAN.cells_of(wildcards.run_id)
+
+
+def get_run_data(wildcards):
+    """The CIFAR-10 archive when the run trains on the real CIFAR-10, else nothing."""
+    run = PLAN.runs[wildcards.run_id]
+    return [CIFAR_ARCHIVE] if get_path(run, "data.name") == "cifar10" else []
+
+
+def get_runtime(wildcards, attempt):
+    """Minutes: (base + steps/1000 * per_kstep[arch] * sum of process weights) * attempt."""
+    r, run = config["resources"]["runtime"], PLAN.runs[wildcards.run_id]
+    weight = sum(r["process_weight"].get(p, 1) for p in run.get("runs", ["discrete"]))
+    per_kstep = r["per_kstep"].get(
+        get_path(run, "arch.name"), max(r["per_kstep"].values())
+    )
+    return math.ceil(
+        (r["base"] + run.get("steps", 1000) / 1000 * per_kstep * weight) * attempt
+    )
+
+
+def get_mem_mb(wildcards, attempt):
+    """MB: (base + per_kexample * n/1000) * attempt."""
+    m, run = config["resources"]["mem_mb"], PLAN.runs[wildcards.run_id]
+    return math.ceil(
+        (m["base"] + m["per_kexample"] * get_path(run, "data.n", 1000) / 1000) * attempt
+    )
+
+
+def get_all_run_tables():
+    """The long table and info of every run of the scale."""
+    return {
+        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=PLAN.runs),
+        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=PLAN.runs),
+    }
+
+
+def get_figure_cells(figure):
+    """The cell names a figure reads, grids expanded, in registry order."""
+    from centralflows.grid import resolve_names
+
+    return resolve_names(config, config["figures"][figure]["cells"])
+
+
+def get_figure_tables(wildcards):
+    """The long tables and infos of the runs a figure reads (only those: a figure never waits on others)."""
+    runs = dict.fromkeys(PLAN.cells[c] for c in get_figure_cells(wildcards.figure))
+    return {
+        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=runs),
+        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=runs),
+    }
+
+
+def get_claim_cells():
+    """Claim id -> the cell names it is checked on."""
+    from centralflows.grid import resolve_names
+
+    return {c: resolve_names(config, config["claims"][c]["cells"]) for c in PLAN.claims}
+
+
+def get_figures():
+    """PDF and PNG of every figure of the scale."""
+    return expand(
+        f"{FIGURES}/{{figure}}.{{ext}}", figure=PLAN.figures, ext=["pdf", "png"]
+    )

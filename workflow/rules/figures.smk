@@ -1,0 +1,34 @@
+# One plot_<figure> rule per registry entry: the script is an explicit input, the table is small.
+
+for _figure in PLAN.figures:
+
+    rule:
+        name:
+            f"plot_{_figure}"
+        input:
+            table=f"{RESULTS}/tables/figures/{_figure}.csv",
+            script=f"workflow/scripts/figures/{_figure}.py",
+        output:
+            pdf=report(
+                f"{FIGURES}/{_figure}.pdf",
+                caption="../report/figure.rst",
+                category="Figures",
+                labels={"figure": _figure, "format": "pdf"},
+            ),
+            png=report(
+                f"{FIGURES}/{_figure}.png",
+                caption="../report/figure.rst",
+                category="Figures",
+                labels={"figure": _figure, "format": "png"},
+            ),
+        log:
+            f"{RESULTS}/logs/plot/{_figure}.log",
+        localrule: True
+        params:
+            figure=_figure,
+            entry=config["figures"][_figure],
+            cells=get_figure_cells(_figure),
+            smooth=config["scales"][SCALE]["smooth"],
+            scale=SCALE,
+        script:
+            f"../scripts/figures/{_figure}.py"

@@ -1,0 +1,22 @@
+# One job per run: the GPU-heavy part. Retries resume from the run's newest checkpoint.
+
+
+rule run:
+    input:
+        get_run_data,
+    output:
+        hdf5=f"{RESULTS}/runs/{{run_id}}/data.hdf5",
+        job=f"{RESULTS}/runs/{{run_id}}/job.json",
+    log:
+        f"{RESULTS}/logs/run/{{run_id}}.log",
+    retries: config["resources"]["retries"]
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=get_runtime,
+        mem_mb=get_mem_mb,
+    params:
+        run=get_run_config,
+        cells=get_run_cells,
+        out_dir=lambda wildcards: f"{RESULTS}/runs/{wildcards.run_id}",
+    script:
+        "../scripts/run_cell.py"

@@ -1,0 +1,27 @@
+"""Compare the scale's summary with its committed reference within the config's tolerances."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from centralflows.tables import compare_to_reference, log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+summary = pd.read_csv(snakemake.input.summary)  # noqa: F821
+reference = Path(snakemake.params.reference)  # noqa: F821
+out = Path(snakemake.output[0])  # noqa: F821
+if snakemake.params.update_reference:  # noqa: F821
+    summary.to_csv(reference, index=False)
+    out.write_text(f"reference {reference} rewritten from {snakemake.input.summary}\n")  # noqa: F821
+    log.info("reference %s rewritten", reference)
+    sys.exit(0)
+if not reference.exists():
+    sys.exit(f"no reference {reference}; create it with --config update_reference=true")
+problems = compare_to_reference(summary, pd.read_csv(reference), snakemake.params.tolerances)  # noqa: F821
+for line in problems:
+    log.error("drift: %s", line)
+if problems:
+    sys.exit(f"{len(problems)} drift(s) against {reference}:\n" + "\n".join(problems))
+out.write_text(f"{len(summary)} cells match {reference} within the tolerances of config.yaml\n")
+log.info("no drift against %s", reference)

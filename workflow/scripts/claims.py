@@ -1,0 +1,11 @@
+"""Each claim of the registry (REFERENCE §4) on each of its cells: measured value, threshold, pass."""
+
+import pandas as pd
+
+from centralflows.tables import evaluate_claims, log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+summary = pd.read_csv(snakemake.input.summary)  # noqa: F821
+claims = evaluate_claims(summary, snakemake.params.claims, snakemake.params.cells)  # noqa: F821
+claims.to_csv(snakemake.output[0], index=False)  # noqa: F821
+log.info("claims: %s", claims["status"].value_counts().to_dict())

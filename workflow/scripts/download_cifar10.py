@@ -1,0 +1,10 @@
+"""Fetch the official CIFAR-10 python archive (md5-checked) into the data root."""
+
+from pathlib import Path
+
+from centralflows.data.cifar10 import download_cifar10
+from centralflows.tables import log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+path = download_cifar10(Path(snakemake.output[0]).parent)  # noqa: F821
+log.info("CIFAR-10 archive at %s", path)

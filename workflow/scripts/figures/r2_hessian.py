@@ -1,0 +1,20 @@
+"""R2: top Hessian eigenvalues of GD (each from the step it starts being tracked) and 2/eta."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots()
+    plotting.plot_eigenvalues(ax, table, cell, "discrete", "hessian_eigs")
+    plotting.threshold(ax, 2 / plotting.learning_rate(table, cell), "2/η")
+    ax.set(xlabel="step", ylabel="Hessian eigenvalue", title="top Hessian eigenvalues")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821

@@ -1,0 +1,22 @@
+"""R5: train loss of gradient descent (C0) and the central flow prediction (black), as minimal.py draws it."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots()
+    loss = plotting.curve(table, cell, "discrete", "train_loss")
+    predicted = plotting.curve(table, cell, "central", "predicted_loss")
+    ax.plot(loss.index, loss.values, color=plotting.COLORS["discrete"], label="gradient descent")
+    ax.plot(predicted.index, predicted.values, color="black", label="central flow prediction")
+    ax.set(xlabel="step", ylabel="train loss", title="train loss curves")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821

@@ -1,0 +1,20 @@
+"""W1.4: the sharpness of GD rises to 2/eta (progressive sharpening)."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots()
+    plotting.plot_eigenvalues(ax, table, cell, "discrete", "hessian_eigs", top=1, label="sharpness S(w)")
+    plotting.threshold(ax, 2 / plotting.learning_rate(table, cell), "2/η")
+    ax.set(xlabel="step", ylabel="sharpness", title="progressive sharpening")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821

@@ -1,0 +1,22 @@
+"""W1.7: a full GD run at the edge of stability: train loss, and sharpness hovering at 2/eta."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (left, right) = plotting.subplots(2)
+    plotting.plot_loss(left, table, cell, ["discrete"])
+    left.set_title("train loss")
+    plotting.plot_eigenvalues(right, table, cell, "discrete", "hessian_eigs", top=1, label="sharpness S(w)")
+    plotting.threshold(right, 2 / plotting.learning_rate(table, cell), "2/η")
+    right.set(xlabel="step", ylabel="sharpness", title="sharpness")
+    right.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821

@@ -1,0 +1,34 @@
+"""Run one cell: resolve its config, resume from the newest checkpoint if any, record the job."""
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from centralflows.checkpoint import latest_checkpoint
+from centralflows.config import resolve_config
+from centralflows.experiment import run
+from centralflows.tables import log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+out_dir = Path(snakemake.params.out_dir)  # noqa: F821
+config = resolve_config(snakemake.params.run)  # noqa: F821
+config["out"] = str(out_dir)
+checkpoint = latest_checkpoint(out_dir)
+if checkpoint is not None:
+    config["checkpoint_file"] = str(checkpoint)
+log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
+
+start = time.perf_counter()
+path = run(config)
+job = {
+    "run_id": out_dir.name,
+    "cells": list(snakemake.params.cells),  # noqa: F821
+    "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),  # proves in CI that the job ran under SLURM
+    "host": socket.gethostname(),
+    "resumed_from": str(checkpoint) if checkpoint else "",
+    "wall_s": time.perf_counter() - start,  # of this attempt
+}
+Path(snakemake.output.job).write_text(json.dumps(job, indent=2))  # noqa: F821
+log.info("wrote %s in %.1f s", path, job["wall_s"])
