@@ -103,10 +103,10 @@ def parse_args(argv: list[str]) -> dict:
     return C.resolve_config(_negate(overrides))
 
 
-def _message(err: ConfigError) -> str:
+def _message(err: Exception) -> str:
     """A ConfigError in command-line spelling: 'eig.frequncy' -> --eig.frequncy."""
     text = str(err).replace("unknown key", "unknown option")
-    for key in (err.key, *err.suggestions):
+    for key in (getattr(err, "key", None), *getattr(err, "suggestions", ())):
         if key:
             text = text.replace(f"'{key}'", _flag(key))
     return text
@@ -158,7 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Saving data to: {os.path.join(config['out'], 'data.hdf5')}", flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from centralflows.experiment import run  # heavy (JAX, models) only once the command line is valid
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    from centralflows.data import DataError
+    from centralflows.experiment import RunStopped, run  # heavy (JAX, models): only for a valid command line
 
-    run(config)
+    try:
+        run(config)
+    except (ConfigError, DataError) as err:
+        print(f"error: {_message(err)}", file=sys.stderr)
+        return 2
+    except RunStopped as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        return 143  # as if killed by SIGTERM: schedulers requeue / Snakemake retries and resumes
     return 0

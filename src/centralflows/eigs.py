@@ -1,4 +1,4 @@
-"""Warm-started tracking of the top eigenpairs of the effective Hessian P^{-1/2} H P^{-1/2} (REFERENCE §3.5)."""
+"""Warm-started tracking of the top eigenpairs of P^{-1/2} H P^{-1/2} (REFERENCE §3.5)."""
 
 from __future__ import annotations
 
@@ -95,8 +95,12 @@ def lobpcg(matvec, X0: jax.Array, max_iter: int, tol: float):
         P, AP = S[:, k:] @ C[k:], AS[:, k:] @ C[k:]
         XtP = X.T @ P
         P, AP = P - X @ XtP, AP - AX @ XtP
-        norm = jnp.maximum(jnp.linalg.norm(P, axis=0), jnp.finfo(dtype).tiny)
-        P, AP = P / norm, AP / norm
+        # AP is carried as a linear combination, not recomputed: normalising a tiny P (a converged
+        # pair) would blow up its round-off, so such directions are zeroed (and dropped above).
+        norm = jnp.linalg.norm(P, axis=0)
+        big = norm > jnp.sqrt(jnp.finfo(dtype).eps)
+        scale = jnp.where(big, 1 / jnp.where(big, norm, 1), 0)
+        P, AP = P * scale, AP * scale
         return i + 1, X, AX, P, AP, theta, converged(X, AX, theta)
 
     zeros = jnp.zeros_like(X)

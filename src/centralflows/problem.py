@@ -57,6 +57,10 @@ def load_dataset(data_config: dict) -> data.Dataset:
     """Loads the dataset `data_config["name"]` with the other keys as options over its DEFAULTS."""
     name, options = data_config["name"], {k: v for k, v in data_config.items() if k != "name"}
     module = data.get_dataset(name)
+    if "root" not in module.DEFAULTS or options.get("root") is None:
+        # the run config carries a data root for every dataset (one setting for a whole grid);
+        # datasets generated in memory ignore it, and None means the dataset's own default
+        options.pop("root", None)
     return module.load(resolve_options(module.DEFAULTS, options, f"dataset '{name}'"))
 
 

@@ -1,0 +1,96 @@
+"""The processes: SDCP conditions after a central substep, central = stable below the edge, and
+discrete GD ≈ gradient flow at a small learning rate."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from centralflows.eigs import EigConfig
+from centralflows.optimizers import make_optimizer
+from centralflows.processes import CentralFlow, Discrete, Kernels, Midpoint, StableFlow
+from tests.conftest import tiny_mlp_loss
+from tests.engine.helpers import as_problem, cubic_loss
+
+EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=8, tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "spectrum", [[2.05], [2.05, 1.99], [2.08, 2.02, 1.97]], ids=["1-critical", "2-critical", "3-critical"]
+)
+def test_one_central_substep_satisfies_the_sdcp(x64, spectrum):
+    loss_fn, w0, _ = cubic_loss(spectrum)
+    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
+    flow = CentralFlow(kern, w0, {"t": jnp.zeros(())}, EIG, nsubsteps=4)
+    flow.measure()
+    theta, U = flow.eigs.theta, flow.eigs.eigenvectors(1.0)
+    k_c = len(spectrum)
+    assert int(jnp.sum(theta > 1.95)) == k_c
+    dw_dt, _, aux = kern.central_velocity(k_c)(w0, flow.s, theta[:k_c], U[:, :k_c], 0.25)
+    X = np.asarray(aux["X"])
+    assert np.linalg.eigvalsh(X).min() >= -1e-10
+    assert np.trace(X) > 1e-6  # the edge is active: the SDCP is not trivially solved by X = 0
+    # one Euler substep, then the exact stability matrix along the same eigenvectors
+    w1 = w0 + 0.25 * dw_dt
+    H1 = jax.hessian(loss_fn)(w1)
+    S = np.asarray(U[:, :k_c].T @ (2 * jnp.eye(w0.shape[0]) - H1) @ U[:, :k_c])
+    assert np.linalg.eigvalsh(S).min() >= -1e-8  # α + β[X] ⪰ 0
+    assert abs(np.sum(X * S)) <= 1e-8 * (1 + np.abs(S).max())  # complementarity
+
+
+def test_below_the_edge_central_equals_stable_and_X_is_zero(x64):
+    loss_fn, w0 = tiny_mlp_loss()
+    opt = make_optimizer("gd", 0.05)  # effective sharpness well below 2 on this problem
+    kern = Kernels(as_problem(loss_fn, w0), opt)
+    s0 = opt.init_state(w0)
+    central = CentralFlow(kern, w0, s0, EIG)
+    stable = StableFlow(kern, w0, s0, EIG)
+    for _ in range(10):
+        logs = central.measure()
+        stable_logs = stable.measure()
+        assert float(logs["effective_hessian_eigs"][0]) < 1.95
+        assert logs["flow_aux/X"].shape == (0, 0)
+        assert float(logs["predicted_loss"]) == float(logs["train_loss"])
+        assert stable_logs["substeps"] == 4
+        central.step()
+        stable.step()
+    np.testing.assert_allclose(central.w, stable.w, rtol=0, atol=1e-12)
+
+
+def test_small_learning_rate_gd_tracks_gradient_flow(x64):
+    loss_fn, w0 = tiny_mlp_loss()
+    errors = []
+    for lr in (0.02, 0.01):
+        opt = make_optimizer("gd", lr)
+        kern = Kernels(as_problem(loss_fn, w0), opt)
+        s0 = opt.init_state(w0)
+        disc = Discrete(kern, w0, s0, EigConfig())
+        stable = StableFlow(kern, w0, s0, EigConfig())
+        for _ in range(int(0.4 / lr)):  # the same flow time 0.4/η·η... one unit of time per step
+            disc.measure(), stable.measure()
+            disc.step(), stable.step()
+        errors.append(float(jnp.linalg.norm(disc.w - stable.w) / jnp.linalg.norm(disc.w - w0)))
+    assert errors[0] < 0.02
+    assert errors[1] < 0.6 * errors[0]  # the gap shrinks with the learning rate (first order)
+
+
+def test_midpoint_is_the_second_order_average(x64):
+    loss_fn, w0 = tiny_mlp_loss()
+    opt = make_optimizer("gd", 0.1)
+    kern = Kernels(as_problem(loss_fn, w0), opt)
+    s0 = opt.init_state(w0)
+    disc, mid = Discrete(kern, w0, s0, EigConfig()), Midpoint(kern, w0, s0, EigConfig())
+    ws = []
+    for t in range(4):
+        disc.measure()
+        mid.measure()
+        ws.append(disc.w)
+        if t == 0:
+            np.testing.assert_array_equal(mid.point, w0)
+        disc.step()
+        mid.step()
+    ws.append(disc.w)
+    mid.measure()
+    np.testing.assert_allclose(
+        mid.point, 0.25 * (ws[3] + 2 * ws[4] + (ws[4] - 0.1 * jax.grad(loss_fn)(ws[4])))
+    )
