@@ -1,0 +1,149 @@
+"""One cell end to end: the HDF5 schema for every optimizer and process, resume = uninterrupted, SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from centralflows.checkpoint import latest_checkpoint
+from centralflows.config import resolve_config
+from centralflows.experiment import run
+
+# A tiny MLP on the offline CIFAR stand-in; at eta = 0.05 GD reaches the edge of stability within a
+# few steps, so the central flow's SDCP is active (k >= 1) in every test below.
+CELL = {
+    "data": {"name": "synthetic-cifar10", "n": 32, "n_test": 16},
+    "arch": {"name": "mlp", "width": 16},
+    "eig": {"frequency": 1},
+}
+OPTIMIZERS = {
+    "gd": {"name": "gd", "lr": 0.05},
+    "scalar_rmsprop": {"name": "scalar_rmsprop", "lr": 0.01, "beta2": 0.99},
+    "rmsprop": {"name": "rmsprop", "lr": 1e-3, "beta2": 0.99, "eps": 1e-7, "bias_correction": True},
+}
+ALL_RUNS = ["discrete", "midpoint", "stable", "central"]
+
+
+def cell(out, opt="gd", **overrides):
+    return resolve_config({**CELL, "opt": OPTIMIZERS[opt], "out": str(out), **overrides})
+
+
+def datasets(path) -> dict:
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
+    return out
+
+
+PROCESS_KEYS = [
+    "train_loss", "train_acc", "test_loss", "test_acc", "train_outputs", "test_outputs",
+    "effective_hessian_eigs", "hessian_eigs", "grad_norm_sq", "grad_sq_selected_idx", "opt.t", "opt.lr",
+]  # fmt: skip
+OPT_KEYS = {
+    "gd": [],
+    "scalar_rmsprop": ["opt.nu", "opt.effective_step_size"],
+    "rmsprop": ["opt.nu_l1", "opt.nu_selected_idx", "opt.ess_mean", "opt.ess_harmonic_mean"],
+}
+CENTRAL_KEYS = [
+    "predicted_loss", "predicted_grad_norm_sq", "predicted_grad_sq_selected_idx", "predicted_variances",
+    "sigma_trace", "flow_aux/X", "flow_aux/dH_dt_stable", "flow_aux/dH_dt_X", "flow_aux/dP_dt_stable",
+    "flow_aux/dP_dt_X",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_schema_for_every_optimizer_and_process(tmp_path, opt):
+    config = cell(tmp_path, opt, runs=ALL_RUNS, steps=4, warm_start=2 if opt == "rmsprop" else -1)
+    path = run(config, progress=False)
+    assert path == tmp_path / "data.hdf5"
+    data = datasets(path)
+    assert list(data["step"]) == ([2, 3] if opt == "rmsprop" else [0, 1, 2, 3])
+    for process in ALL_RUNS:
+        for key in PROCESS_KEYS + OPT_KEYS[opt]:
+            assert f"{process}/{key}" in data, f"{process}/{key}"
+            assert np.isfinite(data[f"{process}/{key}"]).any(), f"{process}/{key}"
+    for key in CENTRAL_KEYS:
+        assert f"central/{key}" in data
+    assert "stable/substeps" in data
+    for pair in ["central-discrete", "central-midpoint", "central-stable", "discrete-midpoint",
+                 "discrete-stable", "midpoint-stable"]:  # fmt: skip
+        assert f"distances/{pair}" in data
+    assert "deltas" in data and "midpoint_deltas" in data
+    with h5py.File(path, "r") as f:
+        assert f.attrs["status"] == "completed"
+        assert f.attrs["n_params"] == 32 * 32 * 3 * 16 + 16 + 16 * 16 + 16 + 16 * 4 + 4
+        assert f.attrs["dataset"] == "synthetic-cifar10"
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    runs = ["discrete", "midpoint", "stable", "central"]
+    full = run(cell(tmp_path / "full", runs=runs, steps=10, checkpoint={"frequency": 4}), progress=False)
+    # the interrupted run stops after step 6 with checkpoints at 4; then resumes from step 4
+    part = cell(tmp_path / "part", runs=runs, steps=6, checkpoint={"frequency": 4})
+    run(part, progress=False)
+    resumed = cell(tmp_path / "part", runs=runs, steps=10, checkpoint={"frequency": 4})
+    resumed["checkpoint_file"] = str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz")
+    run(resumed, progress=False)
+    a, b = datasets(full), datasets(tmp_path / "part" / "data.hdf5")
+    assert a.keys() == b.keys()
+    assert np.nanmax(a["central/predicted_variances"]) > 0  # the SDCP was active
+    for key in a:
+        if "times/" in key:  # wall-clock timings differ
+            continue
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bitwise on CPU
+
+
+def test_sigkill_leaves_a_readable_file_and_a_resumable_checkpoint(tmp_path):
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",
+            "--arch.width", "16", "--data.n", "32", "--data.n-test", "16", "--opt.lr", "0.05",
+            "--runs", "discrete", "central", "--eig.frequency", "1", "--steps", "100000",
+            "--checkpoint.frequency", "3", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "checkpoint_6.npz").exists():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = out / "data.partial.hdf5"
+    with h5py.File(partial, "r", swmr=True) as f:
+        assert len(f["step"]) >= 6
+        assert f.attrs["status"] == "running"
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and int(ckpt.stem.split("_")[1]) >= 6
+    resumed = subprocess.run(argv[:-6] + ["--steps", "12", "--checkpoint-file", str(ckpt), "--out", str(out)],
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    with h5py.File(out / "data.hdf5", "r") as f:
+        assert f.attrs["status"] == "completed"
+        assert list(f["step"][:]) == list(range(12))
+
+
+def test_central_flow_without_eigenvalues_is_a_clear_error(tmp_path):
+    argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",
+            "--arch.width", "8", "--data.n", "8", "--opt.lr", "0.05", "--runs", "central", "--steps", "2",
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "--eig.frequency" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_cifar_archive_is_a_clear_error(tmp_path):
+    argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:cifar10", "arch:mlp", "--opt.lr", "0.02",
+            "--steps", "2", "--data.root", str(tmp_path / "nowhere"),
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "cifar-10-python.tar.gz" in proc.stderr and "https://" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not Path(tmp_path / "x" / "data.hdf5").exists()
