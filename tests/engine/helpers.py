@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -39,3 +40,32 @@ def cubic_loss(spectrum, d=12, seed=0, t_scale=0.3, g_scale=0.3):
         return g @ w + 0.5 * w @ H @ w + jnp.einsum("ijk,i,j,k->", T, w, w, w) / 6
 
     return loss_fn, jnp.zeros(d), (g, H, T)
+
+
+def small_synth(n=200, d_in=64, rank=8, width=16, seed=0, dtype=jnp.float64):
+    """A scaled-down `synth` problem (BENCHMARK.md): low-rank inputs, 4 classes, GELU MLP, ½-MSE.
+
+    GD at η = 0.5 sharpens progressively and enters the edge of stability after ~50 steps.
+    """
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, rank))
+    X = Z @ rng.standard_normal((rank, d_in)) / np.sqrt(rank) + 0.1 * rng.standard_normal((n, d_in))
+    Y = np.eye(4)[np.argmax(Z @ rng.standard_normal((rank, 4)), axis=1)]
+    sizes = [(d_in, width), (width, width), (width, 4)]
+    parts = []
+    for a, b in sizes:
+        bound = 1 / np.sqrt(a)
+        parts += [rng.uniform(-bound, bound, (a, b)).ravel(), rng.uniform(-bound, bound, b)]
+    w0 = jnp.asarray(np.concatenate(parts), dtype)
+    X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
+
+    def loss_fn(w):
+        z, offset = X, 0
+        for layer, (a, b) in enumerate(sizes):
+            z = z @ w[offset : offset + a * b].reshape(a, b) + w[offset + a * b : offset + a * b + b]
+            offset += a * b + b
+            if layer < len(sizes) - 1:
+                z = jax.nn.gelu(z, approximate=False)
+        return 0.5 * jnp.mean(jnp.sum((z - Y) ** 2, axis=1))
+
+    return loss_fn, w0
