@@ -147,3 +147,17 @@ def test_missing_cifar_archive_is_a_clear_error(tmp_path):
     assert "cifar-10-python.tar.gz" in proc.stderr and "https://" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not Path(tmp_path / "x" / "data.hdf5").exists()
+
+
+def test_central_flow_started_from_a_gd_checkpoint(tmp_path):
+    """--load.path/--load.from-process: every process starts at GD's point of a checkpointed step (W1.18)."""
+    source = run(cell(tmp_path / "gd", runs=["discrete"], steps=5, checkpoint={"steps": [3]}), progress=False)
+    config = cell(tmp_path / "central", runs=["discrete", "central"], steps=6)
+    config["load"] = {
+        "path": str(tmp_path / "gd" / "checkpoints" / "checkpoint_3.npz"),
+        "from_process": "discrete",
+    }
+    data, gd = datasets(run(config, progress=False)), datasets(source)
+    assert list(data["step"]) == [3, 4, 5]
+    assert data["central/train_loss"][0] == data["discrete/train_loss"][0] == gd["discrete/train_loss"][3]
+    np.testing.assert_array_equal(data["discrete/train_loss"][:2], gd["discrete/train_loss"][3:5])
