@@ -157,12 +157,13 @@ def test_help_lists_every_option(capsys):
     )
 
 
-def test_main_prints_the_data_path_then_runs(monkeypatch, capsys, tmp_path):
-    ran = []
-    monkeypatch.setitem(sys.modules, "centralflows.experiment", types.SimpleNamespace(run=ran.append))
-    assert cli.main(GD.split() + ["--steps", "2", "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == f"Saving data to: {tmp_path / 'data.hdf5'}"
-    assert ran[0]["out"] == str(tmp_path) and ran[0]["steps"] == 2
+def test_main_prints_the_data_path_then_runs(tmp_path):
+    argv = ["opt:gd", "data:synthetic-cifar10", "arch:mlp", "--arch.width", "4", "--data.n", "8",
+            "--data.n-test", "8", "--opt.lr", "0.01", "--steps", "2", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "centralflows", *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"Saving data to: {tmp_path / 'data.hdf5'}"
+    assert (tmp_path / "data.hdf5").exists()
 
 
 def test_module_entry_point_exits_2_without_traceback():
