@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 OPTIMIZERS = ("gd", "scalar_rmsprop", "rmsprop")
-PROCESSES = ("discrete", "midpoint", "stable", "central")  # canonical order, as in processes.PROCESSES
+PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")  # as processes.PROCESSES
 DTYPES = ("float32", "float64")
 CRITERIA = ("mse", "ce")
 STATUSES = ("running", "completed", "diverged", "stopped", "failed")
@@ -161,6 +161,28 @@ SCHEMA = {
         "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
         "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
         "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps (Mamba-CE)"),
+    },
+    # the central flow without its curvature penalty (centralflows.ablated; RMSProp variants only)
+    "ablated": {
+        "eig": {},
+        "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
+        "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
+        "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps"),
+    },
+    # dw/dt = -Pbar(w)^-1 [grad L + 1/2 grad<Sigma,H>] (centralflows.stationary; RMSProp variants only)
+    "stationary": {
+        "eig": {},
+        "nsubsteps": Option(4, "Euler substeps per unit time; nu-bar is re-solved at each", **_count),
+        "step": Option(
+            0.5,
+            "pseudo-time step of the nu fixed-point iteration, in (0, 1]",
+            check=lambda x: 0 < x <= 1,
+            allowed="a number in (0, 1]",
+        ),
+        "max_iter": Option(200, "cap on fixed-point iterations per solve", **_count),
+        "tol": Option(1e-5, "stop when max|d nu| / max nu < tol (and S_eff <= 2 + tol_eig)", **_positive),
+        "tol_eig": Option(1e-4, "tolerance on S_eff <= 2 at the fixed point", **_positive),
+        "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
     },
     "checkpoint": {
         "frequency": Option(-1, "save a checkpoint every N steps (-1: never)", **_frequency),
@@ -486,6 +508,12 @@ def resolve_config(overrides: dict | None = None) -> dict:
     if not config["runs"]:
         raise ConfigError(f"'runs' is empty: {_describe(SCHEMA['runs'])}", key="runs")
     config["runs"] = list(dict.fromkeys(config["runs"]))
+    for process in ("ablated", "stationary"):
+        if process in config["runs"] and opt["name"] == "gd":
+            raise ConfigError(
+                f"the {process} flow needs an EMA preconditioner: opt.name scalar_rmsprop or rmsprop",
+                key="runs",
+            )
     for process in PROCESSES:
         eig = effective_eig_config(config, process)
         if eig["max_k"] < eig["initial_k"]:

@@ -13,12 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from centralflows.ablated import AblatedFlow
 from centralflows.checkpoint import load_checkpoint, save_checkpoint
 from centralflows.config import ConfigError
 from centralflows.eigs import EigConfig
 from centralflows.io import H5Logger
 from centralflows.optimizers import make_optimizer
 from centralflows.processes import PROCESSES, CentralFlow, Discrete, Kernels, Midpoint, StableFlow
+from centralflows.stationary import StationaryConfig, StationaryFlow
 
 log = logging.getLogger("centralflows")
 
@@ -47,12 +49,19 @@ def make_processes(config: dict, kernels: Kernels, w, s, initialize: bool = True
             made[name] = StableFlow(
                 kernels, w, s, eig, pseed, opts["min_nsubsteps"], opts["max_seff"], initialize
             )
-        else:
-            opts = config["central"]
-            made[name] = CentralFlow(
+        elif name in ("central", "ablated"):
+            opts, cls = config[name], CentralFlow if name == "central" else AblatedFlow
+            made[name] = cls(
                 kernels, w, s, eig, pseed, opts["nsubsteps"], opts["sdcp_threshold"],
                 opts["frequency_in_substeps"], initialize,
             )  # fmt: skip
+        else:
+            opts = config["stationary"]
+            solver = StationaryConfig(
+                step=opts["step"], max_iter=opts["max_iter"], tol=opts["tol"], tol_eig=opts["tol_eig"],
+                sdcp_threshold=opts["sdcp_threshold"],
+            )  # fmt: skip
+            made[name] = StationaryFlow(kernels, w, s, eig, pseed, opts["nsubsteps"], solver, initialize)
     return made
 
 
@@ -92,7 +101,7 @@ def run(config: dict, progress: bool = True) -> Path:
     """
     from centralflows.problem import build_problem  # heavy imports (flax models) only when running
 
-    if "central" in config["runs"] and eig_config(config, "central").frequency < 1:
+    if any(p in config["runs"] and eig_config(config, p).frequency < 1 for p in ("central", "ablated")):
         raise ConfigError(
             "the central flow needs eigenpairs: set --eig.frequency 1 (or --central.eig.frequency 1)"
         )

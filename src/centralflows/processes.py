@@ -19,7 +19,14 @@ from centralflows.eigs import EigConfig, EigTracker
 from centralflows.optimizers import Optimizer
 from centralflows.sdcp import solve_sdcp
 
-PROCESSES = ("discrete", "midpoint", "stable", "central")
+PROCESSES = (
+    "discrete",
+    "midpoint",
+    "stable",
+    "central",
+    "ablated",
+    "stationary",
+)  # the last two: ablated.py, stationary.py
 
 
 def selected_indices(d: int, n: int = 25) -> jax.Array:
@@ -75,16 +82,21 @@ class Kernels:
 
         return jax.lax.fori_loop(0, n, body, (w, s))
 
-    def central_velocity(self, k_c: int):
-        """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c)."""
-        if k_c not in self._central:
-            self._central[k_c] = jax.jit(
-                lambda w, s, theta, U, dt: self._central_velocity(w, s, theta, U, dt)
+    def central_velocity(self, k_c: int, penalty: bool = True):
+        """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty)."""
+        key = k_c if penalty else (k_c, "ablated")
+        if key not in self._central:
+            self._central[key] = jax.jit(
+                lambda w, s, theta, U, dt: self._central_velocity(w, s, theta, U, dt, penalty)
             )
-        return self._central[k_c]
+        return self._central[key]
 
-    def _central_velocity(self, w, s, theta, U, dt):
+    def _central_velocity(self, w, s, theta, U, dt, penalty=True):
         """dw/dt and ds/dt of the central flow at (w, s) (REFERENCE §1.4 steps 3-7).
+
+        With `penalty=False` the implicit curvature penalty -½P⁻¹∇⟨Σ,H⟩ is dropped from dw/dt
+        (the ablated flow, `centralflows.ablated`): Σ then reaches the stability condition through
+        the state (ν) channel only.
 
         Args:
             theta: [k] critical effective eigenvalues (> sdcp_threshold), descending.
@@ -115,7 +127,7 @@ class Kernels:
         weight = jnp.where(i == j, 1.0, 2.0).astype(w.dtype)
 
         gradH = third_derivative_pairs(self.loss_fn, w, U, self.chunk_size)  # [m, d]
-        dw_dt_X = -0.5 * gradH / p  # [m, d]
+        dw_dt_X = -0.5 * gradH / p if penalty else jnp.zeros_like(gradH)  # [m, d]
 
         def d2f(a, b):  # ½ ∂²_g f(s, g)[a, b], f = dstate_dt: the oscillation term of E[f(s, g + δ)]
             inner = lambda g_: jax.jvp(lambda x: opt.dstate_dt(s, x), (g_,), (a,))[1]
