@@ -47,18 +47,26 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
 
     A cell is named `<grid>.<label>.<label>...`, one label per axis in the order written:
     the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`).
+    `scale_axes[<scale>][<axis>]` replaces an axis's values position by position at that scale
+    (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values.
     """
     axes = grid["axes"]
     cells = {}
-    for values in itertools.product(*axes.values()):
+    for positions in itertools.product(*(range(len(v)) for v in axes.values())):
         run = grid.get("run", {})
         labels = []
-        for path, value in zip(axes, values, strict=True):
+        for path, pos in zip(axes, positions, strict=True):
+            value = axes[path][pos]
             run = set_path(run, path, value)
             labels.append(
                 _label(value) if isinstance(value, str) else f"{path.split('.')[-1]}{_label(value)}"
             )
-        cells[".".join([name, *labels])] = {"run": run, "scales": grid.get("scales", {}), "grid": name}
+        scales = dict(grid.get("scales", {}))
+        for scale, overrides in grid.get("scale_axes", {}).items():
+            for path, values in overrides.items():
+                pos = positions[list(axes).index(path)]
+                scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
+        cells[".".join([name, *labels])] = {"run": run, "scales": scales, "grid": name}
     return cells
 
 
@@ -173,11 +181,42 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
     wanted = []
     for name in result.figures:
         wanted += config["figures"][name]["cells"]
-    for name in result.claims:
-        wanted += config["claims"][name]["cells"]
-    for name in resolve_names(config, wanted + list(scale.get("extra_cells", []))):
+    if scale.get("claim_cells", "all") == "all":  # `figures`: claims only on cells the figures compute
+        for name in result.claims:
+            wanted += config["claims"][name]["cells"]
+    names = resolve_names(config, wanted + list(scale.get("extra_cells", [])))
+    # a cell started from another cell's checkpoint needs that cell too (added before it)
+    for name in list(names):
+        source = cells[name].get("start_from", {}).get("cell")
+        if source and source not in names:
+            names.insert(names.index(name), source)
+    for name in names:
         run = cell_run_config(config, cells[name], scale_name)
+        if "start_from" in cells[name]:
+            run = deep_merge(run, {"load": start_from_load(config, cells, cells[name], scale_name)})
         rid = run_id(run)
         result.cells[name] = rid
         result.runs[rid] = run
     return result
+
+
+def start_from_load(config: dict, cells: dict, cell: dict, scale_name: str) -> dict:
+    """The engine's `load` of a cell with `start_from: {cell, step, scale_steps}`.
+
+    Every process of the cell starts from the source cell's discrete iterate at `step` (at this scale
+    `scale_steps[<scale>]` if given), read from the source run's checkpoint
+    `results/<scale>/runs/<source run>/checkpoints/checkpoint_<step>.npz`; the step must be a
+    multiple of the source's `checkpoint.frequency` (or in its `checkpoint.steps`) within its `steps`.
+    """
+    spec = cell["start_from"]
+    source = cell_run_config(config, cells[spec["cell"]], scale_name)
+    step = spec.get("scale_steps", {}).get(scale_name, spec["step"])
+    frequency = get_path(source, "checkpoint.frequency")
+    saved = step in (get_path(source, "checkpoint.steps") or []) or (frequency and step % frequency == 0)
+    if not saved or step > source.get("steps", 0):
+        raise ValueError(
+            f"start_from {spec['cell']!r} at step {step}: not a checkpoint of that cell "
+            f"(checkpoint.frequency {frequency}, steps {source.get('steps')})"
+        )
+    path = f"results/{scale_name}/runs/{run_id(source)}/checkpoints/checkpoint_{step}.npz"
+    return {"path": path, "from_process": spec.get("from_process", "discrete")}

@@ -23,10 +23,31 @@ import h5py
 import numpy as np
 import pandas as pd
 
-PROCESSES = ("discrete", "midpoint", "stable", "central")
+PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")
 LONG_COLUMNS = ["run_id", "process", "step", "quantity", "index", "value"]
 # Diagnostics that no figure reads (timings, solver logs, the central flow's internal tensors).
 SKIPPED_PREFIXES = ("times/", "eig_logs/", "flow_aux/")
+
+# Metrics of the RMSProp variants (`_adaptive_metrics`).
+ADAPTIVE_COLUMNS = [
+    "central_ess_sharpness_rel_error",
+    "nu_share_of_first_seff_drop",
+    "central_sharpness_at_fifth_loss",
+    "central_ess_at_fifth_loss",
+    "steps_to_fifth_loss",
+    "nu_tracking_rel_error",
+    "predicted_grad_sq_rel_error",
+    "grad_sq_oscillation_share",
+    "initial_top_eff_eig",
+    "top_eff_eig_at_step5",
+]
+
+# Acceleration via regularization (REFERENCE §4 item 12; `_ablation_metrics`).
+ABLATION_COLUMNS = [
+    "ablated_over_central_final_sharpness",
+    "ablated_over_central_final_loss",
+    "ablated_over_central_final_ess",
+]
 
 SUMMARY_COLUMNS = [
     "cell",
@@ -58,6 +79,18 @@ SUMMARY_COLUMNS = [
     "final_distance_discrete_stable",
     "central_vs_stable_distance_ratio",
     "central_stable_distance_before_eos_rel",
+    # adaptive optimizers (REFERENCE §4 items 10, 11, 13, 17; NaN where the run lacks the quantity)
+    *ADAPTIVE_COLUMNS,
+    # gradient descent (REFERENCE §4 items 2, 6, 7, 9)
+    "n_eigs_reached_eos",
+    "predicted_grad_norm_sq_rel_error",
+    "grad_norm_sq_oscillation_fraction",
+    "predicted_variance_rel_error",
+    "outputs_rel_error",
+    "central_outputs_roughness_ratio",
+    "central_over_smoothed_final_loss",
+    # ablated flows (REFERENCE §4 item 12)
+    *ABLATION_COLUMNS,
 ]
 
 
@@ -236,7 +269,193 @@ def summarize_run(table: pd.DataFrame, attrs: dict, job: dict, smooth: int) -> d
     row["central_stable_distance_before_eos_rel"] = (
         float(before.max()) / final_ds if len(before) and final_ds > 0 else np.nan
     )
+    row.update(_adaptive_metrics(table, top_d, onset if len(crossed) else None, smooth))
+    row.update(_part_one_metrics(table, lr, onset if len(crossed) else None, smooth))
+    row.update(_ablation_metrics(table))
     return row
+
+
+def _ablation_metrics(table: pd.DataFrame) -> dict:
+    """Ablated vs central flow at their last common logged step (REFERENCE §4 item 12).
+
+    - `ablated_over_central_final_sharpness`: top raw Hessian eigenvalue S(w), ablated / central
+      (item 12: > 1, the ablated flow goes sharper).
+    - `ablated_over_central_final_loss`: train loss L(w(t)), ablated / central (> 1: it trains slower).
+    - `ablated_over_central_final_ess`: effective step size, ablated / central (< 1: smaller steps);
+      `opt.effective_step_size` for Scalar RMSProp, `opt.ess_harmonic_mean` for RMSProp.
+    NaN where the run has no ablated flow.
+    """
+    out = dict.fromkeys(ABLATION_COLUMNS, np.nan)
+    pairs = {
+        "sharpness": tuple(top_eigenvalue(table, p, "hessian_eigs") for p in ("ablated", "central")),
+        "loss": (series(table, "ablated", "train_loss"), series(table, "central", "train_loss")),
+    }
+    for quantity in ("opt.effective_step_size", "opt.ess_harmonic_mean"):
+        ess_a = series(table, "ablated", quantity)
+        if len(ess_a):
+            pairs["ess"] = (ess_a, series(table, "central", quantity))
+            break
+    for name, (ablated, central) in pairs.items():
+        both = pd.concat([ablated, central], axis=1, keys=["a", "c"], join="inner").dropna()
+        if len(both) and both["c"].iloc[-1] != 0:
+            out[f"ablated_over_central_final_{name}"] = float(both["a"].iloc[-1] / both["c"].iloc[-1])
+    return out
+
+
+def _after(s, onset):
+    return s if onset is None else s[s.index >= onset]
+
+
+def _outputs(table: pd.DataFrame, process: str) -> pd.DataFrame:
+    """test_outputs of one process as a (step x (example, unit)) frame."""
+    rows = table[(table["process"] == process) & table["quantity"].str.startswith("test_outputs/")]
+    if rows.empty:
+        return pd.DataFrame()
+    return rows.pivot_table(index="step", columns=["quantity", "index"], values="value").sort_index()
+
+
+def _part_one_metrics(table: pd.DataFrame, lr: float, onset, smooth: int) -> dict:
+    """REFERENCE §4 items 2, 6, 7, 9 (NaN where the run lacks the quantities or never reaches EOS).
+
+    - `n_eigs_reached_eos`: tracked discrete eigenvalues whose effective value ever reaches 2 (item 2).
+    - `predicted_grad_norm_sq_rel_error`: mean |MA(GD ||grad||^2) - predicted_grad_norm_sq| / MA after
+      onset (item 6); `grad_norm_sq_oscillation_fraction`: mean of 1 - central ||grad L(w(t))||^2 /
+      predicted after onset, the share of the predicted norm that comes from the oscillations.
+    - `predicted_variance_rel_error`: top direction, mean |MA(deltas_0^2) - x_0| / mean x_0 over the
+      steps after onset where x_0 > 0 (item 7).
+    - `outputs_rel_error`: mean ||central test outputs - MA(GD test outputs)|| / mean ||MA(GD outputs)||
+      after onset (item 9); `central_outputs_roughness_ratio`: mean |second difference| of the central
+      flow's outputs / that of GD's, over the whole run (smoothness, item 9).
+    - `central_over_smoothed_final_loss`: final central L(w(t)) / final MA(GD loss) (item 5: below GD).
+    """
+    names = [
+        "n_eigs_reached_eos",
+        "predicted_grad_norm_sq_rel_error",
+        "grad_norm_sq_oscillation_fraction",
+        "predicted_variance_rel_error",
+        "outputs_rel_error",
+        "central_outputs_roughness_ratio",
+        "central_over_smoothed_final_loss",
+    ]
+    out = dict.fromkeys(names, np.nan)
+    central_loss = series(table, "central", "train_loss")
+    gd_loss = moving_average(series(table, "discrete", "train_loss"), smooth)
+    if len(central_loss) and len(gd_loss) and gd_loss.iloc[-1] > 0:
+        out["central_over_smoothed_final_loss"] = float(central_loss.iloc[-1] / gd_loss.iloc[-1])
+    eff = table[(table["process"] == "discrete") & (table["quantity"] == "effective_hessian_eigs")]
+    if eff.empty:
+        eff = table[(table["process"] == "discrete") & (table["quantity"] == "hessian_eigs")]
+        eff = eff.assign(value=eff["value"] * lr)
+    if len(eff):
+        out["n_eigs_reached_eos"] = int(eff.groupby("index")["value"].max().ge(2.0).sum())
+    if onset is None:
+        return out
+    gd_norm = moving_average(series(table, "discrete", "grad_norm_sq"), smooth)
+    predicted = series(table, "central", "predicted_grad_norm_sq")
+    own = series(table, "central", "grad_norm_sq")
+    both = pd.concat([gd_norm, predicted, own], axis=1, keys=["ma", "pred", "own"], join="inner")
+    both = _after(both, onset)
+    if len(both):
+        error = (both["pred"] - both["ma"]).abs().div(both["ma"])
+        out["predicted_grad_norm_sq_rel_error"] = float(error.mean())
+        out["grad_norm_sq_oscillation_fraction"] = float((1 - both["own"] / both["pred"]).mean())
+    d2 = moving_average(series(table, "group", "deltas", 0) ** 2, smooth)
+    x0 = series(table, "central", "predicted_variances", 0)
+    both = _after(pd.concat([d2, x0], axis=1, keys=["ma", "x"], join="inner"), onset)
+    both = both[both["x"] > 0]
+    if len(both):
+        out["predicted_variance_rel_error"] = float((both["ma"] - both["x"]).abs().mean() / both["x"].mean())
+    gd, central = _outputs(table, "discrete"), _outputs(table, "central")
+    common = gd.columns.intersection(central.columns)
+    if len(common) and len(gd) > 2:
+        ma = gd[common].rolling(smooth, center=True, min_periods=1).mean()
+        steps = [t for t in ma.index.intersection(central.index) if t >= onset]
+        if steps:
+            diff = np.linalg.norm(central.loc[steps, common].to_numpy() - ma.loc[steps].to_numpy(), axis=1)
+            scale = np.linalg.norm(ma.loc[steps].to_numpy(), axis=1).mean()
+            out["outputs_rel_error"] = float(diff.mean() / scale) if scale > 0 else np.nan
+        rough_gd = np.abs(np.diff(gd[common].to_numpy(), 2, axis=0)).mean()
+        rough_c = np.abs(np.diff(central[common].to_numpy(), 2, axis=0)).mean()
+        out["central_outputs_roughness_ratio"] = float(rough_c / rough_gd) if rough_gd > 0 else np.nan
+    return out
+
+
+def _per_coordinate(table: pd.DataFrame, process: str, quantity: str) -> pd.DataFrame:
+    """A (step x coordinate) frame of a logged per-coordinate quantity (empty if not logged)."""
+    rows = table[(table["process"] == process) & (table["quantity"] == quantity)]
+    return rows.pivot_table(index="step", columns="index", values="value").sort_index()
+
+
+def _adaptive_metrics(table: pd.DataFrame, top_d: pd.Series, onset, smooth: int) -> dict:
+    """Metrics of the RMSProp variants (REFERENCE §4 items 10, 11, 13, 17).
+
+    - `central_ess_sharpness_rel_error`: max |(eta/sqrt(nu)) S(w) / 2 - 1| along the central flow
+      once its top effective eigenvalue is >= 1.95 (at EOS eta/sqrt(nu) = 2/S, item 10).
+    - `nu_share_of_first_seff_drop`: over the first EOS cycle (onset to onset + 4*smooth steps, moving
+      averages), the share of the drop of log S_eff = log eta + log S - 1/2 log nu due to nu rising:
+      d(1/2 log nu) / (d(1/2 log nu) - d log S) (item 10: larger for beta2 0.99 than 0.999).
+    - `central_sharpness_at_fifth_loss`, `central_ess_at_fifth_loss`, `steps_to_fifth_loss`: the
+      central flow's sharpness and eta/sqrt(nu) at the first step its loss falls to 1/5 of the initial
+      loss, and that step (item 11: an equal-loss comparison across eta from one initialisation).
+    - `nu_tracking_rel_error`: mean over the logged coordinates and steps >= onset of
+      |nu_central - MA(nu_discrete)| / MA(nu_discrete) (item 13).
+    - `predicted_grad_sq_rel_error`: median over coordinates of the mean over steps >= onset of
+      |predicted g^2 - MA(g^2)| / MA(g^2) (item 13).
+    - `grad_sq_oscillation_share`: median over coordinates and steps >= onset of
+      1 - (central's own g^2) / (predicted g^2): the part of E[g^2] due to oscillation (item 13).
+    - `initial_top_eff_eig`, `top_eff_eig_at_step5`: GD-run top effective eigenvalue at the first
+      logged step and 5 steps later (item 17: RMSProp without warm start).
+    """
+    nan = np.nan
+    out = dict.fromkeys(ADAPTIVE_COLUMNS, nan)
+    if len(top_d):
+        out["initial_top_eff_eig"] = float(top_d.iloc[0])
+        later = top_d[top_d.index >= top_d.index[0] + 5]
+        out["top_eff_eig_at_step5"] = float(later.iloc[0]) if len(later) else nan
+    ess_c = series(table, "central", "opt.effective_step_size")
+    sharp_c = top_eigenvalue(table, "central", "hessian_eigs")
+    top_c = top_eigenvalue(table, "central")
+    both = pd.concat([ess_c, sharp_c, top_c], axis=1, keys=["ess", "S", "eff"], join="inner").dropna()
+    at_eos = both[both["eff"] >= 1.95]
+    if len(at_eos):
+        out["central_ess_sharpness_rel_error"] = float((at_eos["ess"] * at_eos["S"] / 2 - 1).abs().max())
+    nu_d = series(table, "discrete", "opt.nu")
+    sharp_d = top_eigenvalue(table, "discrete", "hessian_eigs")
+    if onset is not None and len(nu_d) and len(sharp_d):
+        logs = pd.concat([0.5 * np.log(nu_d), np.log(sharp_d)], axis=1, keys=["nu", "S"], join="inner")
+        logs = logs.apply(lambda c: moving_average(c, smooth))
+        cycle = logs[(logs.index >= onset) & (logs.index <= onset + 4 * smooth)]
+        if len(cycle) > 1:
+            d_nu, d_s = cycle["nu"].iloc[-1] - cycle["nu"].iloc[0], cycle["S"].iloc[-1] - cycle["S"].iloc[0]
+            out["nu_share_of_first_seff_drop"] = float(d_nu / (d_nu - d_s)) if d_nu - d_s > 0 else nan
+    loss_c = series(table, "central", "train_loss")
+    if len(loss_c):
+        reached = loss_c[loss_c <= loss_c.iloc[0] / 5]
+        if len(reached):
+            step = reached.index[0]
+            out["steps_to_fifth_loss"] = float(step - loss_c.index[0])
+            out["central_sharpness_at_fifth_loss"] = float(sharp_c.get(step, nan))
+            out["central_ess_at_fifth_loss"] = float(ess_c.get(step, nan))
+    start = onset if onset is not None else np.inf
+    nu_dc, nu_cc = (
+        _per_coordinate(table, "discrete", "opt.nu_selected_idx"),
+        _per_coordinate(table, "central", "opt.nu_selected_idx"),
+    )
+    if not nu_dc.empty and not nu_cc.empty:
+        ma = nu_dc.apply(lambda c: moving_average(c, smooth))
+        err = ((nu_cc - ma).abs() / ma.abs()).loc[lambda f: f.index >= start]
+        out["nu_tracking_rel_error"] = float(np.nanmean(err.to_numpy())) if err.size else nan
+    g2_d = _per_coordinate(table, "discrete", "grad_sq_selected_idx")
+    g2_c = _per_coordinate(table, "central", "grad_sq_selected_idx")
+    pred = _per_coordinate(table, "central", "predicted_grad_sq_selected_idx")
+    if not g2_d.empty and not pred.empty:
+        ma = g2_d.apply(lambda c: moving_average(c, smooth))
+        err = ((pred - ma).abs() / ma.abs()).loc[lambda f: f.index >= start]
+        out["predicted_grad_sq_rel_error"] = float(err.mean().median()) if err.size else nan
+    if not g2_c.empty and not pred.empty:
+        share = (1 - g2_c / pred).loc[lambda f: f.index >= start]
+        out["grad_sq_oscillation_share"] = float(np.nanmedian(share.to_numpy())) if share.size else nan
+    return out
 
 
 # --- claims and reference checks -----------------------------------------------------------------------
@@ -256,8 +475,20 @@ def evaluate_claims(
         threshold = " and ".join(
             t for t in ([f">= {lo:g}"] if lo is not None else []) + ([f"<= {hi:g}"] if hi is not None else [])
         )
-        for cell in cells_by_claim[claim_id]:
-            value = float(by_cell.at[cell, claim["metric"]]) if cell in by_cell.index else np.nan
+        measured = {
+            cell: float(by_cell.at[cell, claim["metric"]]) if cell in by_cell.index else np.nan
+            for cell in cells_by_claim[claim_id]
+        }
+        if claim.get("order"):
+            # One row for the whole cell list: the smallest relative step along the claimed order
+            # (> 0: ordered), e.g. sharpness at equal loss decreasing as eta grows.
+            sign = 1.0 if claim["order"] == "increasing" else -1.0
+            v = list(measured.values())
+            steps = [sign * (b - a) / max(abs(a), abs(b), 1e-30) for a, b in zip(v, v[1:], strict=False)]
+            measured = {
+                " < ".join(measured) if sign > 0 else " > ".join(measured): min(steps, default=np.nan)
+            }
+        for cell, value in measured.items():
             ok = (
                 pd.NA
                 if np.isnan(value)

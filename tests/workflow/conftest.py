@@ -59,10 +59,12 @@ def write_synthetic_run(path, steps=STEPS, lr=LR, onset=40):
             g["grad_norm_sq"] = rng.random(steps)
             g["grad_sq_selected_idx"] = rng.random((steps, 25))
             g["train_outputs"] = rng.standard_normal((steps, 10, 4))
+            g["test_outputs"] = rng.standard_normal((steps, 10, 4)) * (0.1 if name == "central" else 1.0)
             g["opt.lr"] = np.full(steps, lr)
             g["opt.t"] = t
             g["times/step"] = np.full(steps, 0.01)
         f["central/predicted_loss"] = base + 0.05
+        f["central/predicted_grad_norm_sq"] = np.full(steps, 0.5)
         f["central/predicted_variances"] = eigs(np.where(t >= onset, 0.01, 0.0))
         f["central/sigma_trace"] = np.where(t >= onset, 0.001, 0.0)
         f["stable/substeps"] = np.full(steps, 4.0)

@@ -103,7 +103,8 @@ def config():
 def test_run_ids_are_deterministic_readable_and_shared(config):
     first, second = grid.plan(config, "ci"), grid.plan(config, "ci")
     assert first.cells == second.cells
-    assert first.cells["vit_gd_lr0.02"].startswith("vit-gd-lr0.2-synthetic-cifar10-")
+    assert first.cells["mlp_gd_central"].startswith("mlp-gd-lr0.06-synthetic-cifar10-")
+    assert "vit_gd_lr0.02" not in first.cells  # not in the ci subset
     run = first.runs[first.cells["mlp_gd"]]
     assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
     paper = grid.plan(config, "paper")
@@ -119,6 +120,34 @@ def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
     assert len(grid.resolve_names(config, ["gd_vision", "mlp_gd"])) == 7
     with pytest.raises(ValueError, match="unknown cell"):
         grid.resolve_names(config, ["nope"])
+
+
+def test_start_from_loads_the_source_cells_checkpoint(config):
+    paper = grid.plan(config, "paper")
+    run = paper.runs[paper.cells["vit_gd_lr0.02_from_eos"]]
+    source = paper.cells["vit_gd_lr0.02"]
+    assert run["load"] == {
+        "path": f"results/paper/runs/{source}/checkpoints/checkpoint_1750.npz",
+        "from_process": "discrete",
+    }
+    bad = grid.deep_merge(
+        config, {"cells": {"vit_gd_lr0.02_from_eos": {"start_from": {"scale_steps": {"quick": 33}}}}}
+    )
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        grid.plan(bad, "quick")
+
+
+def test_part_one_claim_metrics(synthetic_run):
+    table, attrs = tables.read_run(synthetic_run, "r1")
+    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
+    assert row["n_eigs_reached_eos"] == 1  # the second synthetic eigenvalue stays at 1.6
+    assert row["grad_norm_sq_oscillation_fraction"] > 0  # central ||grad||^2 in [0, 1) below 0.5 on average
+    assert row["predicted_variance_rel_error"] == pytest.approx(
+        0.0, abs=0.02
+    )  # deltas^2 = 0.01 = x_0 (MA edge at onset)
+    assert row["central_outputs_roughness_ratio"] == pytest.approx(0.1, rel=0.3)
+    assert row["central_over_smoothed_final_loss"] < 1.0
+    assert np.isfinite(row["predicted_grad_norm_sq_rel_error"]) and np.isfinite(row["outputs_rel_error"])
 
 
 def test_moving_average_keeps_length():

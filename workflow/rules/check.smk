@@ -1,7 +1,7 @@
 # `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values
 # (targets go before --config, which takes every following word). Regenerate the reference after an
 # intended change with
-#   snakemake check --cores 2 --config scale=ci update_reference=true
+#   snakemake check --cores 2 --config scale=ci update_reference=True
 
 
 rule check:

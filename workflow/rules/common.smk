@@ -49,7 +49,13 @@ def get_run_cells(wildcards):
 def get_run_data(wildcards):
     """The CIFAR-10 archive when the run trains on the real CIFAR-10, else nothing."""
     run = PLAN.runs[wildcards.run_id]
-    return [CIFAR_ARCHIVE] if get_path(run, "data.name") == "cifar10" else []
+    needs = [CIFAR_ARCHIVE] if get_path(run, "data.name") == "cifar10" else []
+    load = get_path(run, "load.path") or ""
+    if load.startswith(
+        f"{RESULTS}/runs/"
+    ):  # a `start_from` cell waits for its source run
+        needs.append(load.split("/checkpoints/")[0] + "/data.hdf5")
+    return needs
 
 
 def get_runtime(wildcards, attempt):

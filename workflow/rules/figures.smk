@@ -30,5 +30,7 @@ for _figure in PLAN.figures:
             cells=get_figure_cells(_figure),
             smooth=config["scales"][SCALE]["smooth"],
             scale=SCALE,
+        # `{params.figure}`, not an f-string of `_figure`: Snakemake evaluates the script path when the
+        # job runs, after the loop has ended, so `_figure` would name the last figure for every rule.
         script:
-            f"../scripts/figures/{_figure}.py"
+            "../scripts/figures/{params.figure}.py"

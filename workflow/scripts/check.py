@@ -17,7 +17,7 @@ if snakemake.params.update_reference:  # noqa: F821
     log.info("reference %s rewritten", reference)
     sys.exit(0)
 if not reference.exists():
-    sys.exit(f"no reference {reference}; create it with --config update_reference=true")
+    sys.exit(f"no reference {reference}; create it with --config update_reference=True")
 problems = compare_to_reference(summary, pd.read_csv(reference), snakemake.params.tolerances)  # noqa: F821
 for line in problems:
     log.error("drift: %s", line)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from centralflows.tables import log_to
+from centralflows.tables import LONG_COLUMNS, log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 entry, cells = snakemake.params.entry, snakemake.params.cells  # noqa: F821
@@ -22,6 +22,9 @@ for cell, run_id in cells.items():
     if entry["max_step"] is not None:
         frame = frame[frame["step"] <= entry["max_step"]]
     frames.append(frame)
-figure = pd.concat(frames, ignore_index=True)
+# A computed figure (`cells: []`, e.g. a toy) gets an empty table with the usual columns.
+figure = (
+    pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LONG_COLUMNS, "cell", "lr"])
+)
 figure.to_csv(snakemake.output[0], index=False)  # noqa: F821
 log.info("%d rows for cells %s", len(figure), list(cells))

@@ -8,7 +8,9 @@ def plot(table, pdf, png, params):
     fig, (left, right) = plotting.subplots(2)
     plotting.plot_loss(left, table, cell, ["discrete", "central"], prediction=True)
     plotting.plot_eigenvalues(right, table, cell, "discrete", "effective_hessian_eigs")
-    plotting.plot_eigenvalues(right, table, cell, "central", "effective_hessian_eigs", color="black", label="central flow")
+    plotting.plot_eigenvalues(
+        right, table, cell, "central", "effective_hessian_eigs", color="black", label="central flow"
+    )
     plotting.threshold(right, 2.0, "2")
     right.set(xlabel="step", ylabel="effective eigenvalue", title="effective eigenvalues")
     right.legend(frameon=False)
@@ -20,4 +22,9 @@ if "snakemake" in globals():
     from centralflows.tables import log_to
 
     log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

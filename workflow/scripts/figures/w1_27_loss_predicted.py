@@ -5,7 +5,9 @@ from centralflows import plotting
 
 def plot(table, pdf, png, params):
     fig, (ax,) = plotting.subplots(width=5.5)
-    plotting.plot_loss(ax, table, params.cells[0], ["discrete", "central"], prediction=True, smooth=params.smooth)
+    plotting.plot_loss(
+        ax, table, params.cells[0], ["discrete", "central"], prediction=True, smooth=params.smooth
+    )
     ax.set_title("predicting the time-averaged loss")
     plotting.save(fig, pdf, png)
 
@@ -14,4 +16,9 @@ if "snakemake" in globals():
     from centralflows.tables import log_to
 
     log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -17,4 +17,9 @@ if "snakemake" in globals():
     from centralflows.tables import log_to
 
     log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-    plot(plotting.read_table(snakemake.input.table), snakemake.output.pdf, snakemake.output.png, snakemake.params)  # noqa: F821
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

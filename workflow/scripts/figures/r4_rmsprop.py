@@ -1,0 +1,37 @@
+"""R4: RMSProp (MLP README recipe) vs its central flow: loss with prediction, effective eigenvalues at 2."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (loss, eigs) = plotting.subplots(2)
+    plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
+    loss.set_title("train loss")
+    plotting.plot_eigenvalues(eigs, table, cell, "discrete", "effective_hessian_eigs")
+    plotting.plot_eigenvalues(
+        eigs,
+        table,
+        cell,
+        "central",
+        "effective_hessian_eigs",
+        color="black",
+        label="central flow",
+        linestyle="--",
+    )
+    plotting.threshold(eigs, 2.0, "2")
+    eigs.set(xlabel="step", ylabel="effective eigenvalue", title="effective eigenvalues")
+    eigs.legend(frameon=False, fontsize="x-small")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

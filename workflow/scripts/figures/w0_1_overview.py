@@ -1,0 +1,26 @@
+"""W0.1: the landing figure: GD (blue) and its central flow (black) on the ViT, loss and sharpness."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (loss, sharp) = plotting.subplots(2)
+    plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
+    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    loss.set_title("train loss")
+    plotting.sharpness_panel(sharp, table, cell, ["discrete", "central"])
+    sharp.set_title("sharpness")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

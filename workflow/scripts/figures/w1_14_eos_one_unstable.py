@@ -1,0 +1,32 @@
+"""W1.14: one eigenvalue at EOS: consecutive cycles of the sharpness around 2/eta (and the loss).
+
+Window: from 20 steps before the onset to the step the second eigenvalue reaches 2/eta (or the end).
+"""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    onset, limit = plotting.gd_onset(table, cell), 2 / plotting.learning_rate(table, cell)
+    stop = plotting.first_above(plotting.curve(table, cell, "discrete", "hessian_eigs", 1), limit)
+    view = plotting.between(table, None if onset is None else onset - 20, stop)
+    fig, (loss, sharp) = plotting.subplots(2)
+    plotting.plot_loss(loss, view, cell)
+    plotting.mark_onset(loss, onset)
+    loss.set_title("train loss")
+    plotting.sharpness_panel(sharp, view, cell, top_k=2, onset=onset)
+    sharp.set_title("one eigenvalue at the edge of stability")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,28 @@
+"""W1.15: GD's top four Hessian eigenvalues enter EOS one after another (dashed: each reaches 2/eta)."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    limit = 2 / plotting.learning_rate(table, cell)
+    fig, (ax,) = plotting.subplots(width=6.0, height=3.8)
+    plotting.sharpness_panel(ax, table, cell, top_k=4, onset=None)
+    for i in plotting.indices(table, cell, "discrete", "hessian_eigs")[:4]:
+        entered = plotting.first_above(plotting.curve(table, cell, "discrete", "hessian_eigs", i), limit)
+        if entered is not None:
+            ax.axvline(entered, color=f"C{i}", linestyle="--", linewidth=0.7)
+    ax.set_title("top Hessian eigenvalues (dashed: each reaches 2/η)")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,28 @@
+"""W1.16: GD (blue) follows gradient flow (red) until EOS, then splits off."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (loss, sharp, dist) = plotting.subplots(3, width=4.0)
+    plotting.plot_loss(loss, table, cell, ["discrete", "stable"])
+    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    loss.set_title("train loss")
+    plotting.sharpness_panel(sharp, table, cell, ["discrete", "stable"])
+    sharp.set_title("sharpness")
+    plotting.distance_panel(dist, table, cell, ["discrete-stable"])
+    dist.set_title("distance GD − gradient flow")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,44 @@
+"""W1.18: the central flow started from GD where S first reaches 2/eta (second cell, restarted run).
+
+Left: sharpness, GD (blue, from the full run) cycling around 2/eta, the central flow (black) pinned
+there. Middle: squared displacement along the top eigenvector (light), its moving average (thick)
+and the central flow's sigma^2(t) (black). Right: ||w_t - w(t)||.
+"""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    full, restart = params.cells[0], params.cells[1]
+    steps = table.loc[table["cell"] == restart, "step"]
+    start = int(steps.min()) if len(steps) else None
+    gd = plotting.between(table[table["cell"] == full], start, None if start is None else int(steps.max()))
+    fig, (sharp, var, dist) = plotting.subplots(3, width=4.0)
+    plotting.line(sharp, plotting.gd_top(gd, full), color="C0", label="GD")
+    plotting.line(sharp, plotting.gd_top(table, restart, "central"), color="black", label="central flow")
+    plotting.threshold(sharp, 2 / plotting.learning_rate(table, restart), "2/η")
+    sharp.set(xlabel="step", ylabel="sharpness S(w)", title="sharpness")
+    sharp.legend(frameon=False, fontsize="small")
+    plotting.variance_panel(var, table, restart, 0, params.smooth)
+    var.set_title("squared displacement along $u$ vs $\\sigma^2(t)$")
+    plotting.line(
+        dist,
+        plotting.curve(table, restart, "group", "distances/central-discrete"),
+        color="black",
+        label="‖GD − central flow‖",
+    )
+    dist.set(xlabel="step", ylabel="distance", title="$\\|w_t - w(t)\\|$")
+    dist.legend(frameon=False, fontsize="small")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,25 @@
+"""W1.19: gradient flow leaves GD's trajectory once EOS starts; the central flow stays close."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (sharp, dist) = plotting.subplots(2)
+    plotting.sharpness_panel(sharp, table, cell)
+    sharp.set_title("sharpness (GD)")
+    plotting.distance_panel(dist, table, cell)
+    dist.set_title("distance to GD")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,26 @@
+"""W1.21: each eigenvalue x_i of Sigma(t) predicts the variance of GD's oscillation along its eigenvector."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    directions = plotting.indices(table, cell, "group", "deltas")[:3] or [0]
+    fig, axes = plotting.subplots(len(directions), width=4.0)
+    for ax, i in zip(axes, directions, strict=True):
+        plotting.variance_panel(ax, table, cell, i, params.smooth)
+        plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    axes[0].set_ylabel("squared displacement")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

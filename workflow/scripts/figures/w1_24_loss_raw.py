@@ -1,0 +1,25 @@
+"""W1.24: GD's train loss L(w_t) is non-monotone at EOS."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots(width=5.5)
+    plotting.plot_loss(ax, table, cell)
+    plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    ax.legend(frameon=False)
+    ax.set_title("GD train loss")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

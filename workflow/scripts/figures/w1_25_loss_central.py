@@ -1,0 +1,25 @@
+"""W1.25: the central flow's loss L(w(t)) decreases monotonically and stays below GD's loss."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots(width=5.5)
+    plotting.plot_loss(ax, table, cell, ["discrete", "central"])
+    plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    ax.legend(frameon=False)
+    ax.set_title("train loss: GD vs central flow")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

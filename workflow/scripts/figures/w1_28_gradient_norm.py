@@ -1,0 +1,33 @@
+"""W1.28: the central flow predicts GD's time-averaged squared gradient norm; most of it is oscillation."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots(width=5.5)
+    gd = plotting.curve(table, cell, "discrete", "grad_norm_sq")
+    plotting.faint_and_smooth(ax, gd, params.smooth, "C0", f"GD (moving average, {params.smooth} steps)")
+    plotting.line(
+        ax,
+        plotting.curve(table, cell, "central", "grad_norm_sq"),
+        color="black",
+        label="central flow $\\|\\nabla L(w(t))\\|^2$",
+    )
+    plotting.line(ax, plotting.curve(table, cell, "central", "predicted_grad_norm_sq"), **plotting.PREDICTION)
+    plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    ax.set(xlabel="step", ylabel="squared gradient norm", yscale="log", title="gradient norm")
+    ax.legend(frameon=False, fontsize="small")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,29 @@
+"""W1.29: real (faint, moving average solid) vs predicted (dashed black) GD loss for six architectures."""
+
+from centralflows import plotting
+
+
+def title(table, cell):
+    """`arch criterion eta=<the run's eta>` (cell names keep the paper eta; ci runs larger ones)."""
+    grid = cell.split(".")[0]
+    arch = cell.split(".")[1] if "." in cell else cell
+    rows = table.loc[table["cell"] == cell, "lr"]
+    eta = f" η={float(rows.iloc[0]):g}" if len(rows) else ""
+    return f"{arch} {'CE' if grid.endswith('_ce') else 'MSE'}{eta}"
+
+
+def plot(table, pdf, png, params):
+    titles = [title(table, cell) for cell in params.cells]
+    plotting.validation_grid(table, params.cells, pdf, png, params.smooth, ncols=6, titles=titles)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

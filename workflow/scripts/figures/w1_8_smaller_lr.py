@@ -1,0 +1,26 @@
+"""W1.8: the same EOS behaviour at eta = 0.01: train loss, sharpness at 2/eta = 200."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (loss, sharp) = plotting.subplots(2)
+    plotting.plot_loss(loss, table, cell)
+    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    loss.set_title("train loss")
+    plotting.sharpness_panel(sharp, table, cell)
+    sharp.set_title(f"sharpness (2/η = {2 / plotting.learning_rate(table, cell):.4g})")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

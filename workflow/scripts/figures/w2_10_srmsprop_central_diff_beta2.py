@@ -1,0 +1,34 @@
+"""W2.10: the central flow follows Scalar RMSProp at both beta2 (one row each): loss, S_eff, nu, distance."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    fig, axes = plotting.grid(len(params.cells), 4)
+    for row, cell in zip(axes, params.cells, strict=True):
+        loss, seff, nu, dist = row
+        plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
+        for process in ("discrete", "central"):
+            kw = {"color": plotting.COLORS[process], "label": plotting.LABELS[process]}
+            plotting.line(seff, plotting.top(table, cell, process), **kw)
+            plotting.line(nu, plotting.curve(table, cell, process, "opt.nu"), **kw)
+        plotting.threshold(seff, 2.0, None)
+        plotting.line(dist, plotting.curve(table, cell, "group", "distances/central-discrete"), color="black")
+        name = plotting.panel_title(cell)
+        for ax, title in zip(
+            row, ("train loss", "$S_{eff}$", "EMA $\\nu$", "$\\|w_t - w(t)\\|$"), strict=False
+        ):
+            ax.set(xlabel="step", title=f"{name}: {title}")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,26 @@
+"""W2.12: the effective step size eta/sqrt(nu) fluctuates for Scalar RMSProp and is smooth for its central flow."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots(width=5.5)
+    for process in ("discrete", "central"):
+        s = plotting.curve(table, cell, process, "opt.effective_step_size")
+        plotting.line(ax, s, color=plotting.COLORS[process], label=plotting.LABELS[process])
+    ax.set(xlabel="step", ylabel="$\\eta/\\sqrt{\\nu}$", title="effective step size", yscale="log")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,32 @@
+"""W2.6: the same initialisation at beta2 = 0.99 (C0) and 0.999 (C1): loss, S_eff, S(w) and nu."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    fig, (loss, seff, sharp, nu) = plotting.subplots(4, width=3.6)
+    for i, cell in enumerate(params.cells):
+        style = {"color": f"C{i}", "label": plotting.panel_title(cell)}
+        plotting.line(loss, plotting.curve(table, cell, "discrete", "train_loss"), **style)
+        plotting.line(seff, plotting.top(table, cell, "discrete"), **style)
+        plotting.line(sharp, plotting.top(table, cell, "discrete", "hessian_eigs"), **style)
+        plotting.line(nu, plotting.curve(table, cell, "discrete", "opt.nu"), **style)
+    plotting.threshold(seff, 2.0, None)
+    for ax, name in zip(
+        (loss, seff, sharp, nu), ("train loss", "$S_{eff}$", "sharpness $S(w)$", "EMA $\\nu$"), strict=False
+    ):
+        ax.set(xlabel="step", title=name)
+    loss.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

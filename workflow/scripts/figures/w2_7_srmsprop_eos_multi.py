@@ -1,0 +1,24 @@
+"""W2.7: several effective eigenvalues of Scalar RMSProp reach the edge of stability one after another."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    fig, (ax,) = plotting.subplots(width=5.5)
+    plotting.plot_eigenvalues(ax, table, params.cells[0], "discrete", "effective_hessian_eigs")
+    plotting.threshold(ax, 2.0, "2")
+    ax.set(xlabel="step", ylabel="effective eigenvalue", title="top effective eigenvalues")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

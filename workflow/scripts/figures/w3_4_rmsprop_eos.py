@@ -1,0 +1,24 @@
+"""W3.4: the top eigenvalue of the effective Hessian diag(eta/sqrt(nu)) H of RMSProp equilibrates at 2."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    fig, (ax,) = plotting.subplots(width=5.5)
+    plotting.plot_eigenvalues(ax, table, params.cells[0], "discrete", "effective_hessian_eigs")
+    plotting.threshold(ax, 2.0, "2")
+    ax.set(xlabel="step", ylabel="effective eigenvalue", title="RMSProp: effective sharpness")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,28 @@
+"""W3.6: under the RMSProp central flow (black) each effective eigenvalue rises to 2 and locks there."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    fig, (ax,) = plotting.subplots(width=5.5)
+    plotting.plot_eigenvalues(ax, table, cell, "discrete", "effective_hessian_eigs")
+    plotting.plot_eigenvalues(
+        ax, table, cell, "central", "effective_hessian_eigs", color="black", label="central flow"
+    )
+    plotting.threshold(ax, 2.0, "2")
+    ax.set(xlabel="step", ylabel="effective eigenvalue", title="RMSProp vs its central flow")
+    ax.legend(frameon=False)
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821

@@ -1,0 +1,35 @@
+"""W3.7: squared displacements along Sigma's generalized eigenvectors (faint, smoothed) vs their predicted variances."""
+
+from centralflows import plotting
+
+
+def plot(table, pdf, png, params):
+    cell = params.cells[0]
+    eigs = plotting.indices(table, cell, "central", "predicted_variances")
+    fig, axes = plotting.subplots(max(1, len(eigs)), width=4.0)
+    for ax, i in zip(axes, eigs, strict=False):
+        sq = plotting.curve(table, cell, "group", "deltas", i) ** 2
+        plotting.faint_and_smooth(
+            ax, sq, params.smooth, f"C{i}", label=f"$\\delta_{i + 1}^2$ (avg {params.smooth})"
+        )
+        plotting.line(
+            ax,
+            plotting.curve(table, cell, "central", "predicted_variances", i),
+            color="black",
+            label="predicted $x_{%d}$" % (i + 1),
+        )
+        ax.set(xlabel="step", title=f"eigenvector {i + 1}")
+        ax.legend(frameon=False, fontsize="small")
+    plotting.save(fig, pdf, png)
+
+
+if "snakemake" in globals():
+    from centralflows.tables import log_to
+
+    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+    plot(
+        plotting.read_table(snakemake.input.table),
+        snakemake.output.pdf,
+        snakemake.output.png,
+        snakemake.params,
+    )  # noqa: F821
