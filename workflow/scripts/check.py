@@ -12,6 +12,7 @@ summary = pd.read_csv(snakemake.input.summary)  # noqa: F821
 reference = Path(snakemake.params.reference)  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 if snakemake.params.update_reference:  # noqa: F821
+    reference.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(reference, index=False)
     out.write_text(f"reference {reference} rewritten from {snakemake.input.summary}\n")  # noqa: F821
     log.info("reference %s rewritten", reference)
