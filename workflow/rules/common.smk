@@ -1,5 +1,6 @@
 # The plan of the selected scale (cells -> run ids -> run configs) and the get_* input functions.
 import math
+import os
 import re
 
 from centralflows.grid import get_path, plan
@@ -54,7 +55,10 @@ def get_run_data(wildcards):
     if load.startswith(
         f"{RESULTS}/runs/"
     ):  # a `start_from` cell waits for its source run
-        needs.append(load.split("/checkpoints/")[0] + "/data.hdf5")
+        run_dir = os.path.dirname(
+            os.path.dirname(load)
+        )  # <run>/checkpoints/checkpoint_N.npz
+        needs.append(os.path.join(run_dir, "data.hdf5"))
     return needs
 
 
