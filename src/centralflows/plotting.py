@@ -131,6 +131,14 @@ def save(fig, pdf, png, dpi: int = 200):
     plt.close(fig)
 
 
+def run_figure(plot, smk):
+    """Runs a figure script's `plot(table, pdf, png, params)` on the inputs of its Snakemake rule."""
+    from centralflows.tables import log_to
+
+    log_to(smk.log[0])
+    plot(read_table(smk.input.table), smk.output.pdf, smk.output.png, smk.params)
+
+
 # --- adaptive optimizers (Scalar RMSProp, RMSProp: REFERENCE §2.2-2.3) ------------------------------
 
 

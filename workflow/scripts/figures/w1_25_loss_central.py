@@ -14,12 +14,4 @@ def plot(table, pdf, png, params):
 
 
 if "snakemake" in globals():
-    from centralflows.tables import log_to
-
-    log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-    plot(
-        plotting.read_table(snakemake.input.table),
-        snakemake.output.pdf,
-        snakemake.output.png,
-        snakemake.params,
-    )  # noqa: F821
+    plotting.run_figure(plot, snakemake)  # noqa: F821 (injected by Snakemake)
