@@ -34,6 +34,13 @@ def upper_pairs(k: int) -> tuple[jax.Array, jax.Array]:
     return i, j
 
 
+def pair_index(k: int) -> jax.Array:
+    """[k, k] map from (i, j) to the position of the pair min(i,j) <= max(i,j) in `upper_pairs` order."""
+    i, j = upper_pairs(k)
+    m = jnp.arange(i.shape[0], dtype=jnp.int32)
+    return jnp.zeros((k, k), jnp.int32).at[i, j].set(m).at[j, i].set(m)
+
+
 def third_derivative_pairs(
     loss_fn: Loss, w: jax.Array, U: jax.Array, chunk_size: int | None = None
 ) -> jax.Array:

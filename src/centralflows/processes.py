@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.derivatives import third_derivative_pairs, upper_pairs
+from centralflows.derivatives import pair_index, third_derivative_pairs, upper_pairs
 from centralflows.eigs import EigConfig, EigTracker
 from centralflows.optimizers import Optimizer
 from centralflows.sdcp import solve_sdcp
@@ -114,14 +114,7 @@ class Kernels:
         HU = p[:, None] * U * theta  # H u_i = λ_i P u_i; the authors' state velocity uses HU, not U
 
         i, j = upper_pairs(k)
-        m = i.shape[0]
-        pair = (
-            jnp.zeros((k, k), jnp.int32)
-            .at[i, j]
-            .set(jnp.arange(m, dtype=jnp.int32))
-            .at[j, i]
-            .set(jnp.arange(m, dtype=jnp.int32))
-        )
+        pair = pair_index(k)
         # X enters every velocity through the sum over ordered pairs (k, l), so an off-diagonal
         # pair i < j carries weight 2 when written over the upper triangle (the authors' metric).
         weight = jnp.where(i == j, 1.0, 2.0).astype(w.dtype)

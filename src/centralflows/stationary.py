@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.derivatives import third_derivative_pairs, upper_pairs
+from centralflows.derivatives import pair_index, third_derivative_pairs, upper_pairs
 from centralflows.eigs import EigConfig, EigTracker
 from centralflows.optimizers import Optimizer
 from centralflows.processes import Kernels, Process, _apply_initial_state_update, _euler
@@ -107,14 +107,7 @@ def frozen_nu_velocity(opt: Optimizer, s: dict, g, theta, U, dt):
     HU = 2 * p[:, None] * U
 
     i, j = upper_pairs(k)
-    m = i.shape[0]
-    pair = (
-        jnp.zeros((k, k), jnp.int32)
-        .at[i, j]
-        .set(jnp.arange(m, dtype=jnp.int32))
-        .at[j, i]
-        .set(jnp.arange(m, dtype=jnp.int32))
-    )
+    pair = pair_index(k)
     weight = jnp.where(i == j, 1.0, 2.0).astype(U.dtype)  # ordered pairs (k, l): weight 2 off-diagonal
 
     def d2f(a, b):  # ½ ∂²_g f(s, g)[a, b]
