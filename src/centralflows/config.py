@@ -161,6 +161,12 @@ SCHEMA = {
         "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
         "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
         "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps (Mamba-CE)"),
+        "stationary_every": Option(
+            0,
+            "every N steps log nu-bar, P-hat and their speeds along the flow (0: off; RMSProp variants)",
+            check=lambda x: x >= 0,
+            allowed="an integer >= 0",
+        ),
     },
     # the central flow without its curvature penalty (centralflows.ablated; RMSProp variants only)
     "ablated": {

@@ -20,7 +20,7 @@ from centralflows.eigs import EigConfig
 from centralflows.io import H5Logger
 from centralflows.optimizers import make_optimizer
 from centralflows.processes import PROCESSES, CentralFlow, Discrete, Kernels, Midpoint, StableFlow
-from centralflows.stationary import StationaryConfig, StationaryFlow
+from centralflows.stationary import StationaryConfig, StationaryFlow, StationaryProbe
 
 log = logging.getLogger("centralflows")
 
@@ -55,14 +55,24 @@ def make_processes(config: dict, kernels: Kernels, w, s, initialize: bool = True
                 kernels, w, s, eig, pseed, opts["nsubsteps"], opts["sdcp_threshold"],
                 opts["frequency_in_substeps"], initialize,
             )  # fmt: skip
+            if name == "central" and opts["stationary_every"] > 0:
+                made[name].probe = StationaryProbe(
+                    kernels, eig, opts["stationary_every"], pseed + 5, stationary_solver(config)
+                )
         else:
-            opts = config["stationary"]
-            solver = StationaryConfig(
-                step=opts["step"], max_iter=opts["max_iter"], tol=opts["tol"], tol_eig=opts["tol_eig"],
-                sdcp_threshold=opts["sdcp_threshold"],
-            )  # fmt: skip
-            made[name] = StationaryFlow(kernels, w, s, eig, pseed, opts["nsubsteps"], solver, initialize)
+            nsubsteps = config["stationary"]["nsubsteps"]
+            solver = stationary_solver(config)
+            made[name] = StationaryFlow(kernels, w, s, eig, pseed, nsubsteps, solver, initialize)
     return made
+
+
+def stationary_solver(config: dict) -> StationaryConfig:
+    """The ν̄ / P̂ fixed-point solver options (the `stationary` block), shared by the flow and the probe."""
+    opts = config["stationary"]
+    return StationaryConfig(
+        step=opts["step"], max_iter=opts["max_iter"], tol=opts["tol"], tol_eig=opts["tol_eig"],
+        sdcp_threshold=opts["sdcp_threshold"],
+    )  # fmt: skip
 
 
 def group_logs(processes: dict) -> dict:

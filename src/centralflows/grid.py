@@ -48,7 +48,9 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
     A cell is named `<grid>.<label>.<label>...`, one label per axis in the order written:
     the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`).
     `scale_axes[<scale>][<axis>]` replaces an axis's values position by position at that scale
-    (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values.
+    (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values. The
+    replacement may also be a mapping from a value of another axis to a list, e.g.
+    `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates.
     """
     axes = grid["axes"]
     cells = {}
@@ -65,9 +67,20 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
         for scale, overrides in grid.get("scale_axes", {}).items():
             for path, values in overrides.items():
                 pos = positions[list(axes).index(path)]
+                if isinstance(values, dict):  # keyed by this cell's value of another axis
+                    values = _values_for(values, labels, name, scale, path)
                 scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
         cells[".".join([name, *labels])] = {"run": run, "scales": scales, "grid": name}
     return cells
+
+
+def _values_for(by_value: dict, labels: list[str], grid: str, scale: str, path: str) -> list:
+    for label in labels:
+        if label in by_value:
+            return by_value[label]
+    raise ValueError(
+        f"grid {grid!r}, scale_axes {scale}.{path}: no entry for any of {labels} (has {sorted(by_value)})"
+    )
 
 
 def all_cells(config: dict) -> dict[str, dict]:

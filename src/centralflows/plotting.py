@@ -401,3 +401,32 @@ def acceleration_panels(table, cell, pdf, png, ess_quantity: str, ess_label: str
     for ax in (loss, sharp, ess):
         ax.legend(frameon=False, fontsize="small")
     save(fig, pdf, png)
+
+
+# quantity -> (colour, label) of the preconditioner speeds along the central flow (W3.12, W3.13)
+SPEEDS = {
+    "stationary/speed_p_hat": ("C1", "$\\hat P$"),
+    "stationary/speed_baseline": ("C2", "baseline $(S/2)\\,I$"),
+    "stationary/speed_p_bar": ("C0", "stationary $\\bar P$"),
+}
+
+
+def speed_panels(table, cells, pdf, png, quantities: list[str]):
+    """One panel per cell (eta): the speeds ||grad L||^2_{P^-1} of `quantities` along the central flow."""
+    fig, axes = subplots(max(1, len(cells)), width=3.4, height=3.0)
+    for ax, cell in zip(axes, cells, strict=False):
+        for quantity in quantities:
+            color, label = SPEEDS[quantity]
+            line(
+                ax,
+                curve(table, cell, "central", quantity),
+                color=color,
+                label=label,
+                marker="o",
+                markersize=2.5,
+            )
+        lr = table.loc[table["cell"] == cell, "lr"]
+        ax.set(xlabel="step", yscale="log", title=f"η = {lr.iloc[0]:g}" if len(lr) else panel_title(cell))
+    axes[0].set_ylabel("$\\|\\nabla L\\|^2_{P^{-1}}$")
+    axes[0].legend(frameon=False, fontsize="small")
+    save(fig, pdf, png)

@@ -48,7 +48,7 @@ class Kernels:
         self.observe = jax.jit(self._observe)
         self.optax_update = jax.jit(self.tx.update)
         self.precond = jax.jit(lambda s: jnp.broadcast_to(optimizer.precond(s), problem.w0.shape))
-        self.stable_substeps = jax.jit(self._stable_substeps)
+        self.stable_substep = jax.jit(self._stable_substep)
         self._central = {}
 
     def _observe(self, w, s):
@@ -69,18 +69,18 @@ class Kernels:
         out.update(self.opt.log_values(s, self.idx))
         return out, g
 
-    def _stable_substeps(self, w, s, n):
-        """n Euler substeps of the stable flow over one unit of time."""
-        dt = 1.0 / n
+    def _stable_substep(self, w, s, dt):
+        """One Euler substep of the stable flow."""
+        g = jax.grad(self.loss_fn)(w)
+        ds = self.opt.dstate_dt(s, g)
+        w = w - dt * g / self.opt.precond(s)
+        return w, jax.tree.map(lambda a, b: a + dt * b, s, ds)
 
-        def body(_, ws):
-            w, s = ws
-            g = jax.grad(self.loss_fn)(w)
-            ds = self.opt.dstate_dt(s, g)
-            w = w - dt * g / self.opt.precond(s)
-            return w, jax.tree.map(lambda a, b: a + dt * b, s, ds)
-
-        return jax.lax.fori_loop(0, n, body, (w, s))
+    def stable_substeps(self, w, s, n: int):
+        """n Euler substeps of the stable flow over one unit of time (a host loop: see `eigs.run_lobpcg`)."""
+        for _ in range(n):
+            w, s = self.stable_substep(w, s, 1.0 / n)
+        return w, s
 
     def central_velocity(self, k_c: int, penalty: bool = True):
         """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty)."""
@@ -318,6 +318,7 @@ class CentralFlow(Process):
     """The central flow: Euler with `nsubsteps` substeps; the SDCP fixes the oscillation covariance."""
 
     name = "central"
+    probe = None  # optional diagnostics logged at each measurement (stationary.StationaryProbe)
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=1.95, frequency_in_substeps=False,
@@ -375,14 +376,21 @@ class CentralFlow(Process):
                 "eig_logs/third_derivatives": self.third_derivatives,
             }
         )
+        if self.probe is not None:
+            logs.update(self.probe.measure(self.w, self.s, logs["hessian_eigs"][0]))
         return logs
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}
+        out = {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}
+        if self.probe is not None:
+            out["probe"] = self.probe.state_dict()
+        return out
 
     def load_state_dict(self, state: dict):
         super().load_state_dict(state)
         self.third_derivatives = int(state["third_derivatives"])
+        if self.probe is not None:
+            self.probe.load_state_dict(state["probe"])
 
     def deltas(self, w_other) -> jax.Array:
         """Uᵀ P (w_other - w): displacement along the eigenvectors of Σ, in units where E[δδᵀ] = X."""

@@ -42,6 +42,20 @@ ADAPTIVE_COLUMNS = [
     "top_eff_eig_at_step5",
 ]
 
+# Stationary EMA, preconditioner speeds and the stationary flow (REFERENCE §4 items 14-16;
+# `_stationary_metrics`).
+STATIONARY_COLUMNS = [
+    "stationary_nu_cosine_late_median",
+    "p_hat_faster_than_baseline_fraction",
+    "p_bar_slower_than_p_hat_fraction",
+    "stationary_predicted_loss_rel_error",
+    "stationary_over_central_loss_error",
+]
+
+# The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
+# to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
+CENTRAL_AT_EOS = 1.95
+
 # Acceleration via regularization (REFERENCE §4 item 12; `_ablation_metrics`).
 ABLATION_COLUMNS = [
     "ablated_over_central_final_sharpness",
@@ -91,6 +105,8 @@ SUMMARY_COLUMNS = [
     "central_over_smoothed_final_loss",
     # ablated flows (REFERENCE §4 item 12)
     *ABLATION_COLUMNS,
+    # stationary EMA, preconditioner speeds, stationary flow (REFERENCE §4 items 14-16)
+    *STATIONARY_COLUMNS,
 ]
 
 
@@ -234,6 +250,7 @@ def summarize_run(table: pd.DataFrame, attrs: dict, job: dict, smooth: int) -> d
     crossed = top_d[top_d >= 2.0]
     onset = int(crossed.index[0]) if len(crossed) else np.nan
     row["eos_onset_step"] = onset
+    eos = onset if len(crossed) else None  # the onset for `_after` (None: the whole run)
     row["discrete_top_eff_eig_median_after_eos"] = (
         float(top_d[top_d.index >= onset].median()) if len(crossed) else np.nan
     )
@@ -246,12 +263,7 @@ def summarize_run(table: pd.DataFrame, attrs: dict, job: dict, smooth: int) -> d
     smoothed = moving_average(loss["discrete"], smooth)
     row["smoothed_final_train_loss_discrete"] = _last(smoothed)
     predicted = series(table, "central", "predicted_loss")
-    both = pd.concat([smoothed, predicted], axis=1, keys=["ma", "pred"], join="inner").dropna()
-    if len(crossed):
-        both = both[both.index >= onset]
-    row["predicted_loss_rel_error"] = (
-        float((both["pred"] - both["ma"]).abs().div(both["ma"].abs()).mean()) if len(both) else np.nan
-    )
+    row["predicted_loss_rel_error"] = _prediction_rel_error(smoothed, predicted, eos)
     central = loss["central"]
     row["central_loss_max_rel_increase"] = (
         float(max(0.0, (central.diff() / central.shift().abs()).max())) if len(central) > 1 else np.nan
@@ -269,10 +281,60 @@ def summarize_run(table: pd.DataFrame, attrs: dict, job: dict, smooth: int) -> d
     row["central_stable_distance_before_eos_rel"] = (
         float(before.max()) / final_ds if len(before) and final_ds > 0 else np.nan
     )
-    row.update(_adaptive_metrics(table, top_d, onset if len(crossed) else None, smooth))
-    row.update(_part_one_metrics(table, lr, onset if len(crossed) else None, smooth))
+    row.update(_adaptive_metrics(table, top_d, eos, smooth))
+    row.update(_part_one_metrics(table, lr, eos, smooth))
     row.update(_ablation_metrics(table))
+    row.update(_stationary_metrics(table, top_c, smoothed, eos, row["predicted_loss_rel_error"]))
     return row
+
+
+def _prediction_rel_error(smoothed: pd.Series, predicted: pd.Series, onset) -> float:
+    """Mean |predicted - MA| / |MA| over the common steps >= onset (all when onset is None); NaN if none."""
+    both = _after(pd.concat([smoothed, predicted], axis=1, keys=["ma", "pred"], join="inner").dropna(), onset)
+    return float((both["pred"] - both["ma"]).abs().div(both["ma"].abs()).mean()) if len(both) else np.nan
+
+
+def _stationary_metrics(
+    table: pd.DataFrame, top_c: pd.Series, smoothed: pd.Series, onset, central_error: float
+) -> dict:
+    """The stationary EMA, the preconditioner speeds and the stationary flow (REFERENCE §4 items 14-16).
+
+    The first three read the central flow's `stationary/*` probe, logged every
+    `central.stationary_every` steps (NaN rows, the other steps, are not in the long table).
+
+    - `stationary_nu_cosine_late_median`: median of cos(nu(t), nu_bar(w(t))) over the later half of
+      its logged points (the middle one included) (item 14: rises to ~1).
+    - `p_hat_faster_than_baseline_fraction`: share of the logged points where ||grad L||^2 in the
+      P_hat^-1 norm exceeds the baseline 2 ||grad L||^2 / S (item 15), counted from the central flow's
+      EOS onset (its top effective eigenvalue first >= CENTRAL_AT_EOS; all points if it never is).
+    - `p_bar_slower_than_p_hat_fraction`: same points, share where the P_bar^-1 speed is below
+      the P_hat^-1 one (item 15).
+    - `stationary_predicted_loss_rel_error`: `predicted_loss_rel_error` of the stationary flow's
+      prediction (same moving average of the discrete loss, same steps >= the discrete onset);
+      `stationary_over_central_loss_error`: that error / the central flow's (item 16: the stationary
+      flow is less accurate, ratio > 1, but still a decent approximation).
+    NaN where the run lacks the quantities.
+    """
+    out = dict.fromkeys(STATIONARY_COLUMNS, np.nan)
+    cosine = series(table, "central", "stationary/nu_cosine")
+    if len(cosine):
+        out["stationary_nu_cosine_late_median"] = float(cosine.iloc[len(cosine) // 2 :].median())
+    at_eos = top_c[top_c >= CENTRAL_AT_EOS]
+    speeds = pd.concat(
+        [series(table, "central", f"stationary/speed_{p}") for p in ("baseline", "p_hat", "p_bar")],
+        axis=1,
+        keys=["baseline", "p_hat", "p_bar"],
+        join="inner",
+    ).dropna()
+    speeds = _after(speeds, int(at_eos.index[0]) if len(at_eos) else None)
+    if len(speeds):
+        out["p_hat_faster_than_baseline_fraction"] = float((speeds["p_hat"] > speeds["baseline"]).mean())
+        out["p_bar_slower_than_p_hat_fraction"] = float((speeds["p_bar"] < speeds["p_hat"]).mean())
+    error = _prediction_rel_error(smoothed, series(table, "stationary", "predicted_loss"), onset)
+    out["stationary_predicted_loss_rel_error"] = error
+    if central_error > 0:
+        out["stationary_over_central_loss_error"] = error / central_error
+    return out
 
 
 def _ablation_metrics(table: pd.DataFrame) -> dict:
@@ -390,7 +452,7 @@ def _adaptive_metrics(table: pd.DataFrame, top_d: pd.Series, onset, smooth: int)
     """Metrics of the RMSProp variants (REFERENCE §4 items 10, 11, 13, 17).
 
     - `central_ess_sharpness_rel_error`: max |(eta/sqrt(nu)) S(w) / 2 - 1| along the central flow
-      once its top effective eigenvalue is >= 1.95 (at EOS eta/sqrt(nu) = 2/S, item 10).
+      once its top effective eigenvalue is >= CENTRAL_AT_EOS (at EOS eta/sqrt(nu) = 2/S, item 10).
     - `nu_share_of_first_seff_drop`: over the first EOS cycle (onset to onset + 4*smooth steps, moving
       averages), the share of the drop of log S_eff = log eta + log S - 1/2 log nu due to nu rising:
       d(1/2 log nu) / (d(1/2 log nu) - d log S) (item 10: larger for beta2 0.99 than 0.999).
@@ -416,7 +478,7 @@ def _adaptive_metrics(table: pd.DataFrame, top_d: pd.Series, onset, smooth: int)
     sharp_c = top_eigenvalue(table, "central", "hessian_eigs")
     top_c = top_eigenvalue(table, "central")
     both = pd.concat([ess_c, sharp_c, top_c], axis=1, keys=["ess", "S", "eff"], join="inner").dropna()
-    at_eos = both[both["eff"] >= 1.95]
+    at_eos = both[both["eff"] >= CENTRAL_AT_EOS]
     if len(at_eos):
         out["central_ess_sharpness_rel_error"] = float((at_eos["ess"] * at_eos["S"] / 2 - 1).abs().max())
     nu_d = series(table, "discrete", "opt.nu")

@@ -13,6 +13,7 @@ from centralflows.processes import Kernels
 from centralflows.stationary import (
     StationaryConfig,
     StationaryFlow,
+    StationaryProbe,
     StationarySolver,
     frozen_nu_velocity,
     precond_speed,
@@ -143,3 +144,48 @@ def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
     flow.step()
     assert float(loss_fn(flow.w)) < float(loss_fn(w0))
     assert float(flow.s["t"]) == 2.0
+
+
+def test_probe_logs_stationary_diagnostics_along_the_central_flow(x64):
+    # on a quadratic, P̄ and P̂ are the dense convex programs' answers at every point, so the logged
+    # speeds and ν̄ are checked against CVXPY; between due steps the probe logs NaN
+    H, b = random_problem()
+    eta = 0.5
+    loss_fn = quadratic(H, b)
+    opt = make_optimizer("rmsprop", eta)
+    kern = Kernels(as_problem(loss_fn, jnp.zeros(6)), opt)
+    eig = EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
+    w = jnp.asarray(0.1 * np.arange(6.0))
+    s = {"t": jnp.ones(()), "nu": jnp.asarray(np.linspace(0.1, 1.0, 6))}
+    probe = StationaryProbe(kern, eig, every=2, config=CFG)
+    sharpness = np.linalg.eigvalsh(H)[-1]
+    logs = probe.measure(w, s, sharpness)
+    g = np.asarray(jax.grad(loss_fn)(w))
+    P_bar, P_hat = dense_program(H, tuple(g), 1 / eta**2), dense_program(H, tuple(g), 0.0)
+    nu_bar = (eta * P_bar) ** 2
+    np.testing.assert_allclose(
+        logs["stationary/nu_bar_selected_idx"], nu_bar[np.asarray(kern.idx)], rtol=5e-4
+    )
+    nu = np.asarray(s["nu"])
+    cosine = nu @ nu_bar / (np.linalg.norm(nu) * np.linalg.norm(nu_bar))
+    np.testing.assert_allclose(float(logs["stationary/nu_cosine"]), cosine, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["stationary/speed_p_bar"]), np.sum(g**2 / P_bar), rtol=5e-4)
+    np.testing.assert_allclose(float(logs["stationary/speed_p_hat"]), np.sum(g**2 / P_hat), rtol=5e-4)
+    np.testing.assert_allclose(float(logs["stationary/speed_baseline"]), 2 * g @ g / sharpness, rtol=1e-12)
+    np.testing.assert_allclose(
+        float(logs["stationary/speed_current"]), np.sum(g**2 * eta / np.sqrt(nu)), rtol=1e-12
+    )
+    assert (
+        float(logs["stationary/nu_bar_converged"]) == 1.0 and float(logs["stationary/p_hat_converged"]) == 1.0
+    )
+    skipped = probe.measure(w, s, sharpness)
+    assert set(skipped) == set(logs)
+    assert all(np.all(np.isnan(np.asarray(v))) for v in skipped.values())
+    assert np.shape(skipped["stationary/nu_bar_selected_idx"]) == np.shape(
+        logs["stationary/nu_bar_selected_idx"]
+    )
+    # a restored probe continues from the same warm starts and call count
+    fresh = StationaryProbe(kern, eig, every=2, config=CFG)
+    fresh.load_state_dict(probe.state_dict())
+    again = fresh.measure(w, s, sharpness)
+    np.testing.assert_allclose(again["stationary/speed_p_bar"], logs["stationary/speed_p_bar"], rtol=1e-8)

@@ -101,6 +101,27 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bitwise on CPU
 
 
+def test_stationary_probe_is_logged_every_n_steps_and_resumes_exactly(tmp_path):
+    def probe_cell(out, steps):
+        # few tracked pairs and fixed-point iterations keep the probe cheap; the check is exact resume
+        return cell(out, "rmsprop", runs=["central"], steps=steps, warm_start=2, central={"stationary_every": 3},
+                    checkpoint={"frequency": 4}, arch={"name": "mlp", "width": 4},
+                    eig={"frequency": 1, "max_k": 3}, stationary={"max_iter": 10})  # fmt: skip
+
+    full = datasets(run(probe_cell(tmp_path / "full", 10), progress=False))
+    due = np.isfinite(full["central/stationary/nu_cosine"])
+    assert list(full["step"][due]) == [2, 5, 8]  # every 3rd measurement from the first
+    assert full["central/stationary/nu_bar_selected_idx"].shape == full["central/opt.nu_selected_idx"].shape
+    assert np.all(full["central/stationary/speed_p_hat"][due] > 0)
+    run(probe_cell(tmp_path / "part", 6), progress=False)
+    resumed = probe_cell(tmp_path / "part", 10)
+    resumed["checkpoint_file"] = str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz")
+    part = datasets(run(resumed, progress=False))
+    for key in full:
+        if key.startswith("central/stationary/"):
+            np.testing.assert_array_equal(full[key], part[key], err_msg=key)
+
+
 def test_sigkill_leaves_a_readable_file_and_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",

@@ -28,7 +28,9 @@ def write_synthetic_run(path, steps=STEPS, lr=LR, onset=40):
     """A data.hdf5 in the layout of REFERENCE §3.9: GD reaches 2/eta at `onset` and oscillates around it.
 
     The central flow sits at the effective value 2 after the onset, its prediction is GD's average
-    loss, and the stable flow equals the central flow before the onset.
+    loss, and the stable flow equals the central flow before the onset. The central flow's stationary
+    probe (`stationary/*`) is logged every 5 steps, NaN in between; the stationary flow follows the
+    central flow with a worse prediction.
     """
     rng = np.random.default_rng(0)
     t = np.arange(steps, dtype=float)
@@ -48,6 +50,7 @@ def write_synthetic_run(path, steps=STEPS, lr=LR, onset=40):
             "discrete": (base + osc, top),
             "central": (base, np.minimum(top, 2.0)),
             "stable": (base * 1.1, top),
+            "stationary": (base, np.minimum(top, 2.0)),
         }
         for name, (loss, eff) in groups.items():
             g = f.create_group(name)
@@ -64,6 +67,16 @@ def write_synthetic_run(path, steps=STEPS, lr=LR, onset=40):
             g["opt.t"] = t
             g["times/step"] = np.full(steps, 0.01)
         f["central/predicted_loss"] = base + 0.05
+        f["stationary/predicted_loss"] = base + 0.08
+        probe = np.where(t % 5 == 0, 1.0, np.nan)  # central.stationary_every = 5
+        f["central/stationary/nu_cosine"] = probe * (1 - 0.2 * np.exp(-t / 15))
+        nu_bar = 10.0 ** -(3 + np.arange(25) / 2.5)  # 25 coordinates over ~10 orders of magnitude
+        f["central/stationary/nu_bar_selected_idx"] = probe[:, None] * nu_bar * (1 + np.exp(-t / 20))[:, None]
+        f["central/stationary/sharpness"] = probe * np.minimum(top, 2.0) / lr
+        f["central/stationary/speed_baseline"] = probe * base
+        f["central/stationary/speed_p_hat"] = probe * 3 * base
+        f["central/stationary/speed_p_bar"] = probe * base * (1.5 + np.sin(t / 10))  # at times < baseline
+        f["central/stationary/speed_current"] = probe * 2 * base
         f["central/predicted_grad_norm_sq"] = np.full(steps, 0.5)
         f["central/predicted_variances"] = eigs(np.where(t >= onset, 0.01, 0.0))
         f["central/sigma_trace"] = np.where(t >= onset, 0.001, 0.0)

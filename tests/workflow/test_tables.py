@@ -122,6 +122,21 @@ def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
         grid.resolve_names(config, ["nope"])
 
 
+def test_scale_axes_may_depend_on_another_axis():
+    spec = {
+        "run": {"opt": {"name": "gd"}},
+        "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
+        "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, 1.5], "vit": [0.3, 0.4]}}},
+    }
+    cells = grid.expand_grid("g", spec)
+    assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 1.5  # names keep the paper values
+    assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.3
+    assert cells["g.vit.lr0.01"]["run"]["opt"]["lr"] == 0.01
+    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": [1.0, 1.5]}
+    with pytest.raises(ValueError, match="no entry for any of"):
+        grid.expand_grid("g", spec)
+
+
 def test_start_from_loads_the_source_cells_checkpoint(config):
     paper = grid.plan(config, "paper")
     run = paper.runs[paper.cells["vit_gd_lr0.02_from_eos"]]
@@ -153,3 +168,76 @@ def test_part_one_claim_metrics(synthetic_run):
 def test_moving_average_keeps_length():
     s = pd.Series(np.arange(10.0))
     assert len(tables.moving_average(s, 3)) == 10
+
+
+def _long(process, quantity, steps, values, index=-1):
+    """Long-table rows of one curve."""
+    columns = {"process": process, "step": steps, "quantity": quantity, "index": index, "value": values}
+    return pd.DataFrame({"run_id": "r", **columns})
+
+
+def test_stationary_probe_keeps_only_its_logged_steps(synthetic_run):
+    table, _ = tables.read_run(synthetic_run, "r1")
+    probe = table[table["quantity"].str.startswith("stationary/")]
+    assert set(probe["process"]) == {"central"}  # `central/stationary/*`, not the stationary flow
+    assert (probe["step"] % 5 == 0).all() and probe["value"].notna().all()
+    assert len(tables.series(table, "central", "stationary/nu_cosine")) == 24  # steps 0, 5, ..., 115
+    assert "predicted_loss" in set(table.loc[table["process"] == "stationary", "quantity"])
+
+
+def test_stationary_metrics_known_answers():
+    steps = np.arange(0, 100, 5)  # 20 probe points
+    t = np.arange(100)
+    late = np.full(10, 0.999)
+    late[3] = 0.99
+    cosine = np.concatenate([np.full(10, 0.5), late])  # later half: median 0.999 (the whole run: ~0.75)
+    p_hat = np.where(steps < 50, 0.5, 2.0)
+    p_hat[[8, 9]] = 0.5  # steps 40, 45: after the central onset (38), below the baseline
+    p_bar = np.full(20, 1.5)
+    p_bar[-1] = 3.0  # step 95: above P_hat
+    table = pd.concat(
+        [
+            _long("central", "effective_hessian_eigs", t, np.minimum(2.0, 1 + t / 40), 0),  # >= 1.95 from 38
+            _long("central", "stationary/nu_cosine", steps, cosine),
+            _long("central", "stationary/speed_baseline", steps, np.ones(20)),
+            _long("central", "stationary/speed_p_hat", steps, p_hat),
+            _long("central", "stationary/speed_p_bar", steps, p_bar),
+            _long("stationary", "predicted_loss", t, np.where(t < 50, 5.0, 1.2)),
+        ],
+        ignore_index=True,
+    )
+    smoothed = pd.Series(1.0, index=t)
+    top_c = tables.top_eigenvalue(table, "central")
+    m = tables._stationary_metrics(table, top_c, smoothed, onset=50, central_error=0.1)
+    assert m["stationary_nu_cosine_late_median"] == pytest.approx(0.999)
+    assert m["p_hat_faster_than_baseline_fraction"] == pytest.approx(10 / 12)  # 12 points from step 40
+    assert m["p_bar_slower_than_p_hat_fraction"] == pytest.approx(9 / 12)  # not at 40, 45, 95
+    assert m["stationary_predicted_loss_rel_error"] == pytest.approx(0.2)  # |1.2 - 1| / 1 from step 50
+    assert m["stationary_over_central_loss_error"] == pytest.approx(2.0)
+    # a central flow that never reaches EOS: every probe point counts
+    never = tables._stationary_metrics(table, top_c * 0.5, smoothed, onset=None, central_error=0.1)
+    assert never["p_hat_faster_than_baseline_fraction"] == pytest.approx(10 / 20)
+    # a run without the probe or the stationary flow: no data
+    missing = tables._stationary_metrics(table.iloc[:0], top_c, smoothed, onset=50, central_error=0.1)
+    assert all(np.isnan(v) for v in missing.values())
+
+
+def test_prediction_rel_error_counts_steps_from_onset():
+    ma = pd.Series(1.0, index=np.arange(10))
+    predicted = pd.Series(np.where(np.arange(10) < 5, 3.0, 1.1), index=np.arange(10))
+    assert tables._prediction_rel_error(ma, predicted, 5) == pytest.approx(0.1)
+    assert tables._prediction_rel_error(ma, predicted, None) == pytest.approx((5 * 2.0 + 5 * 0.1) / 10)
+    assert np.isnan(tables._prediction_rel_error(ma, predicted.iloc[:0], None))
+
+
+def test_stationary_metrics_on_the_synthetic_run(synthetic_run):
+    table, attrs = tables.read_run(synthetic_run, "r1")
+    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
+    cosine = 1 - 0.2 * np.exp(-np.array([85, 90]) / 15)  # the middle of the later 12 of 24 points
+    assert row["stationary_nu_cosine_late_median"] == pytest.approx(cosine.mean())
+    assert row["p_hat_faster_than_baseline_fraction"] == 1.0
+    assert 0 < row["p_bar_slower_than_p_hat_fraction"] <= 1
+    assert row["stationary_over_central_loss_error"] > 1  # prediction 0.08 vs 0.05 above GD's average
+    without = table[(table["process"] != "stationary") & ~table["quantity"].str.startswith("stationary/")]
+    row = tables.summarize_run(without, attrs, {"run_id": "r1"}, smooth=5)
+    assert all(np.isnan(row[c]) for c in tables.STATIONARY_COLUMNS)

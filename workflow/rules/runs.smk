@@ -18,5 +18,6 @@ rule run:
         run=get_run_config,
         cells=get_run_cells,
         out_dir=lambda wildcards: f"{RESULTS}/runs/{wildcards.run_id}",
+        compilation_cache=config["compilation_cache"],
     script:
         "../scripts/run_cell.py"

@@ -6,12 +6,17 @@ import socket
 import time
 from pathlib import Path
 
+import jax
+
 from centralflows.checkpoint import latest_checkpoint
 from centralflows.config import resolve_config
 from centralflows.experiment import run
 from centralflows.tables import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+if snakemake.params.compilation_cache:  # noqa: F821
+    jax.config.update("jax_compilation_cache_dir", snakemake.params.compilation_cache)  # noqa: F821
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # the small programs too
 out_dir = Path(snakemake.params.out_dir)  # noqa: F821
 config = resolve_config(snakemake.params.run)  # noqa: F821
 config["out"] = str(out_dir)
