@@ -104,9 +104,10 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_stationary_probe_is_logged_every_n_steps_and_resumes_exactly(tmp_path):
     def probe_cell(out, steps):
         # few tracked pairs and fixed-point iterations keep the probe cheap; the check is exact resume
-        return cell(out, "rmsprop", runs=["central"], steps=steps, warm_start=2, central={"stationary_every": 3},
-                    checkpoint={"frequency": 4}, arch={"name": "mlp", "width": 4},
-                    eig={"frequency": 1, "max_k": 3}, stationary={"max_iter": 10})  # fmt: skip
+        return cell(out, "rmsprop", runs=["central"], steps=steps, warm_start=2,
+                    central={"stationary_every": 3}, checkpoint={"frequency": 4},
+                    arch={"name": "mlp", "width": 4}, eig={"frequency": 1, "max_k": 3},
+                    stationary={"max_iter": 10})  # fmt: skip
 
     full = datasets(run(probe_cell(tmp_path / "full", 10), progress=False))
     due = np.isfinite(full["central/stationary/nu_cosine"])

@@ -104,7 +104,9 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     first, second = grid.plan(config, "ci"), grid.plan(config, "ci")
     assert first.cells == second.cells
     assert first.cells["mlp_gd_central"].startswith("mlp-gd-lr0.06-synthetic-cifar10-")
-    assert "vit_gd_lr0.02" not in first.cells  # not in the ci subset
+    # ci skips the validation sweeps (figure w1_11 and its sequence-grid cells) and plays the ViT by the MLP
+    assert "w1_11_eos_sequence" not in first.figures and "gd_sequence_lstm.lstm.lr0.05" not in first.cells
+    assert first.runs[first.cells["vit_gd_lr0.02"]]["arch"] == {"name": "mlp", "width": 32}
     run = first.runs[first.cells["mlp_gd"]]
     assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
     paper = grid.plan(config, "paper")
