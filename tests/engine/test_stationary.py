@@ -118,13 +118,18 @@ def test_scalar_rmsprop_stationary_nu_has_its_closed_form(x64):
     np.testing.assert_allclose(float(sol.nu), max(b @ b, (eta * S / 2) ** 2), rtol=1e-7)
 
 
-def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
+def rmsprop_on_a_quadratic(eta):
+    """The random 6-d quadratic with RMSProp at eta: (H, b, loss, optimizer, kernels, eig config)."""
     H, b = random_problem()
-    eta = 0.5
     loss_fn = quadratic(H, b)
     opt = make_optimizer("rmsprop", eta)
     kern = Kernels(as_problem(loss_fn, jnp.zeros(6)), opt)
-    eig = EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
+    return H, b, loss_fn, opt, kern, EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
+
+
+def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
+    eta = 0.5
+    H, b, loss_fn, opt, kern, eig = rmsprop_on_a_quadratic(eta)
     flow = StationaryFlow(kern, jnp.zeros(6), opt.init_state(jnp.zeros(6)), eig, nsubsteps=2, solver=CFG)
     logs = flow.measure()
     for key in (
@@ -149,12 +154,8 @@ def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
 def test_probe_logs_stationary_diagnostics_along_the_central_flow(x64):
     # on a quadratic, P̄ and P̂ are the dense convex programs' answers at every point, so the logged
     # speeds and ν̄ are checked against CVXPY; between due steps the probe logs NaN
-    H, b = random_problem()
     eta = 0.5
-    loss_fn = quadratic(H, b)
-    opt = make_optimizer("rmsprop", eta)
-    kern = Kernels(as_problem(loss_fn, jnp.zeros(6)), opt)
-    eig = EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
+    H, b, loss_fn, opt, kern, eig = rmsprop_on_a_quadratic(eta)
     w = jnp.asarray(0.1 * np.arange(6.0))
     s = {"t": jnp.ones(()), "nu": jnp.asarray(np.linspace(0.1, 1.0, 6))}
     probe = StationaryProbe(kern, eig, every=2, config=CFG)
