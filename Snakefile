@@ -1,7 +1,7 @@
 # Reproduce every figure of "Understanding Optimization in Deep Learning with Central Flows".
 #   snakemake --cores 4                       # paper scale, local (profiles/default applies itself)
 #   snakemake --cores 4 --profile slurm       # paper scale on a SLURM cluster
-#   snakemake --cores 2 --config scale=ci     # the tiny CI scale, no download
+#   snakemake --cores 2 --resources gpu=2 --config scale=ci   # the tiny CI scale, no download
 #   snakemake check --cores 2 --config scale=ci   # ci summary vs workflow/reference/ci_summary.csv
 # Gates: `snakefmt --check .` is clean. `snakemake --lint` reports one accepted finding per rule,
 # "Specify a conda environment or container": every rule imports the one package, so the whole

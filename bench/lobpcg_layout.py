@@ -15,7 +15,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 
 from centralflows import eigs
 from centralflows.config import resolve_config
@@ -78,7 +77,7 @@ def main():
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()}",
+        "machine": f"{platform.processor() or platform.machine()}, {jax.default_backend()}",
         "layouts": [layouts(d, k) for d, k in ((99_524, 3), (99_524, 9), (1_000_000, 3))],
         "iteration_ci_mlp": iteration_on_the_ci_mlp(),
     }
@@ -90,8 +89,10 @@ def main():
                 f"  rows {rows:7.3f} ms  ({columns / rows:.1f}x)"
             )
     it = result["iteration_ci_mlp"]
-    print(f"ci MLP iteration: HVPs {it['hvps_ms']:.2f} ms, residual {it['residual_ms']:.2f} ms, "
-          f"update {it['update_ms']:.2f} ms")
+    print(
+        f"ci MLP iteration: HVPs {it['hvps_ms']:.2f} ms, residual {it['residual_ms']:.2f} ms, "
+        f"update {it['update_ms']:.2f} ms"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

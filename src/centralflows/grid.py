@@ -50,7 +50,8 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
     `scale_axes[<scale>][<axis>]` replaces an axis's values position by position at that scale
     (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values. The
     replacement may also be a mapping from a value of another axis to a list, e.g.
-    `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates.
+    `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates. A `null`
+    replacement leaves that cell out at that scale (`skip_scales`; see `resolve_names`).
     """
     axes = grid["axes"]
     cells = {}
@@ -63,14 +64,20 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
             labels.append(
                 _label(value) if isinstance(value, str) else f"{path.split('.')[-1]}{_label(value)}"
             )
-        scales = dict(grid.get("scales", {}))
+        scales, skip_scales = dict(grid.get("scales", {})), []
         for scale, overrides in grid.get("scale_axes", {}).items():
             for path, values in overrides.items():
                 pos = positions[list(axes).index(path)]
                 if isinstance(values, dict):  # keyed by this cell's value of another axis
                     values = _values_for(values, labels, name, scale, path)
-                scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
-        cells[".".join([name, *labels])] = {"run": run, "scales": scales, "grid": name}
+                if values[pos] is None:
+                    skip_scales.append(scale)
+                else:
+                    scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
+        cell = {"run": run, "scales": scales, "grid": name}
+        if skip_scales:
+            cell["skip_scales"] = skip_scales
+        cells[".".join([name, *labels])] = cell
     return cells
 
 
@@ -94,8 +101,11 @@ def all_cells(config: dict) -> dict[str, dict]:
     return cells
 
 
-def resolve_names(config: dict, names: list[str]) -> list[str]:
-    """Cell names from a list of cell or grid names (a grid name stands for all of its cells), in order."""
+def resolve_names(config: dict, names: list[str], scale_name: str | None = None) -> list[str]:
+    """Cell names from a list of cell or grid names (a grid name stands for all of its cells), in order.
+
+    With `scale_name`, a grid's cells left out at that scale (a `null` in its `scale_axes`) are dropped.
+    """
     cells = all_cells(config)
     out = []
     for name in names:
@@ -107,6 +117,8 @@ def resolve_names(config: dict, names: list[str]) -> list[str]:
         for member in members:
             if member not in cells:
                 raise ValueError(f"unknown cell or grid {member!r}; defined: {sorted(cells)}")
+            if scale_name in cells[member].get("skip_scales", ()):
+                continue
             if member not in out:
                 out.append(member)
     return out
@@ -200,7 +212,7 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
     if scale.get("claim_cells", "all") == "all":  # `figures`: claims only on cells the figures compute
         for name in result.claims:
             wanted += config["claims"][name]["cells"]
-    names = resolve_names(config, wanted + list(scale.get("extra_cells", [])))
+    names = resolve_names(config, wanted + list(scale.get("extra_cells", [])), scale_name)
     # a cell started from another cell's checkpoint needs that cell too (added before it)
     for name in list(names):
         source = cells[name].get("start_from", {}).get("cell")

@@ -224,6 +224,14 @@ def panel_title(cell: str) -> str:
     return " ".join(parts[1:]) if len(parts) > 1 else cell
 
 
+def run_title(table: pd.DataFrame, cell: str) -> str:
+    """`<arch> η=<the run's eta>`: cell names keep the paper's eta, smaller scales may run another."""
+    rows = table.loc[table["cell"] == cell, "lr"] if "lr" in table.columns else []
+    if not len(rows):
+        return panel_title(cell)
+    return f"{panel_title(cell).split(' ')[0]} η={float(rows.iloc[0]):g}"
+
+
 def selected_coordinates(
     table: pd.DataFrame, cell: str, process: str, quantity: str, count: int = 4
 ) -> list[int]:
@@ -240,13 +248,13 @@ def validation_grid(
 ):
     """One panel per cell: discrete loss (faint, and its moving average) vs the central prediction.
 
-    `titles` (optional, one per cell) replaces the default panel titles (`panel_title`)."""
+    `titles` (optional, one per cell) replaces the default panel titles (`run_title`)."""
     nrows = max(1, -(-len(cells) // ncols))
     fig, axes = grid(nrows, min(ncols, max(1, len(cells))), width=3.3, height=2.6)
     flat = list(axes.flat)
     for ax, cell in zip(flat, cells, strict=False):
         plot_loss(ax, table, cell, smooth=smooth, prediction=True)
-        ax.set_title(titles[cells.index(cell)] if titles else panel_title(cell), fontsize="small")
+        ax.set_title(titles[cells.index(cell)] if titles else run_title(table, cell), fontsize="small")
         ax.set_yscale("log")
         if ax is not flat[0]:
             ax.legend().remove()

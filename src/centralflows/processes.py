@@ -49,6 +49,10 @@ class Kernels:
         self.optax_update = jax.jit(self.tx.update)
         self.precond = jax.jit(lambda s: jnp.broadcast_to(optimizer.precond(s), problem.w0.shape))
         self.stable_substep = jax.jit(self._stable_substep)
+        # The network's third derivatives are a program of their own: it depends on the loss only, so
+        # the persistent compilation cache shares it across learning rates and optimizers, while
+        # the optimizer-dependent rest of the velocity is small to compile (as eigs.run_lobpcg).
+        self.third_pairs = jax.jit(lambda w, U: third_derivative_pairs(self.loss_fn, w, U, chunk_size))
         self._central = {}
 
     def _observe(self, w, s):
@@ -86,12 +90,17 @@ class Kernels:
         """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty)."""
         key = k_c if penalty else (k_c, "ablated")
         if key not in self._central:
-            self._central[key] = jax.jit(
-                lambda w, s, theta, U, dt: self._central_velocity(w, s, theta, U, dt, penalty)
+            velocity = jax.jit(
+                lambda w, s, theta, U, dt, g, gradH: self._central_velocity(
+                    w, s, theta, U, dt, g, gradH, penalty
+                )
+            )
+            self._central[key] = lambda w, s, theta, U, dt: velocity(
+                w, s, theta, U, dt, self.grad(w), self.third_pairs(w, U)
             )
         return self._central[key]
 
-    def _central_velocity(self, w, s, theta, U, dt, penalty=True):
+    def _central_velocity(self, w, s, theta, U, dt, g, gradH, penalty=True):
         """dw/dt and ds/dt of the central flow at (w, s) (REFERENCE §1.4 steps 3-7).
 
         With `penalty=False` the implicit curvature penalty -½P⁻¹∇⟨Σ,H⟩ is dropped from dw/dt
@@ -102,12 +111,13 @@ class Kernels:
             theta: [k] critical effective eigenvalues (> sdcp_threshold), descending.
             U: [d, k] their P-orthonormal eigenvectors.
             dt: the Euler substep, which enters the linearised stability condition.
+            g: ∇L(w).
+            gradH: [k(k+1)/2, d] the third-derivative vectors ∇(u_iᵀ H u_j), i <= j.
         Returns:
             (dw_dt, ds_dt, aux) with aux holding X and the pieces needed for predictions and logs.
         """
         opt = self.opt
         k = U.shape[1]
-        g = jax.grad(self.loss_fn)(w)
         p = jnp.broadcast_to(opt.precond(s), w.shape)
         dw_dt_stable = -g / p
         ds_dt_stable = opt.dstate_dt(s, g)
@@ -119,7 +129,6 @@ class Kernels:
         # pair i < j carries weight 2 when written over the upper triangle (the authors' metric).
         weight = jnp.where(i == j, 1.0, 2.0).astype(w.dtype)
 
-        gradH = third_derivative_pairs(self.loss_fn, w, U, self.chunk_size)  # [m, d]
         dw_dt_X = -0.5 * gradH / p if penalty else jnp.zeros_like(gradH)  # [m, d]
 
         def d2f(a, b):  # ½ ∂²_g f(s, g)[a, b], f = dstate_dt: the oscillation term of E[f(s, g + δ)]

@@ -104,15 +104,21 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     first, second = grid.plan(config, "ci"), grid.plan(config, "ci")
     assert first.cells == second.cells
     assert first.cells["mlp_gd_central"].startswith("mlp-gd-lr0.06-synthetic-cifar10-")
-    # ci skips the validation sweeps (figure w1_11 and its sequence-grid cells) and plays the ViT by the MLP
-    assert "w1_11_eos_sequence" not in first.figures and "gd_sequence_lstm.lstm.lr0.05" not in first.cells
+    # ci builds every figure, plays the ViT by the MLP, and leaves the CE sequence sweep out
+    assert set(first.figures) == set(config["figures"])
     assert first.runs[first.cells["vit_gd_lr0.02"]]["arch"] == {"name": "mlp", "width": 32}
+    assert "gd_sequence_ce.lstm.lr0.05" not in first.cells and "gd_sequence_lstm.lstm.lr0.1" in first.cells
+    assert "gd_sequence_ce.lstm.lr0.1" in paper_cells(config)
     run = first.runs[first.cells["mlp_gd"]]
     assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
     paper = grid.plan(config, "paper")
     assert paper.runs[paper.cells["mlp_gd"]]["data"]["root"] == config["data_root"]
     assert grid.run_id({**run, "out": "x"}) == grid.run_id(run)
     assert grid.run_id(grid.set_path(run, "opt.lr", 0.3)) != grid.run_id(run)
+
+
+def paper_cells(config):
+    return grid.plan(config, "paper").cells
 
 
 def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
@@ -137,6 +143,22 @@ def test_scale_axes_may_depend_on_another_axis():
     spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": [1.0, 1.5]}
     with pytest.raises(ValueError, match="no entry for any of"):
         grid.expand_grid("g", spec)
+
+
+def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
+    config = {
+        "grids": {
+            "g": {
+                "run": {"opt": {"name": "gd"}},
+                "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
+                "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, None], "vit": [None, 0.4]}}},
+            }
+        },
+        "cells": {"solo": {"run": {}}},
+    }
+    assert grid.resolve_names(config, ["g", "solo"], "ci") == ["g.cnn.lr0.01", "g.vit.lr0.02", "solo"]
+    assert len(grid.resolve_names(config, ["g"], "paper")) == 4
+    assert len(grid.resolve_names(config, ["g"])) == 4
 
 
 def test_start_from_loads_the_source_cells_checkpoint(config):

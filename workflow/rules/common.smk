@@ -94,7 +94,7 @@ def get_figure_cells(figure):
     """The cell names a figure reads, grids expanded, in registry order."""
     from centralflows.grid import resolve_names
 
-    return resolve_names(config, config["figures"][figure]["cells"])
+    return resolve_names(config, config["figures"][figure]["cells"], PLAN.scale)
 
 
 def get_figure_tables(wildcards):
@@ -110,7 +110,7 @@ def get_claim_cells():
     """Claim id -> the cell names it is checked on."""
     from centralflows.grid import resolve_names
 
-    return {c: resolve_names(config, config["claims"][c]["cells"]) for c in PLAN.claims}
+    return {c: resolve_names(config, config["claims"][c]["cells"], PLAN.scale) for c in PLAN.claims}
 
 
 def get_figures():

@@ -5,11 +5,8 @@ from centralflows import plotting
 
 def title(table, cell):
     """`arch criterion eta=<the run's eta>` (cell names keep the paper eta; ci runs larger ones)."""
-    grid = cell.split(".")[0]
-    arch = cell.split(".")[1] if "." in cell else cell
-    rows = table.loc[table["cell"] == cell, "lr"]
-    eta = f" η={float(rows.iloc[0]):g}" if len(rows) else ""
-    return f"{arch} {'CE' if grid.endswith('_ce') else 'MSE'}{eta}"
+    arch, _, eta = plotting.run_title(table, cell).partition(" ")
+    return f"{arch} {'CE' if cell.split('.')[0].endswith('_ce') else 'MSE'} {eta}".rstrip()
 
 
 def plot(table, pdf, png, params):
