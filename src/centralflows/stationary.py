@@ -22,7 +22,6 @@ fixed point: the quasi-static limit of the central flow, where ν has relaxed to
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -171,13 +170,16 @@ class StationarySolver:
             self._steps[key] = jax.jit(step)
         return self._steps[key]
 
-    def solve(self, w, s: dict, nu0=None, with_gradient: bool = True) -> StationaryResult:
+    def solve(
+        self, w, s: dict, nu0=None, with_gradient: bool = True, max_iter: int | None = None
+    ) -> StationaryResult:
         """Iterates ν ← ν + dt·dν/dt at frozen (w, t) from ν0 (default s["nu"]) to the fixed point.
 
         Args:
             w: [d] weights (frozen).
             s: optimizer state; t is kept, ν is the starting point unless nu0 is given.
             with_gradient: True for ν̄ (P̄); False drops g from the drift (P̂, the η → ∞ limit).
+            max_iter: iteration cap of this solve (default: the config's `max_iter`).
         """
         cfg, opt = self.config, self.kern.opt
         g = self.kern.grad(w) if with_gradient else jnp.zeros_like(w)
@@ -186,7 +188,7 @@ class StationarySolver:
             nu = jnp.maximum(nu, jnp.max(nu) * 1e-3 if float(jnp.max(nu)) > 0 else 1.0)
         h = cfg.step
         residual, converged, it = math.inf, False, 0
-        for it in range(1, cfg.max_iter + 1):  # noqa: B007 (the count is returned)
+        for it in range(1, (max_iter or cfg.max_iter) + 1):  # noqa: B007 (the count is returned)
             dt = h / _nu_rate(opt)
             s_n = {**s, "nu": nu}
             P = jnp.broadcast_to(opt.precond(s_n), w.shape)
@@ -253,7 +255,7 @@ class StationaryProbe:
         self.every = every
         self.bar = StationarySolver(kernels, tracker(0), config)
         self.hat = StationarySolver(kernels, tracker(1), config)
-        self.hat_warm = dataclasses.replace(config, max_iter=min(config.max_iter, hat_warm_iter))
+        self.hat_warm_iter = min(config.max_iter, hat_warm_iter)
         self.calls = 0
         self.nu_bar = self.nu_hat = None  # previous solutions (warm starts)
 
@@ -275,9 +277,10 @@ class StationaryProbe:
         if not due:
             return self._missing()
         bar = self.bar.solve(w, s, nu0=self.nu_bar)
-        if self.nu_hat is not None:
-            self.hat.config = self.hat_warm
-        hat = self.hat.solve(w, s, nu0=self.nu_hat, with_gradient=False)
+        warm = self.nu_hat is not None  # the first solve is cold: it gets the full `max_iter`
+        hat = self.hat.solve(
+            w, s, nu0=self.nu_hat, with_gradient=False, max_iter=self.hat_warm_iter if warm else None
+        )
         self.nu_bar, self.nu_hat = bar.nu, hat.nu
         g = self.kern.grad(w)
         d = w.shape[0]
