@@ -110,7 +110,10 @@ def get_claim_cells():
     """Claim id -> the cell names it is checked on."""
     from centralflows.grid import resolve_names
 
-    return {c: resolve_names(config, config["claims"][c]["cells"], PLAN.scale) for c in PLAN.claims}
+    return {
+        c: resolve_names(config, config["claims"][c]["cells"], PLAN.scale)
+        for c in PLAN.claims
+    }
 
 
 def get_figures():
