@@ -98,3 +98,9 @@ def test_figure_script_writes_png_and_pdf(figure, synthetic_run, tmp_path):
     pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
     script["plot"](plotting.read_table(path), pdf, png, SimpleNamespace(entry=entry, cells=cells, smooth=5))
     assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validation_panels_are_titled_with_the_runs_eta_not_the_cell_name():
+    table = pd.DataFrame({"cell": ["srmsprop_sequence.lstm.lr0.005"], "lr": [0.02]})
+    assert plotting.run_title(table, "srmsprop_sequence.lstm.lr0.005") == "lstm η=0.02"
+    assert plotting.run_title(table.drop(columns="lr"), "srmsprop_sequence.lstm.lr0.005") == "lstm lr0.005"
