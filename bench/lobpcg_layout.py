@@ -12,23 +12,17 @@ products, each timed alone.
 import argparse
 import json
 import platform
-import time
+from functools import partial
 
+import hvp_loops
 import jax
 
 from centralflows import eigs
 from centralflows.config import resolve_config
 from centralflows.problem import build_problem
 
-
-def median_ms(fn, *args, repeats: int = 21) -> float:
-    jax.block_until_ready(fn(*args))  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[len(times) // 2]
+# bench/ is on sys.path when this script runs: share the timing helper of its sibling benchmark
+median_ms = partial(hvp_loops.median_ms, repeats=21)
 
 
 def layouts(d: int, k: int) -> dict:
