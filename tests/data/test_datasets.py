@@ -5,6 +5,7 @@ import io
 import pickle
 import tarfile
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +25,18 @@ def _batch(indices, labels):
     return {b"data": data.reshape(len(indices), 3072), b"labels": list(labels), b"batch_label": b"mini"}
 
 
-def write_mini_archive(root):
-    """Writes cifar-10-python.tar.gz with 5 train batches and a test batch; returns (path, train labels)."""
+# The official archive's member order (not numeric); the authors' loader follows it.
+OFFICIAL_ORDER = tuple(f"data_batch_{b}" if b else "test_batch" for b in (4, 0, 3, 2, 5, 1))
+
+
+def write_mini_archive(root, order=OFFICIAL_ORDER):
+    """Writes cifar-10-python.tar.gz with members in `order` (plus batches.meta).
+
+    Batch data_batch_b holds global indices (b-1)*PER_BATCH.. in its R plane.
+
+    Returns:
+        (path, train labels in member order, train indices in member order).
+    """
     rng = np.random.default_rng(5)
     train_labels = rng.integers(0, 10, 5 * PER_BATCH)
     test_labels = np.arange(PER_BATCH) % 10
@@ -39,19 +50,21 @@ def write_mini_archive(root):
     members["batches.meta"] = {b"label_names": [b"airplane", b"automobile", b"bird", b"cat"]}
     path = root / cifar10.FILENAME
     with tarfile.open(path, "w:gz") as tar:
-        for name, obj in members.items():
-            payload = pickle.dumps(obj)
+        for name in ("batches.meta", *order):
+            payload = pickle.dumps(members[name])
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    return path, train_labels
+    batches = [int(name[-1]) - 1 for name in order if name.startswith("data_batch_")]
+    index = np.concatenate([np.arange(b * PER_BATCH, (b + 1) * PER_BATCH) for b in batches])
+    return path, train_labels[index], index
 
 
 @pytest.fixture
 def mini_cifar(tmp_path, monkeypatch):
-    path, train_labels = write_mini_archive(tmp_path)
+    path, train_labels, index = write_mini_archive(tmp_path)
     monkeypatch.setattr(cifar10, "MD5", hashlib.md5(path.read_bytes()).hexdigest())
-    return tmp_path, train_labels
+    return tmp_path, train_labels, index
 
 
 def raw_pixels(x):
@@ -78,25 +91,48 @@ def test_read_archive_layout_nhwc(mini_cifar):
     x_train, y_train, x_test, y_test = cifar10.read_archive(mini_cifar[0] / cifar10.FILENAME)
     assert x_train.shape == (5 * PER_BATCH, 32, 32, 3) and x_train.dtype == np.uint8
     assert x_test.shape == (PER_BATCH, 32, 32, 3)
-    np.testing.assert_array_equal(x_train[:, 5, 7, 0], np.arange(5 * PER_BATCH))  # batches in file order
+    # train batches in the archive's member order (4, 3, 2, 5, 1), not numeric order
+    np.testing.assert_array_equal(x_train[:, 5, 7, 0], mini_cifar[2])
+    assert mini_cifar[2][0] == 3 * PER_BATCH
     assert (x_train[:, 0, 1, 0] == 255).all() and (x_train[:, 1, 0, 0] != 255).all()  # row-major pixels
     assert (x_train[..., 1] == 100).all() and (x_train[..., 2] == 200).all()
     np.testing.assert_array_equal(y_train, mini_cifar[1])
 
 
-def test_cifar_subset_is_first_per_class_in_file_order_then_shuffled(mini_cifar):
-    root, labels = mini_cifar
+def test_cifar_subset_is_first_per_class_in_member_order_then_shuffled(mini_cifar):
+    root, labels, member_index = mini_cifar
     ds = load_dataset({"name": "cifar10", "root": str(root), "classes": 3, "n": 6})
     expected = np.concatenate([np.flatnonzero(labels == c)[:2] for c in range(3)])
     perm = np.random.default_rng(0).permutation(6)
     index = raw_pixels(ds.x_train)[:, 5, 7, 0]
-    np.testing.assert_array_equal(index, expected[perm])
+    np.testing.assert_array_equal(index, member_index[expected][perm])
+    numeric_labels = labels[np.argsort(member_index)]
+    numeric = np.concatenate([np.flatnonzero(numeric_labels == c)[:2] for c in range(3)])
+    assert set(member_index[expected]) != set(numeric)  # numeric batch order would pick other images
     np.testing.assert_array_equal(ds.y_train, labels[expected][perm])
     np.testing.assert_allclose(raw_pixels(ds.x_train)[..., 1:], np.broadcast_to([100, 200], (6, 32, 32, 2)))
     assert ds.name == "cifar10" and ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
     assert ds.spec.input_shape == (32, 32, 3) and ds.spec.num_outputs == 3 and not ds.binary
     # test: every test example of the kept classes, shuffled the same way
     assert sorted(ds.y_test) == sorted(y for y in np.arange(PER_BATCH) % 10 if y < 3)
+
+
+def test_cifar_archive_missing_a_batch_is_rejected(tmp_path):
+    path, *_ = write_mini_archive(tmp_path, order=("data_batch_1", "test_batch"))
+    with pytest.raises(DataError, match="lacks some of data_batch_1..5.*found data_batch_1"):
+        cifar10.read_archive(path)
+
+
+REAL_ARCHIVE = Path(__file__).resolve().parents[2] / "data" / cifar10.FILENAME
+
+
+@pytest.mark.skipif(not REAL_ARCHIVE.exists(), reason=f"needs the real archive at {REAL_ARCHIVE}")
+def test_real_archive_train_order_matches_the_authors():
+    """The HF viewer's first ten train labels (data_batch_1 would start 6 9 9 4 1 1 2 7 8 3)."""
+    assert cifar10._md5(REAL_ARCHIVE) == cifar10.MD5
+    _, y_train, _, y_test = cifar10.read_archive(REAL_ARCHIVE)
+    np.testing.assert_array_equal(y_train[:10], [0, 6, 0, 2, 7, 2, 1, 2, 4, 1])
+    assert len(y_train) == 50000 and len(y_test) == 10000
 
 
 def test_cifar_binary_uses_first_two_classes_and_one_output(mini_cifar):

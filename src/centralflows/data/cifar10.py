@@ -22,7 +22,7 @@ STD = np.array([0.24703233, 0.24348505, 0.26158768])
 
 DEFAULTS = {"classes": 4, "n": 1000, "criterion": "mse", "root": "data"}
 
-_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TRAIN_BATCHES = frozenset(f"data_batch_{i}" for i in range(1, 6))
 
 
 def _md5(path: Path) -> str:
@@ -71,31 +71,49 @@ def download_cifar10(root="data") -> Path:
 
 
 def read_archive(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Reads the pickled batches straight from the tar.gz, in file order.
+    """Reads the pickled batches straight from the tar.gz, the train batches in the archive's member order.
+
+    The authors' loader (HuggingFace's cifar10 builder) walks the archive in member order, which in the
+    official file is data_batch_4, test_batch, data_batch_3, data_batch_2, data_batch_5, data_batch_1;
+    the "first n/classes of each class" subset therefore comes from data_batch_4 (REFERENCE §3.1).
 
     Returns:
         (x_train, y_train, x_test, y_test): uint8 images [n, 32, 32, 3] (NHWC) and int32 labels [n].
+
+    Raises:
+        DataError: a train batch or the test batch is missing from the archive.
     """
 
-    def read(tar, name):
-        batch = pickle.load(tar.extractfile(f"cifar-10-batches-py/{name}"), encoding="bytes")
+    def read(tar, member):
+        batch = pickle.load(tar.extractfile(member), encoding="bytes")
         x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         return x, np.asarray(batch[b"labels"], np.int32)
 
+    train, test, names = [], None, []
     with tarfile.open(path, "r:gz") as tar:
-        train = [read(tar, name) for name in _TRAIN_BATCHES]
-        x_test, y_test = read(tar, "test_batch")
+        for member in tar:  # one sequential pass, in member order
+            name = Path(member.name).name
+            if name in _TRAIN_BATCHES:
+                train.append(read(tar, member))
+                names.append(name)
+            elif name == "test_batch":
+                test = read(tar, member)
+    if sorted(names) != sorted(_TRAIN_BATCHES) or test is None:
+        raise DataError(
+            f"{path} lacks some of data_batch_1..5 / test_batch (found {', '.join(names) or 'none'}); "
+            f"it is not the official archive.\n{_fetch_hint(Path(path).parent)}"
+        )
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
-    return x_train, y_train, x_test, y_test
+    return x_train, y_train, *test
 
 
 def image_dataset(name: str, raw: tuple, options: dict) -> Dataset:
     """Subsets, normalises and shuffles raw uint8 NHWC images as the reference code does.
 
-    Train takes, for each class c < classes, the first n/classes examples with label c in file order,
-    concatenated; test takes every test example of those classes. Pixels become
-    (x − 255·MEAN)/(255·STD) per channel. Both splits are then permuted by
+    Train takes, for each class c < classes, the first n/classes examples with label c in the order of
+    `raw` (the archive's member order, see `read_archive`), concatenated; test takes every test example
+    of those classes. Pixels become (x − 255·MEAN)/(255·STD) per channel. Both splits are then permuted by
     `np.random.default_rng(0).permutation`. Layout is NHWC; the reference's NCHW differs only in
     layout (the first Linear after a flatten sees its inputs permuted, which i.i.d. init ignores).
 
