@@ -76,7 +76,8 @@ def stationary_solver(config: dict) -> StationaryConfig:
 
 
 def group_logs(processes: dict) -> dict:
-    """Cross-process quantities: pairwise distances, and the displacement of GD from the central flow."""
+    """Cross-process quantities: pairwise distances, GD's displacement from the central flow (`deltas`)
+    and the midpoint run's oscillation about its own midpoint (`midpoint_deltas`), on Σ's eigenvectors."""
     out = {}
     for a, b in itertools.combinations(sorted(processes), 2):
         out[f"distances/{a}-{b}"] = jnp.linalg.norm(processes[a].point - processes[b].point)
@@ -85,7 +86,10 @@ def group_logs(processes: dict) -> dict:
         if "discrete" in processes:
             out["deltas"] = central.deltas(processes["discrete"].point)
         if "midpoint" in processes:
-            out["midpoint_deltas"] = central.deltas(processes["midpoint"].point)
+            # the authors' key (REFERENCE §1.7): the iterate's oscillation about its own midpoint,
+            # U_Σᵀ P (w_t − w*_t), read between measure and step (w = w_t, w_mid = w*_t)
+            mid = processes["midpoint"]
+            out["midpoint_deltas"] = central.sigma_basis.T @ (central.P * (mid.w - mid.w_mid))
     return out
 
 

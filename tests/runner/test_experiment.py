@@ -8,12 +8,17 @@ import time
 from pathlib import Path
 
 import h5py
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from centralflows.checkpoint import latest_checkpoint
 from centralflows.config import resolve_config
-from centralflows.experiment import run
+from centralflows.eigs import EigConfig
+from centralflows.experiment import group_logs, run
+from centralflows.optimizers import make_optimizer
+from centralflows.processes import CentralFlow, Kernels, Midpoint
+from tests.engine.helpers import as_problem, cubic_loss
 
 # A tiny MLP on the offline CIFAR stand-in; at eta = 0.05 GD reaches the edge of stability within a
 # few steps, so the central flow's SDCP is active (k >= 1) in every test below.
@@ -183,3 +188,32 @@ def test_central_flow_started_from_a_gd_checkpoint(tmp_path):
     assert list(data["step"]) == [3, 4, 5]
     assert data["central/train_loss"][0] == data["discrete/train_loss"][0] == gd["discrete/train_loss"][3]
     np.testing.assert_array_equal(data["discrete/train_loss"][:2], gd["discrete/train_loss"][3:5])
+
+
+def test_midpoint_deltas_are_the_iterate_minus_its_own_midpoint(x64):
+    """midpoint_deltas = U_Σᵀ P (w_t − w*_t) (REFERENCE §1.7), against a numpy GD trajectory."""
+    lr = 0.5  # P = 1/η = 2; raw spectrum 4.1, 3.98 gives effective 2.05, 1.99: two critical directions
+    loss_fn, w0, (g, H, T) = cubic_loss([4.1, 3.98])
+    g, H, T = map(np.asarray, (g, H, T))
+    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=8, tol=1e-12)
+    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", lr))
+    s0 = {"t": jnp.zeros(())}
+    processes = {"central": CentralFlow(kern, w0, s0, eig, 1), "midpoint": Midpoint(kern, w0, s0, eig, 2)}
+    w = [np.asarray(w0)]  # GD by hand: ∇L = g + Hw + ½T[w, w]
+    for _ in range(6):
+        w.append(w[-1] - lr * (g + H @ w[-1] + 0.5 * np.einsum("ijk,j,k->i", T, w[-1], w[-1])))
+    seen = 0
+    for t in range(5):
+        for p in processes.values():
+            p.measure()
+        central = processes["central"]
+        w_star = w[0] if t == 0 else 0.25 * (w[t - 1] + 2 * w[t] + w[t + 1])
+        U, P = np.asarray(central.sigma_basis), np.asarray(central.P)
+        np.testing.assert_allclose(P, 2.0)
+        expected = U.T @ (P * (w[t] - w_star))
+        got = np.asarray(group_logs(processes)["midpoint_deltas"])
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        seen += U.shape[1] > 0 and t > 0 and np.abs(expected).max() > 1e-6
+        for p in processes.values():
+            p.step()
+    assert seen >= 3  # Σ had eigenvectors and the oscillation was non-zero on most steps
