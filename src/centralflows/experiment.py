@@ -151,6 +151,9 @@ def run(config: dict, progress: bool = True) -> Path:
             w = jnp.asarray(src["w"], dtype)
             s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
             start = int(meta["step"])
+            loaded = {"path": load["path"], "step": start}
+            if "edge" in meta:  # an edge checkpoint (centralflows.restart): its source and criterion
+                loaded["edge"] = meta["edge"]
         warm = max(config.get("warm_start", -1), 0)
         for _ in range(warm):
             w, s = opt.step(w, s, kernels.grad(w))
@@ -163,6 +166,8 @@ def run(config: dict, progress: bool = True) -> Path:
             "device": _device(),
             "start_step": start,
         }
+        if load.get("path"):
+            attrs["loaded_from"] = loaded  # the restart point (e.g. W1.18's edge step and its source)
         logger = H5Logger(out_dir, attrs)
 
     stop_requested = []

@@ -52,6 +52,8 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
     replacement may also be a mapping from a value of another axis to a list, e.g.
     `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates. A `null`
     replacement leaves that cell out at that scale (`skip_scales`; see `resolve_names`).
+    `run_by_value[<label>]` is merged into the run of every cell with that axis label, e.g.
+    `{mamba: {data: {n: 250}}}`: the paper trains Mamba on fewer examples than the other models.
     """
     axes = grid["axes"]
     cells = {}
@@ -74,6 +76,8 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
                     skip_scales.append(scale)
                 else:
                     scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
+        for label in labels:  # per-value settings, e.g. Mamba's n = 250 in a sequence grid
+            run = deep_merge(run, grid.get("run_by_value", {}).get(label))
         cell = {"run": run, "scales": scales, "grid": name}
         if skip_scales:
             cell["skip_scales"] = skip_scales
@@ -235,9 +239,12 @@ def start_from_load(config: dict, cells: dict, cell: dict, scale_name: str) -> d
     `scale_steps[<scale>]` if given), read from the source run's checkpoint
     `results/<scale>/runs/<source run>/checkpoints/checkpoint_<step>.npz`; the step must be a
     multiple of the source's `checkpoint.frequency` (or in its `checkpoint.steps`) within its `steps`.
+    `step: edge` takes the step from the source run's own data instead (`edge_checkpoint_path`).
     """
     spec = cell["start_from"]
     source = cell_run_config(config, cells[spec["cell"]], scale_name)
+    if spec["step"] == "edge":
+        return {"path": edge_checkpoint_path(source, spec["cell"], scale_name), "from_process": "discrete"}
     step = spec.get("scale_steps", {}).get(scale_name, spec["step"])
     frequency = get_path(source, "checkpoint.frequency")
     saved = step in (get_path(source, "checkpoint.steps") or []) or (frequency and step % frequency == 0)
@@ -248,3 +255,17 @@ def start_from_load(config: dict, cells: dict, cell: dict, scale_name: str) -> d
         )
     path = f"results/{scale_name}/runs/{run_id(source)}/checkpoints/checkpoint_{step}.npz"
     return {"path": path, "from_process": spec.get("from_process", "discrete")}
+
+
+def edge_checkpoint_path(source: dict, source_cell: str, scale_name: str) -> str:
+    """`start_from.step: edge`: the checkpoint `results/<scale>/restarts/<source run>/edge.npz`.
+
+    The workflow writes it once the source run has finished (centralflows.restart.edge_checkpoint):
+    its discrete state at the first step where its top effective eigenvalue reaches 2 (S = 2/η), so
+    the restart follows the source's own data at every scale. The source must log eigenvalues.
+    """
+    if get_path(source, "discrete.eig.frequency", get_path(source, "eig.frequency", -1)) < 1:
+        raise ValueError(
+            f"start_from {source_cell!r} at step edge: that cell logs no eigenvalues (set eig.frequency 1)"
+        )
+    return f"results/{scale_name}/restarts/{run_id(source)}/edge.npz"

@@ -145,6 +145,33 @@ def test_scale_axes_may_depend_on_another_axis():
         grid.expand_grid("g", spec)
 
 
+def test_run_by_value_sets_options_for_one_axis_value():
+    spec = {
+        "run": {"data": {"name": "sorting", "n": 1000}},
+        "axes": {"arch.name": ["lstm", "mamba"], "opt.lr": [0.05, 0.1]},
+        "run_by_value": {"mamba": {"data": {"n": 250}}, "lr0.1": {"steps": 7}},
+    }
+    cells = grid.expand_grid("g", spec)
+    assert cells["g.mamba.lr0.05"]["run"]["data"] == {"name": "sorting", "n": 250}
+    assert cells["g.lstm.lr0.05"]["run"]["data"] == {"name": "sorting", "n": 1000}
+    assert cells["g.mamba.lr0.1"]["run"]["steps"] == 7 and "steps" not in cells["g.mamba.lr0.05"]["run"]
+
+
+def test_mamba_trains_on_250_sorting_examples_in_every_paper_sequence_grid(config):
+    """REFERENCE §2.5: "usually 1,000 (except for Mamba, where it was 250)"."""
+    paper = grid.plan(config, "paper")
+    sizes = {}
+    for rid in paper.cells.values():
+        run = paper.runs[rid]
+        if run["data"]["name"] == "sorting":
+            sizes.setdefault(run["arch"]["name"], set()).add(run["data"]["n"])
+    assert sizes == {"lstm": {1000}, "transformer": {1000}, "mamba": {250}}
+    mamba_grids = {
+        c.split(".")[0] for c, rid in paper.cells.items() if paper.runs[rid]["arch"]["name"] == "mamba"
+    }
+    assert mamba_grids >= {"gd_sequence_mamba", "gd_sequence_ce", "srmsprop_sequence", "rmsprop_sequence"}
+
+
 def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
     config = {
         "grids": {
@@ -163,17 +190,28 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
 
 def test_start_from_loads_the_source_cells_checkpoint(config):
     paper = grid.plan(config, "paper")
-    run = paper.runs[paper.cells["vit_gd_lr0.02_from_eos"]]
-    source = paper.cells["vit_gd_lr0.02"]
+    run = paper.runs[paper.cells["resnet_rmsprop_stationary"]]
+    source = paper.cells["resnet_rmsprop"]
     assert run["load"] == {
-        "path": f"results/paper/runs/{source}/checkpoints/checkpoint_1750.npz",
+        "path": f"results/paper/runs/{source}/checkpoints/checkpoint_500.npz",
         "from_process": "discrete",
     }
     bad = grid.deep_merge(
-        config, {"cells": {"vit_gd_lr0.02_from_eos": {"start_from": {"scale_steps": {"quick": 33}}}}}
+        config, {"cells": {"resnet_rmsprop_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
     )
     with pytest.raises(ValueError, match="not a checkpoint"):
         grid.plan(bad, "quick")
+
+
+@pytest.mark.parametrize("scale", ["paper", "quick", "ci"])
+def test_start_from_the_edge_loads_the_source_runs_edge_checkpoint(config, scale):
+    plan = grid.plan(config, scale)
+    run = plan.runs[plan.cells["vit_gd_lr0.02_from_eos"]]
+    source = plan.cells["vit_gd_lr0.02"]
+    assert run["load"] == {"path": f"results/{scale}/restarts/{source}/edge.npz", "from_process": "discrete"}
+    mute = grid.deep_merge(config, {"cells": {"vit_gd_lr0.02": {"run": {"eig": {"frequency": -1}}}}})
+    with pytest.raises(ValueError, match="'vit_gd_lr0.02' at step edge: that cell logs no eigenvalues"):
+        grid.plan(mute, scale)
 
 
 def test_part_one_claim_metrics(synthetic_run):

@@ -59,7 +59,19 @@ def get_run_data(wildcards):
             os.path.dirname(load)
         )  # <run>/checkpoints/checkpoint_N.npz
         needs.append(os.path.join(run_dir, "data.hdf5"))
+    elif load.startswith(
+        f"{RESULTS}/restarts/"
+    ):  # `start_from.step: edge`: the source's edge state
+        needs.append(load)
     return needs
+
+
+def get_edge_deadline(wildcards):
+    """The smallest `steps` of the runs restarted from this run's edge: the edge must come before."""
+    edge = f"{RESULTS}/restarts/{wildcards.run_id}/edge.npz"
+    return min(
+        run["steps"] for run in PLAN.runs.values() if get_path(run, "load.path") == edge
+    )
 
 
 def get_runtime(wildcards, attempt):

@@ -21,3 +21,22 @@ rule run:
         compilation_cache=config["compilation_cache"],
     script:
         "../scripts/run_cell.py"
+
+
+# `start_from.step: edge` (W1.18): the source run's discrete state where its sharpness first reaches
+# 2/eta, advanced from its newest checkpoint before that step; the restarted run loads it.
+rule edge_checkpoint:
+    input:
+        hdf5=rules.run.output.hdf5,
+    output:
+        f"{RESULTS}/restarts/{{run_id}}/edge.npz",
+    log:
+        f"{RESULTS}/logs/edge_checkpoint/{{run_id}}.log",
+    resources:
+        gpu=config["resources"]["gpu"],
+        runtime=get_runtime,
+        mem_mb=get_mem_mb,
+    params:
+        before=get_edge_deadline,
+    script:
+        "../scripts/edge_checkpoint.py"

@@ -1,5 +1,7 @@
 """W1.18: the central flow started from GD where S first reaches 2/eta (second cell, restarted run).
 
+The restart step (the restarted run's first step, derived from the GD run's data) is in the title.
+
 Left: sharpness, GD (blue, from the full run) cycling around 2/eta, the central flow (black) pinned
 there. Middle: squared displacement along the top eigenvector (light), its moving average (thick)
 and the central flow's sigma^2(t) (black). Right: ||w_t - w(t)||.
@@ -17,7 +19,7 @@ def plot(table, pdf, png, params):
     plotting.line(sharp, plotting.gd_top(gd, full), color="C0", label="GD")
     plotting.line(sharp, plotting.gd_top(table, restart, "central"), color="black", label="central flow")
     plotting.threshold(sharp, 2 / plotting.learning_rate(table, restart), "2/η")
-    sharp.set(xlabel="step", ylabel="sharpness S(w)", title="sharpness")
+    sharp.set(xlabel="step", ylabel="sharpness S(w)", title=f"sharpness (restart at step {start})")
     sharp.legend(frameon=False, fontsize="small")
     plotting.variance_panel(var, table, restart, 0, params.smooth)
     var.set_title("squared displacement along $u$ vs $\\sigma^2(t)$")
