@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 OPTIMIZERS = ("gd", "scalar_rmsprop", "rmsprop")
+FLOW_T_RATES = ("step", "authors")  # as optimizers.FLOW_T_RATES
 PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")  # as processes.PROCESSES
 DTYPES = ("float32", "float64")
 CRITERIA = ("mse", "ce")
@@ -117,6 +118,11 @@ SCHEMA = {
             allowed="a number >= 0",
         ),
         "bias_correction": Option(False, "divide nu by 1 - beta2^t (RMSProp variants)"),
+        "flow_t_rate": Option(
+            "step",
+            "rate of the flows' step counter t: step (1: flow time = steps) or authors (1/beta2, their code)",
+            choices=FLOW_T_RATES,
+        ),
     },
     "data": {
         "name": Option("cifar10", "dataset (positional data:NAME): cifar10 | synthetic-cifar10 | sorting"),

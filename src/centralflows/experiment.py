@@ -127,8 +127,9 @@ def run(config: dict, progress: bool = True) -> Path:
     problem = build_problem(config, dtype)
     o = config["opt"]
     opt = make_optimizer(
-        o["name"], o["lr"], o.get("beta2", 0.99), o.get("eps", 0.0), o.get("bias_correction", False)
-    )
+        o["name"], o["lr"], o.get("beta2", 0.99), o.get("eps", 0.0), o.get("bias_correction", False),
+        o.get("flow_t_rate", "step"),
+    )  # fmt: skip
     kernels = Kernels(problem, opt, config["eig"].get("chunk_size"))
     w, s = problem.w0, opt.init_state(problem.w0)
 

@@ -9,9 +9,10 @@ state drift is derived from F as ds/dt = r ⊙ (F(s, g) - s), with one rate r pe
 
 * ν advances at rate 1/β₂, which makes the flow consistent with the discrete update written as
   ν_t - ν_{t-1} = ((1-β₂)/β₂)(g_t² - ν_t);
-* the step counter t advances at rate 1: one unit of flow time is one step. (The authors' code
-  divides the whole update by β₂, so their counter runs at 1/β₂; this only matters for bias
-  correction and learning-rate schedules, and we prefer flow time = step count.)
+* the step counter t advances at rate 1: one unit of flow time is one step (`flow_t_rate="step"`).
+  The authors' code divides the whole update by β₂, so their counter runs at 1/β₂
+  (`flow_t_rate="authors"`, for comparing with their numbers); this only matters for bias correction
+  and learning-rate schedules, and by default we keep flow time = step count.
 
 Conventions: ε is added outside the square root, P = (√ν̂ + ε)/η; ν̂ = ν/(1-β₂^t) with bias
 correction, else ν̂ = ν. States are dicts of float arrays (the counter is a float so that flows can
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("gd", "scalar_rmsprop", "rmsprop")
+FLOW_T_RATES = ("step", "authors")  # the flows' step-counter rate: 1, or the authors' 1/β₂
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -49,6 +51,7 @@ class Optimizer:
         beta2: EMA coefficient β₂ of ν (RMSProp variants).
         eps: ε added outside the square root (RMSProp variants).
         bias_correction: divide ν by (1 - β₂^t) before taking the root.
+        flow_t_rate: the flows' counter rate, "step" (1) or "authors" (1/β₂ for the RMSProp variants).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Optimizer:
     beta2: float = 0.99
     eps: float = 0.0
     bias_correction: bool = False
+    flow_t_rate: str = "step"
 
     def learning_rate(self, s: dict) -> jax.Array:
         return _as_schedule(self.lr)(s["t"])
@@ -87,7 +91,9 @@ class Optimizer:
 
     def state_rates(self) -> dict:
         """Rate per state leaf at which the flows run F (see the module docstring)."""
-        return {"t": 1.0} if self.name == "gd" else {"t": 1.0, "nu": 1 / self.beta2}
+        if self.name == "gd":  # the authors' GD flow also counts at rate 1
+            return {"t": 1.0}
+        return {"t": 1 / self.beta2 if self.flow_t_rate == "authors" else 1.0, "nu": 1 / self.beta2}
 
     def dstate_dt(self, s: dict, g: jax.Array) -> dict:
         """The flows' state drift, derived from F: r ⊙ (F(s, g) - s)."""
@@ -137,6 +143,7 @@ def make_optimizer(
     beta2: float = 0.99,
     eps: float = 0.0,
     bias_correction: bool = False,
+    flow_t_rate: str = "step",
 ) -> Optimizer:
     """Builds an optimizer by name ("gd", "scalar_rmsprop" or "scalar-rmsprop", "rmsprop").
 
@@ -154,4 +161,6 @@ def make_optimizer(
         raise ValueError(f"beta2 must lie in (0, 1), got {beta2}")
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
-    return Optimizer(name, lr, float(beta2), float(eps), bool(bias_correction))
+    if flow_t_rate not in FLOW_T_RATES:
+        raise ValueError(f"flow_t_rate must be one of {', '.join(FLOW_T_RATES)}, got {flow_t_rate!r}")
+    return Optimizer(name, lr, float(beta2), float(eps), bool(bias_correction), flow_t_rate)

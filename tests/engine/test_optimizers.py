@@ -6,6 +6,8 @@ import numpy as np
 import optax
 import pytest
 
+from centralflows.cli import parse_args
+from centralflows.config import ConfigError
 from centralflows.optimizers import make_optimizer
 from tests.conftest import tiny_mlp_loss
 
@@ -83,3 +85,15 @@ def test_schedule_and_errors():
         make_optimizer("adam", 0.1)
     with pytest.raises(ValueError, match="beta2"):
         make_optimizer("rmsprop", 0.1, beta2=1.5)
+
+
+def test_flow_t_rate_is_a_run_config_option(x64):
+    argv = ["opt:rmsprop", "--opt.lr", "0.1", "data:synthetic-cifar10", "arch:mlp", "--steps", "3"]
+    assert parse_args(argv)["opt"]["flow_t_rate"] == "step"  # the default: flow time = step count
+    assert parse_args([*argv, "--opt.flow_t_rate", "authors"])["opt"]["flow_t_rate"] == "authors"
+    with pytest.raises(ConfigError, match="'opt.flow_t_rate'.*one of step, authors"):
+        parse_args([*argv, "--opt.flow_t_rate", "beta2"])
+    s, g = {"t": jnp.asarray(3.0), "nu": jnp.asarray([1.0])}, jnp.asarray([2.0])
+    authors = make_optimizer("rmsprop", 1e-3, beta2=0.99, flow_t_rate="authors")
+    assert float(authors.dstate_dt(s, g)["t"]) == pytest.approx(1 / 0.99)
+    assert float(make_optimizer("gd", 0.1, flow_t_rate="authors").dstate_dt({"t": s["t"]}, g)["t"]) == 1.0

@@ -94,3 +94,29 @@ def test_midpoint_is_the_second_order_average(x64):
     np.testing.assert_allclose(
         mid.point, 0.25 * (ws[3] + 2 * ws[4] + (ws[4] - 0.1 * jax.grad(loss_fn)(ws[4])))
     )
+
+
+@pytest.mark.parametrize("rate", ["step", "authors"])
+def test_flow_counter_rate_gives_the_hand_computed_preconditioner(x64, rate):
+    """RMSProp with bias correction: the stable flow's P after one step, Euler by hand in numpy."""
+    beta2, lr, eps, n = 0.9, 0.1, 1e-3, 4
+    A = np.diag([0.5, 0.2, 0.1])  # L = ½ wᵀAw: S_eff stays small, so 4 substeps
+    w0 = jnp.asarray([1.0, -2.0, 0.5])
+    opt = make_optimizer("rmsprop", lr, beta2=beta2, eps=eps, bias_correction=True, flow_t_rate=rate)
+    kern = Kernels(as_problem(lambda w: 0.5 * w @ jnp.asarray(A) @ w, w0), opt)
+    flow = StableFlow(kern, w0, opt.init_state(w0), EIG)
+    assert flow.measure()["substeps"] == n
+    flow.step()
+
+    def P(t, nu):
+        return (np.sqrt(nu / (1 - beta2**t)) + eps) / lr
+
+    w = np.asarray(w0)
+    t, nu = 1.0, (1 - beta2) * (A @ w) ** 2  # the flows apply F once at the start
+    t_rate = 1 / beta2 if rate == "authors" else 1.0
+    for _ in range(n):
+        g = A @ w
+        w, t, nu = w - g / P(t, nu) / n, t + t_rate / n, nu + (1 - beta2) / beta2 * (g**2 - nu) / n
+    assert float(flow.s["t"]) == pytest.approx(1 + t_rate, abs=1e-12)
+    np.testing.assert_allclose(np.asarray(opt.precond(flow.s)), P(t, nu), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(flow.w), w, rtol=1e-12)
