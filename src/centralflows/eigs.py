@@ -222,11 +222,21 @@ class EigTracker:
         self.theta = jnp.zeros((0,), dtype)
         self.calls = 0
         self.hvps = 0
+        self.capped_steps = 0  # measurements at which `capped` held (counted by the processes)
         self.last_full = False
 
     @property
     def k(self) -> int:
         return int(self.V.shape[1])
+
+    @property
+    def capped(self) -> bool:
+        """The cap binds: k = max_k and the smallest tracked θ is still ≥ the growth threshold, so an
+        untracked eigenvalue may be above it too (the authors' code has no cap)."""
+        threshold = self.config.track_threshold
+        return (
+            threshold is not None and 0 < self.config.max_k <= self.k and float(self.theta[-1]) >= threshold
+        )
 
     @property
     def enabled(self) -> bool:
@@ -301,6 +311,7 @@ class EigTracker:
             "key": np.asarray(self.key),
             "calls": np.asarray(self.calls),
             "hvps": np.asarray(self.hvps),
+            "capped_steps": np.asarray(self.capped_steps),
         }
 
     def load_state_dict(self, state: dict):
@@ -309,3 +320,4 @@ class EigTracker:
         self.key = jnp.asarray(state["key"])
         self.calls = int(state["calls"])
         self.hvps = int(state["hvps"])
+        self.capped_steps = int(state.get("capped_steps", 0))  # absent in older checkpoints

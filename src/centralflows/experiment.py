@@ -231,6 +231,9 @@ def run(config: dict, progress: bool = True) -> Path:
         bar.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+    capped = {n: p.eigs.capped_steps for n, p in processes.items() if p.eigs.capped_steps}
+    if capped:  # measurements at which eig.max_k bound (see eig_logs/k_capped): suspect eigenvalues
+        logger.set_attrs(eig_k_capped_steps=capped)
     stops = {n: p.stopped for n, p in processes.items() if getattr(p, "stopped", "")}
     if stops and not reason:
         reason = "; ".join(f"{n} stopped: {why}" for n, why in stops.items())

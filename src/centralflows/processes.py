@@ -9,6 +9,7 @@ The state of a process is a nested dict of arrays (`state_dict`), so checkpoints
 from __future__ import annotations
 
 import math
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -209,7 +210,22 @@ class Process:
             logs["hessian_eigs"] = self.raw_eigs.update(w, jnp.ones_like(P), self.eigs.last_full)[0]
         logs["eig_logs/hvps"] = self.eigs.hvps + (self.raw_eigs.hvps if self.raw_eigs else 0)
         logs["eig_logs/k"] = self.eigs.k
+        logs["eig_logs/k_capped"] = float(self._note_cap())
         return logs, (theta, U)
+
+    def _note_cap(self) -> bool:
+        """Counts (and warns once about) the measurements at which the max_k cap binds."""
+        capped = self.eigs.capped
+        if capped:
+            if not self.eigs.capped_steps:
+                print(
+                    f"warning: {self.name}: {self.eigs.k} = eig.max_k eigenpairs tracked and the smallest is "
+                    f"still >= track_threshold {self.eigs.config.track_threshold:g}; larger eigenvalues may "
+                    "go untracked (raise --eig.max_k). Recorded in eig_logs/k_capped.",
+                    file=sys.stderr,
+                )
+            self.eigs.capped_steps += 1
+        return capped
 
     def state_dict(self) -> dict:
         out = {"w": self.w, "s": self.s, "eigs": self.eigs.state_dict(), "stopped": np.asarray(self.stopped)}

@@ -120,3 +120,18 @@ def test_flow_counter_rate_gives_the_hand_computed_preconditioner(x64, rate):
     assert float(flow.s["t"]) == pytest.approx(1 + t_rate, abs=1e-12)
     np.testing.assert_allclose(np.asarray(opt.precond(flow.s)), P(t, nu), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(flow.w), w, rtol=1e-12)
+
+
+def test_a_binding_max_k_cap_is_logged_and_warned_once(x64, capsys):
+    loss_fn, w0, _ = cubic_loss([2.3, 2.2, 2.1, 1.2])  # three effective eigenvalues above 1.5 at η = 1
+    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
+    s0 = {"t": jnp.zeros(())}
+    capped = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=2, tol=1e-12))
+    roomy = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=8, tol=1e-12))
+    for _ in range(2):
+        logs, free = capped.measure(), roomy.measure()
+        assert logs["eig_logs/k"] == 2 and logs["eig_logs/k_capped"] == 1.0
+        assert free["eig_logs/k"] == 4 and free["eig_logs/k_capped"] == 0.0  # grew past 1.5, then stopped
+    err = capsys.readouterr().err
+    assert err.count("warning: discrete: 2 = eig.max_k eigenpairs") == 1 and "eig_logs/k_capped" in err
+    assert capped.eigs.capped_steps == 2 and capped.state_dict()["eigs"]["capped_steps"] == 2

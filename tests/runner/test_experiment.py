@@ -1,5 +1,6 @@
 """One cell end to end: the HDF5 schema for every optimizer and process, resume = uninterrupted, SIGKILL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -217,3 +218,13 @@ def test_midpoint_deltas_are_the_iterate_minus_its_own_midpoint(x64):
         for p in processes.values():
             p.step()
     assert seen >= 3  # Σ had eigenvectors and the oscillation was non-zero on most steps
+
+
+def test_a_binding_max_k_cap_is_recorded_in_the_file(tmp_path):
+    config = cell(tmp_path, steps=3, eig={"frequency": 1, "max_k": 1, "track_threshold": 1e-6})
+    data = datasets(run(config, progress=False))
+    np.testing.assert_array_equal(data["discrete/eig_logs/k_capped"], [1.0, 1.0, 1.0])
+    with h5py.File(tmp_path / "data.hdf5", "r") as f:
+        assert json.loads(f.attrs["eig_k_capped_steps"]) == {"discrete": 3}
+    uncapped = datasets(run(cell(tmp_path / "free", steps=2), progress=False))
+    np.testing.assert_array_equal(uncapped["discrete/eig_logs/k_capped"], [0.0, 0.0])
