@@ -36,7 +36,8 @@ def write_archive(path, per_batch=220):
     """An archive in the official layout whose first 4 classes hold > 250 training images each."""
     rng = np.random.default_rng(0)
     with tarfile.open(path, "w:gz") as tar:
-        for name in ["data_batch_4", "test_batch", "data_batch_3", "data_batch_2", "data_batch_5", "data_batch_1"]:
+        for name in ["data_batch_4", "test_batch", "data_batch_3", "data_batch_2", "data_batch_5",
+                     "data_batch_1"]:  # the official archive's member order
             labels = [int(v) for v in np.arange(per_batch) % 4]
             data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
             payload = pickle.dumps({b"data": data, b"labels": labels})
