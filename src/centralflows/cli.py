@@ -204,9 +204,12 @@ def select_device(device: str):
     jax.config.update("jax_platforms", device)
     try:
         jax.devices()
-    except RuntimeError as err:
+    except (RuntimeError, AssertionError) as err:  # JAX asserts when no platform of the list initialises
+        why = f" ({err})" if str(err) else ""
         raise ConfigError(
-            f"'device' {device}: JAX cannot use it here ({err}); use --device cpu", key="device"
+            f"'device' {device}: JAX has no {device} backend here{why} (for cuda: a visible GPU and "
+            "jax[cuda12] installed); use --device cpu",
+            key="device",
         ) from None
 
 

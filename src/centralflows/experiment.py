@@ -126,7 +126,9 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
             raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
     if config.get("checkpoint_file"):
         return config  # checked against the config when it is loaded (run)
-    work = [p for p in (out_dir / FINAL, out_dir / PARTIAL, out_dir / "checkpoints") if p.exists()]
+    work = [p for p in (out_dir / FINAL, out_dir / PARTIAL) if p.exists()]
+    if any((out_dir / "checkpoints").glob("checkpoint_*.npz")):
+        work.append(out_dir / "checkpoints")
     if not work:
         return config
     checkpoint = latest_checkpoint(out_dir)

@@ -1,5 +1,6 @@
 """The command line: the authors' README commands, aliases, both option forms, errors without tracebacks."""
 
+import importlib.util
 import subprocess
 import sys
 import types
@@ -218,3 +219,13 @@ def test_real_registries_resolve(monkeypatch):
         C.resolve_config(
             {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "mnist"}
         )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax_cuda12_plugin") is not None, reason="a CUDA JAX is installed here"
+)
+def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
+    argv = [*GD.split(), "--steps", "1", "--device", "cuda", "--out", str(tmp_path / "o")]
+    proc = subprocess.run([sys.executable, "-m", "centralflows", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--device cuda: JAX has no cuda backend" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()

@@ -3,13 +3,14 @@
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
 import jax
 
 from centralflows.config import resolve_config
-from centralflows.experiment import prepare_out_dir, run
+from centralflows.experiment import RunStopped, prepare_out_dir, run
 from centralflows.tables import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
@@ -25,7 +26,11 @@ checkpoint = config.get("checkpoint_file")
 log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
 
 start = time.perf_counter()
-path = run(config)
+try:
+    path = run(config)
+except RunStopped as stop:  # SIGTERM (SLURM preemption) or SIGINT: exit as a signal would
+    log.warning("%s", stop)
+    sys.exit(128 + stop.signum)
 job = {
     "run_id": out_dir.name,
     "cells": list(snakemake.params.cells),  # noqa: F821
