@@ -124,8 +124,15 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
     for path in (out_dir, *out_dir.parents):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
-    if config.get("checkpoint_file"):
-        return config  # checked against the config when it is loaded (run)
+    if config.get("checkpoint_file"):  # the checkpoint is checked against the config when it is loaded
+        stored, _ = _stored_config(out_dir, None)
+        if stored is not None and (differ := config_difference(stored, config)):
+            raise ConfigError(
+                f"--out {out_dir} holds the file of another run (its {', '.join(differ[:4])} differ); "
+                "resume into a fresh --out",
+                key="out",
+            )
+        return config
     work = [p for p in (out_dir / FINAL, out_dir / PARTIAL) if p.exists()]
     if any((out_dir / "checkpoints").glob("checkpoint_*.npz")):
         work.append(out_dir / "checkpoints")
