@@ -32,12 +32,15 @@ SMALL_STEPS = {"--steps=1000": "--steps=2", "--steps=2000": "--steps=2", "--step
                "--steps 50": "--steps 2"}  # fmt: skip
 
 
+# the official archive's member order
+MEMBERS = "data_batch_4 test_batch data_batch_3 data_batch_2 data_batch_5 data_batch_1".split()
+
+
 def write_archive(path, per_batch=220):
     """An archive in the official layout whose first 4 classes hold > 250 training images each."""
     rng = np.random.default_rng(0)
     with tarfile.open(path, "w:gz") as tar:
-        for name in ["data_batch_4", "test_batch", "data_batch_3", "data_batch_2", "data_batch_5",
-                     "data_batch_1"]:  # the official archive's member order
+        for name in MEMBERS:
             labels = [int(v) for v in np.arange(per_batch) % 4]
             data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
             payload = pickle.dumps({b"data": data, b"labels": labels})
