@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 _META, _TREE = "__meta__", "__tree__"  # reserved npz entries: JSON metadata and the tree's shape
 _NAME = re.compile(r"checkpoint_(\d+)\.npz")
+log = logging.getLogger("centralflows")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated or not written by `save_checkpoint`."""
+
+
+_READ_ERRORS = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
+
+
+def _unreadable(path, err: Exception) -> CheckpointError:
+    return CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}")
 
 
 def _flatten(tree, prefix: str, arrays: dict):
@@ -81,18 +95,42 @@ def load_checkpoint(path) -> tuple:
 
     Returns:
         (tree, meta): the nested structure with numpy arrays as leaves, and the metadata dict.
+
+    Raises:
+        CheckpointError: the file is missing, truncated (e.g. a full disk) or not a checkpoint.
     """
-    with np.load(path, allow_pickle=False) as data:
-        skeleton = json.loads(str(data[_TREE]))
-        meta = json.loads(str(data[_META]))
-        return _unflatten(skeleton, "", data), meta
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            skeleton = json.loads(str(data[_TREE]))
+            meta = json.loads(str(data[_META]))
+            return _unflatten(skeleton, "", data), meta
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
+
+
+def read_meta(path) -> dict:
+    """The metadata of a checkpoint (step, config) without reading its arrays; raises CheckpointError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data[_META]))
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
 
 
 def latest_checkpoint(out_dir) -> Path | None:
-    """The checkpoint of the largest step in `out_dir/checkpoints`, or None."""
-    found = [
-        (int(m[1]), p)
-        for p in Path(out_dir, "checkpoints").glob("checkpoint_*.npz")
-        if (m := _NAME.fullmatch(p.name))
-    ]
-    return max(found)[1] if found else None
+    """The readable checkpoint of the largest step in `out_dir/checkpoints`, or None.
+
+    An unreadable newer one (a run killed by a full disk, a truncated copy) is skipped with a warning.
+    """
+    found = sorted(
+        ((int(m[1]), p) for p in Path(out_dir, "checkpoints").glob("checkpoint_*.npz")
+         if (m := _NAME.fullmatch(p.name))),
+        reverse=True,
+    )  # fmt: skip
+    for _, path in found:
+        try:
+            load_checkpoint(path)
+            return path
+        except CheckpointError as err:
+            log.warning("skipping %s (falling back to the previous checkpoint)", err)
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ class Option:
         return self.kind or (type(self.default) if self.default is not None else object)
 
 
-_positive = dict(check=lambda x: x > 0, allowed="a number > 0")
+_positive = dict(check=lambda x: 0 < x < math.inf, allowed="a number > 0")  # inf: a run of NaNs
 _count = dict(kind=int, check=lambda x: x >= 1, allowed="an integer >= 1")
 _frequency = dict(kind=int, check=lambda x: x == -1 or x >= 1, allowed="an integer >= 1, or -1 for never")
 
@@ -114,7 +115,7 @@ SCHEMA = {
         "eps": Option(
             0.0,
             "added outside the square root: P = (sqrt(nu) + eps)/lr (RMSProp variants)",
-            check=lambda x: x >= 0,
+            check=lambda x: 0 <= x < math.inf,
             allowed="a number >= 0",
         ),
         "bias_correction": Option(False, "divide nu by 1 - beta2^t (RMSProp variants)"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -14,10 +17,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from centralflows.ablated import AblatedFlow
-from centralflows.checkpoint import load_checkpoint, save_checkpoint
-from centralflows.config import ConfigError
+from centralflows.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from centralflows.config import ConfigError, flatten
 from centralflows.eigs import EigConfig
-from centralflows.io import H5Logger
+from centralflows.io import FINAL, PARTIAL, H5Logger, open_for_reading
 from centralflows.optimizers import make_optimizer
 from centralflows.processes import PROCESSES, CentralFlow, Discrete, Kernels, Midpoint, StableFlow
 from centralflows.stationary import StationaryConfig, StationaryFlow, StationaryProbe
@@ -26,7 +29,142 @@ log = logging.getLogger("centralflows")
 
 
 class RunStopped(RuntimeError):
-    """The run was asked to stop (SIGTERM / SIGINT); a checkpoint of the current step was written."""
+    """The run was asked to stop (SIGTERM / SIGINT); a checkpoint of the last completed step was written.
+
+    Attributes:
+        signum: the signal received.
+    """
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or f"signal {signum}")
+        self.signum = signum
+
+
+class _Signals:
+    """SIGTERM and SIGINT raise RunStopped in the main thread at once, so a step of minutes is cut short.
+
+    Python runs the handler between bytecodes, i.e. between two jitted calls (the LOBPCG iterations and
+    the flows' substeps are host loops). Inside `deferred()` (HDF5 and checkpoint writes) the signal
+    waits until the block ends, so no file is left half-written.
+    """
+
+    def __init__(self):
+        self.pending, self.depth, self.saved = None, 0, {}
+
+    def _handle(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+        else:
+            raise RunStopped(signum)
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.saved[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: no graceful stop
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None:
+            raise RunStopped(self.pending)
+
+
+# Keys that do not change a trajectory: where it is written and how far it goes (a run may be extended).
+_NOT_TRAJECTORY = ("out", "checkpoint_file", "steps", "data.root", "checkpoint.")
+
+
+def config_difference(a: dict, b: dict) -> list[str]:
+    """The dotted keys whose values differ between two run configs, ignoring _NOT_TRAJECTORY.
+
+    Both are compared as stored (JSON), so a config read back from a checkpoint or HDF5 file compares
+    equal to the one that wrote it.
+    """
+    a, b = (flatten(json.loads(json.dumps(c, default=str))) for c in (a, b))
+    keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_TRAJECTORY)]
+    return [k for k in keys if a.get(k) != b.get(k)]
+
+
+def _stored_config(out_dir: Path, checkpoint: Path | None) -> tuple[dict | None, str]:
+    """(the config of the run whose work is in out_dir, or None if unreadable; its status or "")."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint)[1].get("config"), ""
+    for name in (PARTIAL, FINAL):
+        if (out_dir / name).exists():
+            try:
+                with open_for_reading(out_dir / name) as f:
+                    return json.loads(f.attrs["config"]), str(f.attrs.get("status", ""))
+            except (OSError, KeyError, ValueError):
+                return None, ""
+    return None, ""
+
+
+def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool = False) -> dict:
+    """Decides how a run uses its output folder; returns the config, with checkpoint_file set to resume.
+
+    A folder holding the work of the same run (same config up to steps and paths) resumes from its
+    newest readable checkpoint, or starts over when there is none. A folder holding another run's work
+    (or a finished data.hdf5) is refused unless `overwrite` (then that work is deleted); with
+    `discard_other` (the workflow, which owns its folders) another run's work is deleted silently.
+
+    Raises:
+        ConfigError: `out` is not a usable folder, or it holds work that this run must not touch.
+    """
+    out_dir = Path(config["out"])
+    for path in (out_dir, *out_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
+    if config.get("checkpoint_file"):  # the checkpoint is checked against the config when it is loaded
+        stored, _ = _stored_config(out_dir, None)
+        if stored is not None and (differ := config_difference(stored, config)):
+            raise ConfigError(
+                f"--out {out_dir} holds the file of another run (its {', '.join(differ[:4])} differ); "
+                "resume into a fresh --out",
+                key="out",
+            )
+        return config
+    work = [p for p in (out_dir / FINAL, out_dir / PARTIAL) if p.exists()]
+    if any((out_dir / "checkpoints").glob("checkpoint_*.npz")):
+        work.append(out_dir / "checkpoints")
+    if not work:
+        return config
+    checkpoint = latest_checkpoint(out_dir)
+    stored, status = _stored_config(out_dir, checkpoint)
+    finished = (out_dir / FINAL).exists() and not (out_dir / PARTIAL).exists()
+    if stored is None:
+        problem = "holds run files that cannot be read"
+    elif differ := config_difference(stored, config):
+        problem = f"holds the work of another run (its {', '.join(differ[:4])} differ)"
+    elif finished:
+        problem = f"holds a finished run (status {status or 'unknown'})"
+    else:
+        problem = ""
+    if problem and not (overwrite or discard_other):
+        raise ConfigError(
+            f"--out {out_dir} {problem}; pass --overwrite to delete it and start over, "
+            "or choose another --out",
+            key="out",
+        )
+    if problem or overwrite:
+        log.warning("deleting %s (%s)", ", ".join(map(str, work)), problem or "--overwrite")
+        for path in work:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return config
+    if checkpoint is None:
+        log.warning("%s holds a partial run without a checkpoint: starting over", out_dir)
+        return config
+    log.info("%s holds this run's work: resuming from %s", out_dir, checkpoint)
+    return {**config, "checkpoint_file": str(checkpoint)}
 
 
 def eig_config(config: dict, process: str) -> EigConfig:
@@ -108,7 +246,11 @@ def run(config: dict, progress: bool = True) -> Path:
 
     Writes `config["out"]/data.hdf5` (the authors' layout; the file appears when the run ends)
     and checkpoints under `config["out"]/checkpoints/`. With `config["checkpoint_file"]` the run
-    resumes from that checkpoint and continues the identical trajectory.
+    resumes from that checkpoint and continues the identical trajectory (in the folder's file, or in
+    a new file starting at the checkpoint's step); without it, a folder holding this run's work resumes
+    from its newest checkpoint and one holding other work is refused (see `prepare_out_dir`).
+    SIGTERM / SIGINT stop the run within the current step: the last completed step is checkpointed, the
+    file is kept as data.partial.hdf5 with status "stopped", and RunStopped is raised.
 
     Returns:
         The path of the finished HDF5 file.
@@ -119,11 +261,36 @@ def run(config: dict, progress: bool = True) -> Path:
         raise ConfigError(
             "the central flow needs eigenpairs: set --eig.frequency 1 (or --central.eig.frequency 1)"
         )
+    config = prepare_out_dir(config)
+    with _Signals() as signals:
+        return _run(config, progress, signals, build_problem)
 
+
+def _read_checkpoint(config: dict, key: str) -> tuple[dict, dict]:
+    """Loads the checkpoint named by config[key] (checkpoint_file or load.path); ConfigError if unreadable."""
+    path = config["checkpoint_file"] if key == "checkpoint_file" else config["load"]["path"]
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as err:
+        flag = "--" + key.replace("_", "-")
+        raise ConfigError(f"{flag}: {err}", key=key) from None
+
+
+def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path:
     if config.get("dtype", "float32") == "float64":
         jax.config.update("jax_enable_x64", True)
     dtype = jnp.float64 if config.get("dtype") == "float64" else jnp.float32
     out_dir = Path(config["out"])
+    resume = config.get("checkpoint_file")
+    if resume:
+        tree, meta = _read_checkpoint(config, "checkpoint_file")
+        if differ := config_difference(meta.get("config", {}), config):
+            raise ConfigError(
+                f"--checkpoint-file {resume} was written by another run "
+                f"(its {', '.join(differ[:4])} differ); to start from one of its points, "
+                "use --load.path with --load.from-process",
+                key="checkpoint_file",
+            )
     problem = build_problem(config, dtype)
     o = config["opt"]
     opt = make_optimizer(
@@ -132,23 +299,38 @@ def run(config: dict, progress: bool = True) -> Path:
     )  # fmt: skip
     kernels = Kernels(problem, opt, config["eig"].get("chunk_size"))
     w, s = problem.w0, opt.init_state(problem.w0)
+    attrs = {
+        "config": config,
+        "n_params": int(problem.n_params),
+        "dataset": problem.dataset,
+        "device": _device(),
+    }
 
-    resume = config.get("checkpoint_file")
     if resume:
-        tree, meta = load_checkpoint(resume)
         start = int(meta["step"])
         processes = make_processes(config, kernels, w, s, initialize=False)
         for name, p in processes.items():
             p.load_state_dict(tree["processes"][name])
-        logger = H5Logger.resume(out_dir, start)
+        with signals.deferred():
+            if (out_dir / PARTIAL).exists() or (out_dir / FINAL).exists():
+                logger = H5Logger.resume(out_dir, start, {"config": config})
+            else:  # a checkpoint copied into a fresh folder: a new file from its step
+                marks = {"start_step": start, "resumed_at_step": start, "resumed_from": str(resume)}
+                logger = H5Logger(out_dir, {**attrs, **marks})
         log.info("resumed from %s at step %d", resume, start)
     else:
         start = 0
         load = config.get("load") or {}
         if load.get("path"):
             # start every process from one process's point in a checkpoint (e.g. GD at the edge)
-            tree, meta = load_checkpoint(load["path"])
-            src = tree["processes"][load["from_process"]]
+            tree, meta = _read_checkpoint(config, "load")
+            src = tree["processes"].get(load["from_process"])
+            if src is None:
+                raise ConfigError(
+                    f"--load.from-process {load['from_process']}: {load['path']} holds only "
+                    f"{', '.join(tree['processes'])}",
+                    key="load.from_process",
+                )
             w = jnp.asarray(src["w"], dtype)
             s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
             start = int(meta["step"])
@@ -156,45 +338,38 @@ def run(config: dict, progress: bool = True) -> Path:
             if "edge" in meta:  # an edge checkpoint (centralflows.restart): its source and criterion
                 loaded["edge"] = meta["edge"]
         warm = max(config.get("warm_start", -1), 0)
+        if config["steps"] <= start + warm:
+            raise ConfigError(
+                f"nothing to run: the run starts at step {start + warm} and ends at step {config['steps']}",
+                key="steps",
+            )
         for _ in range(warm):
             w, s = opt.step(w, s, kernels.grad(w))
         start += warm
         processes = make_processes(config, kernels, w, s)
-        attrs = {
-            "config": config,
-            "n_params": int(problem.n_params),
-            "dataset": problem.dataset,
-            "device": _device(),
-            "start_step": start,
-        }
         if load.get("path"):
             attrs["loaded_from"] = loaded  # the restart point (e.g. W1.18's edge step and its source)
-        logger = H5Logger(out_dir, attrs)
+        with signals.deferred():
+            logger = H5Logger(out_dir, {**attrs, "start_step": start})
 
-    stop_requested = []
-    handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            handlers[sig] = signal.signal(sig, lambda signum, frame: stop_requested.append(signum))
-        except ValueError:  # not in the main thread: no graceful stop
-            pass
+    def state():
+        return {"processes": {name: p.state_dict() for name, p in processes.items()}}
 
-    def checkpoint(step):
-        tree = {"processes": {name: p.state_dict() for name, p in processes.items()}}
+    def checkpoint(step, tree):
         path = out_dir / "checkpoints" / f"checkpoint_{step}.npz"
-        save_checkpoint(path, tree, {"step": step, "config": config})
+        with signals.deferred():
+            save_checkpoint(path, tree, {"step": step, "config": config})
         return path
 
     status, reason = "completed", ""
+    done, snapshot = start, state()  # the last completed step and the processes' state after it
     bar = tqdm(range(start, config["steps"]), initial=start, total=config["steps"], disable=not progress,
                desc=out_dir.name, dynamic_ncols=True)  # fmt: skip
     try:
         for step in bar:
-            if stop_requested:
-                path = checkpoint(step)
-                raise RunStopped(f"signal {stop_requested[0]} at step {step}; checkpoint {path}")
+            done, snapshot = step, state()
             if _checkpoint_due(step, start, config.get("checkpoint", {})):
-                checkpoint(step)
+                checkpoint(step, snapshot)
             values, times = {}, {}
             for name, p in processes.items():
                 t0 = time.perf_counter()
@@ -207,7 +382,8 @@ def run(config: dict, progress: bool = True) -> Path:
                 values[f"{name}/times/measure"] = times[name]
             bad = [n for n in processes if not np.all(np.isfinite(values.get(f"{n}/train_loss", 0.0)))]
             if bad:
-                logger.log(step, values)
+                with signals.deferred():
+                    logger.log(step, values)
                 status, reason = "diverged", f"non-finite train loss of {', '.join(bad)} at step {step}"
                 log.warning("run diverged: %s", reason)
                 break
@@ -217,20 +393,27 @@ def run(config: dict, progress: bool = True) -> Path:
                 values[f"{name}/times/step"] = time.perf_counter() - t0
                 if getattr(p, "stopped", ""):
                     values[f"{name}/stopped"] = 1.0
-            logger.log(step, values)
+            with signals.deferred():
+                logger.log(step, values)
             _show_progress(bar, values, processes)
         else:
+            done, snapshot = config["steps"], None
             if config["steps"] > start and _checkpoint_due(
                 config["steps"], start, config.get("checkpoint", {})
             ):
-                checkpoint(config["steps"])
+                checkpoint(config["steps"], state())
     except RunStopped as err:
-        logger.close("stopped", str(err), finalize=False)
+        signals.depth += 1  # a second signal must not cut the checkpoint short
+        path = checkpoint(done, snapshot if snapshot is not None else state())
+        message = f"signal {err.signum} during step {done}; resume from checkpoint {path}"
+        logger.close("stopped", message, finalize=False)
+        raise RunStopped(err.signum, message) from None
+    except BaseException as err:
+        logger.close("failed", repr(err), finalize=False)
         raise
     finally:
         bar.close()
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    signals.depth += 1  # the run is over: a late signal no longer stops it
     capped = {n: p.eigs.capped_steps for n, p in processes.items() if p.eigs.capped_steps}
     if capped:  # measurements at which eig.max_k bound (see eig_logs/k_capped): suspect eigenvalues
         logger.set_attrs(eig_k_capped_steps=capped)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from centralflows.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from centralflows.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_keeps_dtypes_shapes_and_structure(tmp_path):
@@ -67,3 +67,15 @@ def test_latest_checkpoint_orders_by_step_number(tmp_path):
     (tmp_path / "checkpoints" / ".checkpoint_99.npz.123.tmp").write_bytes(b"partial")
     assert latest_checkpoint(tmp_path).name == "checkpoint_10.npz"
     assert os.path.exists(latest_checkpoint(str(tmp_path)))
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path, caplog):
+    for step in (2, 4):
+        path = tmp_path / "checkpoints" / f"checkpoint_{step}.npz"
+        save_checkpoint(path, {"w": np.ones(3)}, {"step": step})
+    newest = tmp_path / "checkpoints" / "checkpoint_4.npz"
+    newest.write_bytes(newest.read_bytes()[:100])  # a full disk or a copy cut short
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*checkpoint_4.npz: BadZipFile"):
+        load_checkpoint(newest)
+    assert latest_checkpoint(tmp_path).name == "checkpoint_2.npz"
+    assert "skipping cannot read checkpoint" in caplog.text and "checkpoint_4.npz" in caplog.text

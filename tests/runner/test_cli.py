@@ -1,5 +1,6 @@
 """The command line: the authors' README commands, aliases, both option forms, errors without tracebacks."""
 
+import importlib.util
 import subprocess
 import sys
 import types
@@ -8,6 +9,7 @@ import pytest
 
 from centralflows import cli
 from centralflows import config as C
+from centralflows.checkpoint import save_checkpoint
 from centralflows.config import ConfigError
 
 # Small stand-ins for the dataset and architecture registries, so these tests do not depend on them.
@@ -57,7 +59,8 @@ def test_readme_gd_command():
 def test_readme_rmsprop_command():
     c = parse(RMSPROP)
     assert c["opt"] == {"name": "rmsprop", "lr": 2e-5, "beta2": 0.99, "eps": 1e-7, "bias_correction": True}
-    assert c["warm_start"] == 5 and c["eig"]["track_threshold"] == 1.75 and c["steps"] == 500
+    # --steps counts after the warm start (the authors' main.py): 500 rows, steps 5..504
+    assert c["warm_start"] == 5 and c["eig"]["track_threshold"] == 1.75 and c["steps"] == 505
     assert C.run_id(c) == "rmsprop-cifar10-mlp-lr2e-05-b20.99-eps1e-07-bc-mse-n1000-ws5-s0"
 
 
@@ -79,7 +82,9 @@ def test_equals_and_space_forms_dashes_underscores_and_aliases():
     assert a["central"]["frequency_in_substeps"] is True and a["data"]["name"] == "cifar10"  # default dataset
 
 
-def test_every_reference_option():
+def test_every_reference_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint("a.npz", {"processes": {}}, {"step": 7})
     c = parse(
         "opt:rmsprop data:sorting arch:resnet --opt.lr 1e-3 --steps 10 "
         "--runs discrete midpoint stable central "
@@ -93,6 +98,7 @@ def test_every_reference_option():
     assert C.effective_eig_config(c, "midpoint")["frequency"] == 1
     assert C.effective_eig_config(c, "central")["initial_k"] == 3 and c["eig"]["initial_k"] == 1
     assert c["central"]["nsubsteps"] == 8 and c["stable"]["min_nsubsteps"] == 6
+    assert c["steps"] == 17  # 10 steps after the loaded checkpoint's step 7
     assert c["checkpoint"] == {"frequency": 5, "steps": [3, 7]} and c["checkpoint_file"] == "ck.npz"
     assert c["load"] == {"path": "a.npz", "from_process": "discrete"}
     assert (c["out"], c["data"]["root"], c["seed"], c["dtype"]) == ("res/x", "/d", 3, "float64")
@@ -122,18 +128,43 @@ def test_dict_overrides_resolve_like_the_command_line():
         ("--runs discrete centrl", "allowed: a list of values from discrete, midpoint, stable, central"),
         ("--runs", "--runs is empty"),
         ("--opt.beta2 1.5", "allowed: a number in (0, 1)"),
+        ("--opt.beta2 nan", "allowed: a number in (0, 1)"),
         ("--steps -1", "allowed: an integer >= 0"),
+        ("--steps 0", "--steps: 0 (allowed: an integer >= 1"),
+        ("--steps 2.5", "invalid value for --steps"),
         ("--steps", "--steps needs a value"),
         ("--dtype float16", "one of float32, float64"),
         ("--opt.lr abc", "allowed: a number > 0"),
+        ("--opt.lr inf", "invalid value for --opt.lr: 'inf' (allowed: a number > 0"),
+        ("--opt.lr nan", "invalid value for --opt.lr: 'nan'"),
+        ("--opt.lr -0.1", "invalid value for --opt.lr"),
+        ("--opt.eps inf", "invalid value for --opt.eps"),
+        ("--eig.tol inf", "invalid value for --eig.tol"),
+        ("--eig.track-threshold nan", "invalid value for --eig.track-threshold"),
+        ("--warm-start -2", "invalid value for --warm-start"),
+        ("--central.nsubsteps 0", "invalid value for --central.nsubsteps"),
+        ("--eig.frequency 0", "invalid value for --eig.frequency"),
+        ("--checkpoint.steps -3", "invalid value for --checkpoint.steps"),
         ("--load.path a.npz", "--load.from-process is required"),
+        ("--load.path nowhere.npz --load.from-process discrete", "cannot read checkpoint nowhere.npz"),
         ("--steps=5 stray", "unexpected argument 'stray'"),
+        # conflicting input: the last value used to win silently
+        ("opt:gd", "opt:NAME is given twice"),
+        ("--steps 3 --steps 4", "--steps is given twice"),
+        ("--eig.initial-k 2 --eig.initial-neigs 3", "--eig.initial-k is given twice"),
+        ("--opt.bias-correction --opt.no-bias-correction", "and --opt.no-bias-correction contradict"),
+        ("--out x --expid y", "--expid and --out both name the output folder"),
+        # the authors' options that are accepted only with the values this engine offers
+        ("--eig.solver scipy", "--eig.solver scipy: the Lanczos solver is not offered"),
+        ("--central.eig.solver arpack", "invalid value for --central.eig.solver"),
+        ("--device tpu", "invalid value for --device: 'tpu' (allowed: cpu, cuda)"),
     ],
 )
-def test_user_errors_say_what_is_allowed(extra, message, capsys):
-    assert cli.main((RMSPROP + " " + extra).split()) == 2
+def test_bad_input_exits_2_naming_the_option(extra, message, capsys):
+    line = "opt:rmsprop arch:mlp " + extra + ("" if "--opt.lr" in extra else " --opt.lr 1e-3")
+    assert cli.main(line.split()) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
 
 
 def test_required_and_optimizer_specific_options(capsys):
@@ -188,3 +219,13 @@ def test_real_registries_resolve(monkeypatch):
         C.resolve_config(
             {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "mnist"}
         )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax_cuda12_plugin") is not None, reason="a CUDA JAX is installed here"
+)
+def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
+    argv = [*GD.split(), "--steps", "1", "--device", "cuda", "--out", str(tmp_path / "o")]
+    proc = subprocess.run([sys.executable, "-m", "centralflows", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--device cuda: JAX has no cuda backend" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()

@@ -3,14 +3,14 @@
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
 import jax
 
-from centralflows.checkpoint import latest_checkpoint
 from centralflows.config import resolve_config
-from centralflows.experiment import run
+from centralflows.experiment import RunStopped, prepare_out_dir, run
 from centralflows.tables import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
@@ -20,13 +20,17 @@ if snakemake.params.compilation_cache:  # noqa: F821
 out_dir = Path(snakemake.params.out_dir)  # noqa: F821
 config = resolve_config(snakemake.params.run)  # noqa: F821
 config["out"] = str(out_dir)
-checkpoint = latest_checkpoint(out_dir)
-if checkpoint is not None:
-    config["checkpoint_file"] = str(checkpoint)
+# the workflow owns its folders: resume this run's newest checkpoint, delete a stale run's work
+config = prepare_out_dir(config, discard_other=True)
+checkpoint = config.get("checkpoint_file")
 log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
 
 start = time.perf_counter()
-path = run(config)
+try:
+    path = run(config)
+except RunStopped as stop:  # SIGTERM (SLURM preemption) or SIGINT: exit as a signal would
+    log.warning("%s", stop)
+    sys.exit(128 + stop.signum)
 job = {
     "run_id": out_dir.name,
     "cells": list(snakemake.params.cells),  # noqa: F821
