@@ -1,9 +1,10 @@
-"""Makes tests/models/data/torch_init_refs.json and the tiny authors' checkpoint, with torch and the authors' code.
+"""Makes tests/models/data (torch_init_refs.json, a tiny authors' checkpoint) with torch and their code.
 
 Not run by the tests (torch is no dependency of the project); run once, by hand, in a separate venv:
 
     python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy einops
-    git clone https://github.com/lorenzocelli/centralflows /tmp/authors && git -C /tmp/authors checkout 93cad93
+    git clone https://github.com/lorenzocelli/centralflows /tmp/authors
+    git -C /tmp/authors checkout 93cad93
     curl -o /tmp/simple_vit.py \
         https://raw.githubusercontent.com/lucidrains/vit-pytorch/main/vit_pytorch/simple_vit.py
     /tmp/torchvenv/bin/python tests/models/make_torch_init_refs.py --authors /tmp/authors \
@@ -39,7 +40,11 @@ CASES = [
     ("resnet", {"width": 4, "stage_sizes": [1, 1]}, 2),
     ("vit", {"dim": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "init_scale": 1.0}, 0),
     ("lstm", {"hidden": 16, "embed_dim": 8, "layers": 1}, 5),
-    ("transformer", {"d_model": 16, "heads": 2, "layers": 1, "dim_feedforward": 32, "weight_multiplier": 0.5}, 0),
+    (
+        "transformer",
+        {"d_model": 16, "heads": 2, "layers": 1, "dim_feedforward": 32, "weight_multiplier": 0.5},
+        0,
+    ),
     ("mamba", {"d_model": 16, "layers": 1, "dt_rank": 1}, 4),
 ]
 IMAGE = (3, 32, 32)  # CIFAR-10, NCHW as the authors' loaders give it
@@ -75,13 +80,16 @@ def authors_model(A, arch: str, o: dict):
         )
     if arch == "vit":
         return A.VIT(
-            dim=o.get("dim", 64), depth=o.get("depth", 4), num_heads=o.get("heads", 8),
-            mlp_dim=o.get("mlp_dim", 256), init_scale=o.get("init_scale", 0.0),
+            dim=o.get("dim", 64),
+            depth=o.get("depth", 4),
+            num_heads=o.get("heads", 8),
+            mlp_dim=o.get("mlp_dim", 256),
+            init_scale=o.get("init_scale", 0.0),
         ).create(IMAGE, OUTPUTS)
     if arch == "lstm":
-        return A.LSTM(layers=o.get("layers", 2), embd_dim=o.get("embed_dim", 48), hidden_dim=o.get("hidden", 48)).create(
-            SEQUENCE, OUTPUTS
-        )
+        return A.LSTM(
+            layers=o.get("layers", 2), embd_dim=o.get("embed_dim", 48), hidden_dim=o.get("hidden", 48)
+        ).create(SEQUENCE, OUTPUTS)
     if arch == "transformer":
         # Transformer.create with dim_feedforward free (theirs is 4·d_model)
         from src.architectures.transformer import TransformerLM
@@ -89,8 +97,13 @@ def authors_model(A, arch: str, o: dict):
 
         d = o.get("d_model", 32)
         net = TransformerLM(
-            OUTPUTS, d_model=d, nhead=o.get("heads", 4), num_layers=o.get("layers", 4),
-            dim_feedforward=o.get("dim_feedforward", 4 * d), dropout=0.0, max_seq_length=SEQUENCE[0],
+            OUTPUTS,
+            d_model=d,
+            nhead=o.get("heads", 4),
+            num_layers=o.get("layers", 4),
+            dim_feedforward=o.get("dim_feedforward", 4 * d),
+            dropout=0.0,
+            max_seq_length=SEQUENCE[0],
         )
         replace_layernorm(net, TrainableLayerNorm)
         with torch.no_grad():
@@ -100,6 +113,21 @@ def authors_model(A, arch: str, o: dict):
         assert o.get("dt_rank", 4) == math.ceil(o.get("d_model", 64) / 16)  # their dt_rank 'auto'
         return A.Mamba(layers=o.get("layers", 2), d_model=o.get("d_model", 64)).create(SEQUENCE, OUTPUTS)
     raise ValueError(arch)
+
+
+def probe_inputs(arch: str) -> np.ndarray:
+    """Two fixed inputs: NCHW images (the test feeds their NHWC transpose) or token ids."""
+    if arch in ("lstm", "transformer", "mamba"):
+        return ((np.arange(2 * SEQUENCE[0]) * 7 + 3) % OUTPUTS).reshape(2, *SEQUENCE)
+    return np.sin(0.01 * np.arange(2 * math.prod(IMAGE))).reshape(2, *IMAGE).astype(np.float32)
+
+
+def outputs(model, arch: str, params=None) -> list:
+    """The network's outputs on probe_inputs (optionally at other parameters), float64 lists."""
+    x = torch.from_numpy(probe_inputs(arch))
+    with torch.no_grad():
+        y = model(x) if params is None else torch.func.functional_call(model, params, (x,))
+    return y.double().numpy().tolist()
 
 
 def summary(t: torch.Tensor) -> dict:
@@ -122,9 +150,17 @@ def sample_index(n: int) -> np.ndarray:
 def generator_draws() -> list:
     """Raw draws after manual_seed(7): sizes around the 16-element blocks, mean and std not 0/1."""
     torch.manual_seed(7)
-    ops = [("uniform", 7, -0.3, 0.3), ("normal", 5, 0.0, 1.0), ("normal", 16, 0.0, 0.02),
-           ("normal", 37, 0.5, 1.5), ("uniform", 100, 0.0, 1.0), ("normal", 3, 0.0, 1.0),
-           ("normal", 4096, 0.0, 0.1), ("normal", 1, -1.0, 2.0), ("uniform", 333, -0.07, 0.07)]
+    ops = [
+        ("uniform", 7, -0.3, 0.3),
+        ("normal", 5, 0.0, 1.0),
+        ("normal", 16, 0.0, 0.02),
+        ("normal", 37, 0.5, 1.5),
+        ("uniform", 100, 0.0, 1.0),
+        ("normal", 3, 0.0, 1.0),
+        ("normal", 4096, 0.0, 0.1),
+        ("normal", 1, -1.0, 2.0),
+        ("uniform", 333, -0.07, 0.07),
+    ]
     out = []
     for kind, n, a, b in ops:
         t = torch.empty(n)
@@ -149,11 +185,21 @@ def write_checkpoint(utils, out: Path):
         procs[name] = {"w": wp, "state": state}
     from torch.utils._pytree import tree_map
 
+    params = utils.flatten_pytree({k: v.detach() for k, v in model.named_parameters()})[1](
+        procs["discrete"]["w"]
+    )
+
     data = utils.flatten_dict(tree_map(utils.to_numpy, procs), sep=".")  # as Checkpointer.maybe_checkpoint
     data["step"] = 3
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "checkpoint_3.npz", **data)
-    return {"arch": "resnet", "options": {"width": 2, "stage_sizes": [1]}, "seed": 11, "step": 3}
+    return {
+        "arch": "resnet",
+        "options": {"width": 2, "stage_sizes": [1]},
+        "seed": 11,
+        "step": 3,
+        "discrete_outputs": outputs(model, "resnet", params),
+    }
 
 
 def main():
@@ -167,10 +213,22 @@ def main():
         torch.manual_seed(seed)  # main.py: manual_seed, data.load (numpy only), arch.create
         model = authors_model(A, arch, options)
         params = {k: summary(v) for k, v in model.named_parameters()}
-        cases.append({"arch": arch, "options": options, "seed": seed, "params": params})
+        cases.append(
+            {
+                "arch": arch,
+                "options": options,
+                "seed": seed,
+                "params": params,
+                "outputs": outputs(model, arch),
+            }
+        )
         print(arch, options, seed, sum(math.prod(p["shape"]) for p in params.values()), "parameters")
-    refs = {"torch": torch.__version__, "cases": cases, "generator": generator_draws(),
-            "checkpoint": write_checkpoint(utils, DATA / "authors_checkpoint")}
+    refs = {
+        "torch": torch.__version__,
+        "cases": cases,
+        "generator": generator_draws(),
+        "checkpoint": write_checkpoint(utils, DATA / "authors_checkpoint"),
+    }
     (DATA / "torch_init_refs.json").write_text(json.dumps(refs, separators=(",", ":")))
 
 

@@ -1,4 +1,4 @@
-"""The authors' PyTorch initial weights, reproduced in numpy: torch's CPU generator and the seven constructors.
+"""The authors' PyTorch initial weights in numpy: torch's CPU generator and the seven constructors.
 
 The authors' main.py calls `torch.manual_seed(seed)` and then builds the model on the CPU; their data
 loaders draw from numpy, so the constructors are the only consumers of torch's generator. This module
@@ -17,6 +17,7 @@ from centralflows.data.spec import DataSpec
 
 # ---------------------------------------------------------------------------------------------------
 # torch's CPU generator (at::CPUGeneratorImpl: mt19937 and the transforms of ATen's CPU kernels)
+
 
 def _mt19937_key(seed: int) -> np.ndarray:
     """mt19937's init_genrand(seed), as torch.manual_seed(seed) seeds the CPU generator."""
@@ -116,8 +117,17 @@ def _fma(a, b, c) -> np.ndarray:
 
 
 F32 = np.float32
-_LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-          -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)  # Cephes logf
+_LOG_P = (
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+)  # Cephes logf
 
 
 def _log256(x: np.ndarray) -> np.ndarray:
@@ -145,8 +155,11 @@ def _sincos256(x: np.ndarray) -> tuple:
     for c in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):  # x − y·π/4 in 3 parts
         x = _fma(y, F32(c), x)
     z = x * x
-    c = _fma(_fma(np.full_like(x, F32(2.443315711809948e-5)), z, F32(-1.388731625493765e-3)), z,
-             F32(4.166664568298827e-2))
+    c = _fma(
+        _fma(np.full_like(x, F32(2.443315711809948e-5)), z, F32(-1.388731625493765e-3)),
+        z,
+        F32(4.166664568298827e-2),
+    )
     c = _fma(c * z, z, -(z * F32(0.5))) + F32(1)
     s = _fma(_fma(np.full_like(x, F32(-1.9515295891e-4)), z, F32(8.3321608736e-3)), z, F32(-1.6666654611e-1))
     s = _fma(s * z, x, x)
@@ -210,8 +223,14 @@ def _resnet_blocks(o):
     for i, size in enumerate(o["stage_sizes"]):
         stride = 1 if i == 0 else 2
         for j in range(size):
-            blocks.append((f"stages.{i}.{j}", width if j == 0 else stride * width, stride * width,
-                           stride if j == 0 else 1))
+            blocks.append(
+                (
+                    f"stages.{i}.{j}",
+                    width if j == 0 else stride * width,
+                    stride * width,
+                    stride if j == 0 else 1,
+                )
+            )
         width *= stride
     return blocks, width
 
@@ -224,8 +243,10 @@ def _resnet(g, o, spec):
     for prefix, cin, cout, stride in blocks:
         convs[f"{prefix}.conv1.weight"] = (cout, cin, 3, 3)
         convs[f"{prefix}.conv2.weight"] = (cout, cout, 3, 3)
-        names += [f"{prefix}.{k}" for k in ("conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight",
-                                             "bn2.weight", "bn2.bias")]
+        names += [
+            f"{prefix}.{k}"
+            for k in ("conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight", "bn2.bias")
+        ]
         if stride != 1:
             convs[f"{prefix}.shortcut.0.weight"] = (cout, cin, 3, 3)
             names += [f"{prefix}.shortcut.{k}" for k in ("0.weight", "1.weight", "1.bias")]
@@ -326,15 +347,30 @@ def _mamba(g, o, spec):
         P[f"{m}.A_log"] = np.log(np.tile(np.arange(1, N + 1, dtype=F32), (E, 1)))
         P[f"{m}.D"] = np.ones(E, F32)
         _linear(g, built, "out_proj", E, d, bias=False)
-        P.update({f"{m}.{k}": built[k] for k in ("in_proj.weight", "conv1d.weight", "conv1d.bias",
-                                                 "x_proj.weight", "dt_proj.weight", "dt_proj.bias",
-                                                 "out_proj.weight")})
+        P.update(
+            {
+                f"{m}.{k}": built[k]
+                for k in (
+                    "in_proj.weight",
+                    "conv1d.weight",
+                    "conv1d.bias",
+                    "x_proj.weight",
+                    "dt_proj.weight",
+                    "dt_proj.bias",
+                    "out_proj.weight",
+                )
+            }
+        )
         P[f"mamba.layers.{i}.norm.weight"] = np.ones(d, F32)
     P["norm_f.weight"] = np.ones(d, F32)
     _linear(g, P, "linear", d, spec.num_outputs, bias=False)
     if o["reference_init"]:  # self.apply(_init_weights): N(0, 0.02) on Linear/Embedding weights
         for k in P:
-            if k == "embed.weight" or (k.endswith("proj.weight") and "conv1d" not in k) or k == "linear.weight":
+            if (
+                k == "embed.weight"
+                or (k.endswith("proj.weight") and "conv1d" not in k)
+                or k == "linear.weight"
+            ):
                 P[k] = g.normal(P[k].shape, 0.0, 0.02)
             if k.endswith("dt_proj.bias"):
                 P[k] = np.zeros_like(P[k])
@@ -342,8 +378,15 @@ def _mamba(g, o, spec):
     return P
 
 
-_CONSTRUCTORS = {"mlp": _mlp, "cnn": _cnn, "resnet": _resnet, "vit": _vit, "lstm": _lstm,
-                 "transformer": _transformer, "mamba": _mamba}
+_CONSTRUCTORS = {
+    "mlp": _mlp,
+    "cnn": _cnn,
+    "resnet": _resnet,
+    "vit": _vit,
+    "lstm": _lstm,
+    "transformer": _transformer,
+    "mamba": _mamba,
+}
 
 
 def torch_parameters(arch: str, options: dict, spec: DataSpec, seed: int) -> dict:
@@ -393,8 +436,12 @@ def _flax_cnn(P, o, spec):
     h, w, _ = spec.input_shape
     hidden = _dense(P, "7", bias=False)
     hidden["kernel"] = _chw_rows(hidden["kernel"], 2 * o["width"], h // 4, w // 4)
-    return {"Conv_0": _conv(P["0.weight"]), "Conv_1": _conv(P["3.weight"]), "Dense_0": hidden,
-            "Dense_1": _dense(P, "9")}
+    return {
+        "Conv_0": _conv(P["0.weight"]),
+        "Conv_1": _conv(P["3.weight"]),
+        "Dense_0": hidden,
+        "Dense_1": _dense(P, "9"),
+    }
 
 
 def _flax_resnet(P, o, spec):
@@ -402,8 +449,12 @@ def _flax_resnet(P, o, spec):
     out = {"in_proj": _conv(P["in_proj.0.weight"])}
     for i, (prefix, _, _, stride) in enumerate(blocks):
         gn = lambda k: {"weight": P[f"{prefix}.{k}.weight"], "bias": P[f"{prefix}.{k}.bias"]}  # noqa: B023
-        block = {"conv1": _conv(P[f"{prefix}.conv1.weight"]), "gn1": gn("bn1"),
-                 "conv2": _conv(P[f"{prefix}.conv2.weight"]), "gn2": gn("bn2")}
+        block = {
+            "conv1": _conv(P[f"{prefix}.conv1.weight"]),
+            "gn1": gn("bn1"),
+            "conv2": _conv(P[f"{prefix}.conv2.weight"]),
+            "gn2": gn("bn2"),
+        }
         if stride != 1:
             block["shortcut_conv"] = _conv(P[f"{prefix}.shortcut.0.weight"])
             block["shortcut_gn"] = gn("shortcut.1")
@@ -421,15 +472,25 @@ def _flax_vit(P, o, spec):
     else:
         ln_name, keys = "LayerNorm", (("scale", "weight"), ("bias", "bias"))
     ln = lambda name: {f: P[f"{name}.{t}"] for f, t in keys}
-    out = {f"{ln_name}_0": ln("to_patch_embedding.1"), "Dense_0": _dense(P, "to_patch_embedding.2"),
-           f"{ln_name}_1": ln("to_patch_embedding.3"), f"{ln_name}_2": ln("transformer.norm"),
-           "linear_head": _dense(P, "linear_head")}
+    out = {
+        f"{ln_name}_0": ln("to_patch_embedding.1"),
+        "Dense_0": _dense(P, "to_patch_embedding.2"),
+        f"{ln_name}_1": ln("to_patch_embedding.3"),
+        f"{ln_name}_2": ln("transformer.norm"),
+        "linear_head": _dense(P, "linear_head"),
+    }
     for i in range(o["depth"]):
         a, f = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1.net"
-        out[f"Attention_{i}"] = {f"{ln_name}_0": ln(f"{a}.norm"), "Dense_0": _dense(P, f"{a}.to_qkv", False),
-                                 "Dense_1": _dense(P, f"{a}.to_out", False)}
-        out[f"FeedForward_{i}"] = {f"{ln_name}_0": ln(f"{f}.0"), "Dense_0": _dense(P, f"{f}.1"),
-                                   "Dense_1": _dense(P, f"{f}.3")}
+        out[f"Attention_{i}"] = {
+            f"{ln_name}_0": ln(f"{a}.norm"),
+            "Dense_0": _dense(P, f"{a}.to_qkv", False),
+            "Dense_1": _dense(P, f"{a}.to_out", False),
+        }
+        out[f"FeedForward_{i}"] = {
+            f"{ln_name}_0": ln(f"{f}.0"),
+            "Dense_0": _dense(P, f"{f}.1"),
+            "Dense_1": _dense(P, f"{f}.3"),
+        }
     return out
 
 
@@ -437,8 +498,12 @@ def _flax_lstm(P, o, spec):
     out = {"embedding": {"embedding": P["embed.weight"]}, "out": _dense(P, "linear")}
     for i in range(o["layers"]):
         t = f"lstm.layers.{i}"
-        out[f"layer{i}"] = {"weight_ih": P[f"{t}.Wih"], "weight_hh": P[f"{t}.Whh"],
-                            "bias_ih": P[f"{t}.bih"], "bias_hh": P[f"{t}.bhh"]}
+        out[f"layer{i}"] = {
+            "weight_ih": P[f"{t}.Wih"],
+            "weight_hh": P[f"{t}.Whh"],
+            "bias_ih": P[f"{t}.bih"],
+            "bias_hh": P[f"{t}.bhh"],
+        }
     return out
 
 
@@ -447,11 +512,15 @@ def _flax_transformer(P, o, spec):
         t = f"decoder.layers.{i}"
         out = {}
         for ours, theirs in (("self_attn", "self_attn"), ("cross_attn", "multihead_attn")):
-            out[ours] = {"in_proj_kernel": P[f"{t}.{theirs}.in_proj_weight"].T,
-                         "in_proj_bias": P[f"{t}.{theirs}.in_proj_bias"],
-                         "out_proj": _dense(P, f"{t}.{theirs}.out_proj")}
+            out[ours] = {
+                "in_proj_kernel": P[f"{t}.{theirs}.in_proj_weight"].T,
+                "in_proj_bias": P[f"{t}.{theirs}.in_proj_bias"],
+                "out_proj": _dense(P, f"{t}.{theirs}.out_proj"),
+            }
         out |= {k: _dense(P, f"{t}.{k}") for k in ("linear1", "linear2")}
-        out |= {k: {"gamma": P[f"{t}.{k}.gamma"], "beta": P[f"{t}.{k}.beta"]} for k in ("norm1", "norm2", "norm3")}
+        out |= {
+            k: {"gamma": P[f"{t}.{k}.gamma"], "beta": P[f"{t}.{k}.beta"]} for k in ("norm1", "norm2", "norm3")
+        }
         return out
 
     out = {"embedding": {"embedding": P["embedding.weight"]}, "out": _dense(P, "output_layer")}
@@ -470,25 +539,41 @@ def _stack(trees: list):
 
 
 def _flax_mamba(P, o, spec):
-    out = {"embedding": {"embedding": P["embed.weight"]}, "norm_f": {"weight": P["norm_f.weight"]},
-           "lm_head": _dense(P, "linear", bias=False)}
+    out = {
+        "embedding": {"embedding": P["embed.weight"]},
+        "norm_f": {"weight": P["norm_f.weight"]},
+        "lm_head": _dense(P, "linear", bias=False),
+    }
     for i in range(o["layers"]):
         m = f"mamba.layers.{i}.mixer"
         out[f"layer{i}"] = {
-            "mixer": {"A_log": P[f"{m}.A_log"], "D": P[f"{m}.D"], "conv_weight": P[f"{m}.conv1d.weight"][:, 0].T,
-                      "conv_bias": P[f"{m}.conv1d.bias"], "dt_proj": _dense(P, f"{m}.dt_proj"),
-                      "in_proj": _dense(P, f"{m}.in_proj", False), "x_proj": _dense(P, f"{m}.x_proj", False),
-                      "out_proj": _dense(P, f"{m}.out_proj", False)},
+            "mixer": {
+                "A_log": P[f"{m}.A_log"],
+                "D": P[f"{m}.D"],
+                "conv_weight": P[f"{m}.conv1d.weight"][:, 0].T,
+                "conv_bias": P[f"{m}.conv1d.bias"],
+                "dt_proj": _dense(P, f"{m}.dt_proj"),
+                "in_proj": _dense(P, f"{m}.in_proj", False),
+                "x_proj": _dense(P, f"{m}.x_proj", False),
+                "out_proj": _dense(P, f"{m}.out_proj", False),
+            },
             "norm": {"weight": P[f"mamba.layers.{i}.norm.weight"]},
         }
     return out
 
 
-_TO_FLAX = {"mlp": _flax_mlp, "cnn": _flax_cnn, "resnet": _flax_resnet, "vit": _flax_vit, "lstm": _flax_lstm,
-            "transformer": _flax_transformer, "mamba": _flax_mamba}
+_TO_FLAX = {
+    "mlp": _flax_mlp,
+    "cnn": _flax_cnn,
+    "resnet": _flax_resnet,
+    "vit": _flax_vit,
+    "lstm": _flax_lstm,
+    "transformer": _flax_transformer,
+    "mamba": _flax_mamba,
+}
 
 
-def to_flax(arch: str, options: dict, spec: DataSpec, parameters: dict) -> dict:
+def to_flax(arch: str, options: dict, spec: DataSpec, parameters: dict, dtype=F32) -> dict:
     """Maps torch-layout `parameters` (see torch_parameters) onto the Flax params tree of `arch`.
 
     Linear weights are transposed, convolution kernels go [out, in, kh, kw] → [kh, kw, in, out], and
@@ -496,7 +581,7 @@ def to_flax(arch: str, options: dict, spec: DataSpec, parameters: dict) -> dict:
     (c, h, w) flatten to the NHWC (h, w, c) flatten, so the network computes the same function.
     """
     tree = _TO_FLAX[arch](parameters, options, spec)
-    return _map(lambda a: np.ascontiguousarray(a, F32), tree)
+    return _map(lambda a: np.ascontiguousarray(a, dtype), tree)
 
 
 def _map(fn, tree):
