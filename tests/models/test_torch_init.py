@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 
 import jax
-from jax.flatten_util import ravel_pytree
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from centralflows import authors_checkpoint, models
 from centralflows.data.spec import DataSpec
