@@ -14,6 +14,7 @@ OPTIMIZERS = ("gd", "scalar_rmsprop", "rmsprop")
 FLOW_T_RATES = ("step", "authors")  # as optimizers.FLOW_T_RATES
 PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")  # as processes.PROCESSES
 DTYPES = ("float32", "float64")
+INITS = ("torch", "jax")  # as problem.INITS
 CRITERIA = ("mse", "ce")
 STATUSES = ("running", "completed", "diverged", "stopped", "failed")
 
@@ -146,6 +147,12 @@ SCHEMA = {
         allowed="an integer >= 0",
     ),
     "seed": Option(0, "seed of the initialisation and of the eigensolver's random vectors"),
+    "init": Option(
+        "torch",
+        "initial weights: torch (the authors' PyTorch init after torch.manual_seed(seed), exactly) or jax "
+        "(the same distributions drawn from JAX's generator)",
+        choices=INITS,
+    ),
     "warm_start": Option(
         -1,
         "discrete steps taken before the processes start (-1 or 0: off)",
@@ -586,5 +593,7 @@ def run_id(config: dict) -> str:
         parts.append(f"ws{config['warm_start']}")
     if config.get("dtype", "float32") != "float32":
         parts.append(config["dtype"].replace("float", "f"))
+    if config.get("init", "torch") != "torch":
+        parts.append(f"init{config['init']}")
     parts.append(f"s{config.get('seed', 0)}")
     return "-".join(parts).replace("/", "_").replace(" ", "")

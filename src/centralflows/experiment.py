@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from centralflows import authors_checkpoint
 from centralflows.ablated import AblatedFlow
 from centralflows.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from centralflows.config import ConfigError, flatten
@@ -241,6 +242,33 @@ def _checkpoint_due(step: int, start: int, options: dict) -> bool:
     return step != start and ((freq > 0 and step % freq == 0) or step in options.get("steps", []))
 
 
+def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
+    """(w, s, step) of process load.from_process in a checkpoint written by the authors' code."""
+    from centralflows.problem import arch_options
+
+    name, options = arch_options(config["arch"])
+    try:
+        w, s, step = authors_checkpoint.load(
+            load["path"], load["from_process"], name, options, problem.spec, config["opt"]["name"]
+        )
+    except authors_checkpoint.AuthorsCheckpointError as err:
+        raise ConfigError(str(err), key="load.path") from None
+    log.info(
+        "starting from the authors' checkpoint %s (%s, step %d)", load["path"], load["from_process"], step
+    )
+    return jnp.asarray(w, dtype), jax.tree.map(lambda a: jnp.asarray(a, dtype), s), step
+
+
+def _init_attr(config: dict) -> str:
+    """What the initial weights are, for the HDF5 root attribute `init`."""
+    if (config.get("load") or {}).get("path"):
+        return f"loaded from {config['load']['path']} ({config['load']['from_process']})"
+    init = config.get("init", "torch")
+    if init == "torch":
+        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config.get('seed', 0)})"
+    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config.get('seed', 0)})"
+
+
 def run(config: dict, progress: bool = True) -> Path:
     """Runs one cell described by a resolved config (see `centralflows.config`).
 
@@ -304,6 +332,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         "n_params": int(problem.n_params),
         "dataset": problem.dataset,
         "device": _device(),
+        "init": _init_attr(config),
     }
 
     if resume:
@@ -323,20 +352,24 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         load = config.get("load") or {}
         if load.get("path"):
             # start every process from one process's point in a checkpoint (e.g. GD at the edge)
-            tree, meta = _read_checkpoint(config, "load")
-            src = tree["processes"].get(load["from_process"])
-            if src is None:
-                raise ConfigError(
-                    f"--load.from-process {load['from_process']}: {load['path']} holds only "
-                    f"{', '.join(tree['processes'])}",
-                    key="load.from_process",
-                )
-            w = jnp.asarray(src["w"], dtype)
-            s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
-            start = int(meta["step"])
-            loaded = {"path": load["path"], "step": start}
-            if "edge" in meta:  # an edge checkpoint (centralflows.restart): its source and criterion
-                loaded["edge"] = meta["edge"]
+            if authors_checkpoint.is_authors_checkpoint(load["path"]):
+                w, s, start = _load_authors(config, problem, load, dtype)
+                loaded = {"path": load["path"], "step": start, "format": "authors"}
+            else:
+                tree, meta = _read_checkpoint(config, "load")
+                src = tree["processes"].get(load["from_process"])
+                if src is None:
+                    raise ConfigError(
+                        f"--load.from-process {load['from_process']}: {load['path']} holds only "
+                        f"{', '.join(tree['processes'])}",
+                        key="load.from_process",
+                    )
+                w = jnp.asarray(src["w"], dtype)
+                s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
+                start = int(meta["step"])
+                loaded = {"path": load["path"], "step": start}
+                if "edge" in meta:  # an edge checkpoint (centralflows.restart): its source and criterion
+                    loaded["edge"] = meta["edge"]
         warm = max(config.get("warm_start", -1), 0)
         if config["steps"] <= start + warm:
             raise ConfigError(

@@ -10,6 +10,7 @@ from jax.flatten_util import ravel_pytree
 from centralflows import data, losses, models
 
 NUM_OUTPUTS_LOGGED = 10  # train/test examples whose network outputs are logged
+INITS = ("torch", "jax")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Problem:
         loss_fn: w -> scalar full-batch train loss; jit-able and differentiable three times.
         train_metrics, test_metrics: w -> {"loss": scalar, "acc": scalar} on the whole split.
         train_outputs, test_outputs: w -> network outputs on the first 10 examples of the split.
+        spec: the dataset's DataSpec.
     """
 
     dataset: str
@@ -33,6 +35,7 @@ class Problem:
     test_metrics: Callable
     train_outputs: Callable
     test_outputs: Callable
+    spec: data.DataSpec | None = None
 
     @property
     def n_params(self) -> int:
@@ -71,11 +74,41 @@ def build_model(arch_config: dict, spec: data.DataSpec):
     return module.build(resolve_options(module.DEFAULTS, options, f"architecture '{name}'"), spec)
 
 
+def arch_options(arch_config: dict) -> tuple:
+    """(name, options): the architecture's name and its DEFAULTS updated by `arch_config`'s other keys."""
+    name, options = arch_config["name"], {k: v for k, v in arch_config.items() if k != "name"}
+    return name, resolve_options(models.get_architecture(name).DEFAULTS, options, f"architecture '{name}'")
+
+
+def initial_params(config: dict, model, spec: data.DataSpec, x) -> dict:
+    """The Flax params the run starts from: config["init"] "torch" (default) or "jax".
+
+    "torch": the parameters the authors' code builds after torch.manual_seed(seed), reproduced in numpy
+    (centralflows.models.torch_init) and mapped onto the Flax layout. "jax": model.init with
+    jax.random.PRNGKey(seed), the same distributions from JAX's generator.
+    """
+    seed, init = config.get("seed", 0), config.get("init", "torch")
+    if init == "jax":
+        return jax.jit(model.init)(jax.random.PRNGKey(seed), x)["params"]
+    if init != "torch":
+        raise ValueError(f"unknown init '{init}'; valid names: {', '.join(INITS)}")
+    from centralflows.models import torch_init
+
+    name, options = arch_options(config["arch"])
+    params = torch_init.to_flax(name, options, spec, torch_init.torch_parameters(name, options, spec, seed))
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
+    if jax.tree.structure(template) != jax.tree.structure(params) or any(
+        a.shape != b.shape for a, b in zip(jax.tree.leaves(template), jax.tree.leaves(params), strict=True)
+    ):
+        raise AssertionError(f"torch init of {name} does not match its Flax parameters")  # a bug, not input
+    return params
+
+
 def build_problem(config: dict, dtype=jnp.float32) -> Problem:
     """Builds the Problem of a resolved run config.
 
-    Reads config["data"] and config["arch"] (each a "name" plus options) and config.get("seed", 0),
-    which seeds `jax.random.PRNGKey` for the initialisation. Parameters are initialised, cast to
+    Reads config["data"] and config["arch"] (each a "name" plus options), config.get("seed", 0) and
+    config.get("init", "torch") (see initial_params). Parameters are initialised, cast to
     `dtype` leaf by leaf (so the unravelled pytree keeps `dtype` and float64 derivatives stay float64)
     and flattened with `ravel_pytree`. Float inputs are cast to `dtype`; tokens and labels stay int32.
     """
@@ -90,7 +123,7 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
     y_train, y_test = jnp.asarray(ds.y_train, jnp.int32), jnp.asarray(ds.y_test, jnp.int32)
 
     # jit: one compile instead of op-by-op dispatch, much faster for deep models
-    params = jax.jit(model.init)(jax.random.PRNGKey(config.get("seed", 0)), x_train[:1])["params"]
+    params = initial_params(config, model, ds.spec, x_train[:1])
     w0, unravel = ravel_pytree(jax.tree.map(lambda p: p.astype(dtype), params))
 
     def apply(w, x):
@@ -112,4 +145,5 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
         test_metrics=metrics(x_test, y_test),
         train_outputs=lambda w: apply(w, x_train[:NUM_OUTPUTS_LOGGED]),
         test_outputs=lambda w: apply(w, x_test[:NUM_OUTPUTS_LOGGED]),
+        spec=ds.spec,
     )
