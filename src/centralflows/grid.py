@@ -128,6 +128,29 @@ def resolve_names(config: dict, names: list[str], scale_name: str | None = None)
     return out
 
 
+def figure_cell_names(entry: dict) -> list[str]:
+    """The cell and grid names a figure entry's roles (`cells: {role: name or [names]}`) name, in order."""
+    return [
+        name for value in entry["cells"].values() for name in ([value] if isinstance(value, str) else value)
+    ]
+
+
+def figure_roles(config: dict, figure: str, scale_name: str) -> dict:
+    """A figure's roles at one scale: role -> its cell, or -> the list of cells (grids expanded)."""
+    roles = {}
+    for role, value in config["figures"][figure]["cells"].items():
+        if isinstance(value, str):
+            names = resolve_names(config, [value], scale_name)
+            if len(names) != 1:
+                raise ValueError(
+                    f"figure {figure}: role {role!r} names {value!r}, {len(names)} cells; use a list"
+                )
+            roles[role] = names[0]
+        else:
+            roles[role] = resolve_names(config, value, scale_name)
+    return roles
+
+
 def _scaled_steps(steps: int, scale: dict) -> int:
     factor, cap = scale.get("steps_factor", 1.0), scale.get("max_steps")
     scaled = max(1, int(round(steps * factor)))
@@ -212,7 +235,7 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
                 raise ValueError(f"scale {scale_name!r} names unknown {registry[:-1]} {name!r}")
     wanted = []
     for name in result.figures:
-        wanted += config["figures"][name]["cells"]
+        wanted += figure_cell_names(config["figures"][name])
     if scale.get("claim_cells", "all") == "all":  # `figures`: claims only on cells the figures compute
         for name in result.claims:
             wanted += config["claims"][name]["cells"]

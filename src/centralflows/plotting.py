@@ -1,20 +1,25 @@
 """Shared plotting for the figure scripts: colours of REFERENCE §2.0, curves, thresholds, saving.
 
 Figure scripts read one figure table (the long table of `centralflows.tables` for the figure's cells,
-processes and quantities, with the columns `cell` and `lr` added) and stay a few lines long.
+processes and quantities, with the columns `cell` and `lr` added) and stay a few lines long. Every
+read goes through `_rows`, which enforces the script's READS (`centralflows.contract`) while a
+contract is active, and fails on an empty selection; `line` fails on an empty curve.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: cluster nodes and CI have no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from centralflows.contract import Contract, ContractError  # noqa: E402
 from centralflows.tables import moving_average  # noqa: E402
 
 # REFERENCE §2.0: discrete = C0, central flow = black, its prediction = dashed black, stable flow = red.
@@ -43,25 +48,58 @@ def read_table(path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+_CONTRACT: Contract | None = None  # the figure being drawn (set by `contract` / `run_figure`)
+
+
+@contextmanager
+def contract(active: Contract):
+    """Enforces `active` (a figure's READS) on every read while the block runs."""
+    global _CONTRACT
+    previous, _CONTRACT = _CONTRACT, active
+    try:
+        yield active
+    finally:
+        _CONTRACT = previous
+
+
+def _where() -> str:
+    return f"figure {_CONTRACT.figure}: " if _CONTRACT else ""
+
+
+def _rows(table: pd.DataFrame, cell: str, process: str, quantity: str) -> pd.DataFrame:
+    """The rows of one cell's `process/quantity`: declared (under a contract) and with a finite value."""
+    if _CONTRACT:
+        _CONTRACT.check(cell, process, quantity)
+    rows = table[(table["cell"] == cell) & (table["process"] == process) & (table["quantity"] == quantity)]
+    if not np.isfinite(rows["value"].to_numpy(dtype=float)).any():
+        raise ContractError(
+            f"{_where()}cell {cell!r} has no {process}/{quantity} in its table "
+            f"({len(rows)} rows, none finite): a misspelled name, or a quantity the run does not log"
+        )
+    return rows
+
+
 def curve(table: pd.DataFrame, cell: str, process: str, quantity: str, index: int = -1) -> pd.Series:
-    """One curve of one cell as a Series indexed by step."""
-    rows = table[
-        (table["cell"] == cell)
-        & (table["process"] == process)
-        & (table["quantity"] == quantity)
-        & (table["index"] == index)
-    ]
-    return rows.set_index("step")["value"].sort_index()
+    """One curve of one cell as a Series indexed by step (named `cell: process/quantity[index]`)."""
+    rows = _rows(table, cell, process, quantity)
+    name = f"{cell}: {process}/{quantity}" + (f"[{index}]" if index != -1 else "")
+    s = rows[rows["index"] == index].set_index("step")["value"].sort_index().rename(name)
+    if not np.isfinite(s.to_numpy(dtype=float)).any():
+        raise ContractError(f"{_where()}the curve {name} is empty (no finite value at index {index})")
+    return s
 
 
 def indices(table: pd.DataFrame, cell: str, process: str, quantity: str) -> list[int]:
-    """The indices (e.g. tracked eigenvalues) logged for one quantity, in order."""
-    rows = table[(table["cell"] == cell) & (table["process"] == process) & (table["quantity"] == quantity)]
+    """The indices (e.g. tracked eigenvalues) logged for one quantity with a finite value, in order."""
+    rows = _rows(table, cell, process, quantity)
+    rows = rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
     return sorted(int(i) for i in rows["index"].unique())
 
 
 def learning_rate(table: pd.DataFrame, cell: str) -> float:
     """The cell's learning rate eta (for the 2/eta threshold)."""
+    if _CONTRACT:
+        _CONTRACT.role_of(cell)
     return float(table.loc[table["cell"] == cell, "lr"].iloc[0])
 
 
@@ -75,8 +113,6 @@ def plot_loss(ax, table, cell, processes=("discrete",), prediction=False, smooth
     """Train loss of each process; optionally GD's moving average (window `smooth`) and the prediction."""
     for process in processes:
         loss = curve(table, cell, process, "train_loss")
-        if loss.empty:
-            continue
         faint = process == "discrete" and smooth
         ax.plot(
             loss.index,
@@ -132,11 +168,17 @@ def save(fig, pdf, png, dpi: int = 200):
 
 
 def run_figure(plot, smk):
-    """Runs a figure script's `plot(table, pdf, png, params)` on the inputs of its Snakemake rule."""
+    """Runs a figure script's `plot(table, pdf, png, params)` on the inputs of its Snakemake rule, under
+    the contract of its READS: a read outside them, or an empty curve, fails naming the figure."""
     from centralflows.tables import log_to
 
-    log_to(smk.log[0])
-    plot(read_table(smk.input.table), smk.output.pdf, smk.output.png, smk.params)
+    log = log_to(smk.log[0])
+    try:
+        with contract(Contract(smk.params.figure, smk.params.cells, smk.params.reads)):
+            plot(read_table(smk.input.table), smk.output.pdf, smk.output.png, smk.params)
+    except ContractError as error:
+        log.error("%s", error)
+        raise
 
 
 # --- adaptive optimizers (Scalar RMSProp, RMSProp: REFERENCE §2.2-2.3) ------------------------------
@@ -152,8 +194,8 @@ def grid(nrows: int, ncols: int, width: float = 3.8, height: float = 2.9):
 
 def top(table: pd.DataFrame, cell: str, process: str, quantity: str = "effective_hessian_eigs") -> pd.Series:
     """The largest tracked eigenvalue per step (tracked arrays are sorted only up to tracking)."""
-    rows = table[(table["cell"] == cell) & (table["process"] == process) & (table["quantity"] == quantity)]
-    return rows.groupby("step")["value"].max().sort_index()
+    rows = _rows(table, cell, process, quantity)
+    return rows.groupby("step")["value"].max().sort_index().rename(f"{cell}: {process}/{quantity} (top)")
 
 
 def eos_onset(table: pd.DataFrame, cell: str, process: str = "discrete") -> int | None:
@@ -180,9 +222,12 @@ def zoom_on_onset(table: pd.DataFrame, cell: str, before: int = 20, after: int =
 
 
 def line(ax, s: pd.Series, **style):
-    """Plots one step-indexed Series (nothing for an empty one)."""
-    if len(s):
-        ax.plot(s.index, s.values, **style)
+    """Plots one step-indexed Series; an empty or all-NaN one is an error (it would draw nothing)."""
+    if not np.isfinite(s.to_numpy(dtype=float)).any():
+        raise ContractError(
+            f"{_where()}the curve {s.name or '(unnamed)'} is empty ({len(s)} points, none finite)"
+        )
+    ax.plot(s.index, s.values, **style)
 
 
 def faint_and_smooth(ax, s: pd.Series, smooth: int, color: str, label: str | None = None):
@@ -279,7 +324,7 @@ def gd_onset(table: pd.DataFrame, cell: str, process: str = "discrete", persist:
     """GD's edge-of-stability onset: the first step from which S(w) >= 2/eta for `persist` logged steps
     in a row (a one-step spike at initialisation is not an onset); None if there is none."""
     s = gd_top(table, cell, process)
-    return None if s.empty else first_above(s, 2.0 / learning_rate(table, cell), persist)
+    return first_above(s, 2.0 / learning_rate(table, cell), persist)
 
 
 def first_above(s: pd.Series, limit: float, persist: int = 2) -> int | None:
@@ -349,7 +394,7 @@ def outputs_grid(table, cell, processes, pdf, png, examples: int = 3):
                 else:
                     label = LABELS[process] if unit == 0 else None
                     line(ax, s, color=COLORS[process], linewidth=1.4, label=label)
-        mark_onset(ax, gd_onset(table, cell) if "hessian_eigs" in set(table["quantity"]) else None)
+        mark_onset(ax, gd_onset(table, cell))
         ax.set(xlabel="step", ylabel="network output", title=f"test example {ex}")
         if ex == 0:
             ax.legend(frameon=False, fontsize="x-small")

@@ -586,6 +586,43 @@ def evaluate_claims(
     )
 
 
+HOLDS = "holds"
+
+
+def claim_expectation(claim: dict, scale: str, cell: str) -> str:
+    """`holds`, or the reason `claim` is not evaluable on `cell` at `scale` (its `expect:` entry).
+
+    `expect: {<scale>: holds | <reason> | {<cell>: holds | <reason>}}`; whatever is not listed holds.
+    """
+    expect = claim.get("expect", {}).get(scale, HOLDS)
+    return expect.get(cell, HOLDS) if isinstance(expect, dict) else expect
+
+
+def apply_expectations(claims_table: pd.DataFrame, claims: dict, scale: str) -> pd.DataFrame:
+    """Adds `expected` (holds / not evaluable) and `reason`; a claim not evaluable at this scale gets the
+    status `not-evaluable` whatever it measured (the value stays in the table)."""
+    reasons = [
+        claim_expectation(claims[c], scale, cell)
+        for c, cell in zip(claims_table["claim"], claims_table["cell"], strict=True)
+    ]
+    holds = [r == HOLDS for r in reasons]
+    out = claims_table.assign(
+        expected=["holds" if h else "not evaluable" for h in holds],
+        reason=["" if h else r for h, r in zip(holds, reasons, strict=True)],
+    )
+    out.loc[~pd.Series(holds, index=out.index, dtype=bool), "status"] = "not-evaluable"
+    return out
+
+
+def claim_failures(claims_table: pd.DataFrame) -> list[str]:
+    """The claims expected to hold that did not pass (a fail, or no data), one line each."""
+    bad = claims_table[(claims_table["expected"] == "holds") & (claims_table["status"] != "pass")]
+    return [
+        f"claim {r.claim} on {r.cell}: {r.status} ({r.metric} = {r.value:g}, expected {r.threshold})"
+        for r in bad.itertuples()
+    ]
+
+
 def compare_to_reference(summary: pd.DataFrame, reference: pd.DataFrame, tolerances: dict) -> list[str]:
     """Differences between a summary and its reference beyond `tolerances` ({column: {rtol, atol}}).
 

@@ -1,6 +1,10 @@
-"""Every figure script of the registry runs on a synthetic figure table and writes a PNG and a PDF."""
+"""Every figure script of the registry draws, under its READS contract, exactly what it declares on a
+synthetic figure table built by the `figure_table` rule's script; misspelled or empty reads fail."""
 
+import json
+import logging
 import runpy
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,11 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from centralflows import plotting, tables
+from centralflows import contract, plotting, tables
 
 from .conftest import LR, ROOT
 
 FIGURES = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]
+SCRIPTS = ROOT / "workflow/scripts/figures"
 
 
 def adaptive_rows(long):
@@ -68,36 +73,128 @@ def test_ablation_metrics_on_synthetic_table(synthetic_run):
     assert all(np.isnan(v) for v in tables._ablation_metrics(long).values())  # no ablated flow: NaN
 
 
-def figure_table(hdf5, entry, cells):
-    """The figure table as the `figure_table` rule builds it, from the synthetic run's long table."""
+def synthetic_roles(entry) -> dict:
+    """Named synthetic cells for a registry entry's roles (a list role gets two cells)."""
+    return {
+        role: f"syn_{role}" if isinstance(value, str) else [f"syn_{role}{i}" for i in range(2)]
+        for role, value in entry["cells"].items()
+    }
+
+
+def figure_table(tmp_path, figure, hdf5, roles, reads=None):
+    """The figure table as the `figure_table` rule's own script builds it; every cell reads the synthetic
+    run. Returns the table's path."""
     long, _ = tables.read_run(hdf5, "synthetic")
     long = adaptive_rows(long)
-    keep = long["process"].isin(entry["processes"]) & long["quantity"].isin(entry["quantities"])
-    # every cell of the entry reads the synthetic run (a computed figure, `cells: []`, reads nothing)
-    frame = pd.concat(
-        [long[keep].assign(cell=cell, lr=LR) for cell in cells]
-        or [long[keep].iloc[:0].assign(cell="", lr=LR)],
-        ignore_index=True,
+    long.to_csv(tmp_path / "synthetic.csv.gz", index=False)
+    (tmp_path / "synthetic.json").write_text(json.dumps({"attrs": {"config": {"opt": {"lr": LR}}}}))
+    out = tmp_path / f"{figure}.csv"
+    smk = SimpleNamespace(
+        input=SimpleNamespace(
+            tables=[str(tmp_path / "synthetic.csv.gz")], infos=[str(tmp_path / "synthetic.json")]
+        ),
+        output=[str(out)],
+        log=[str(tmp_path / "figure_table.log")],
+        params=SimpleNamespace(
+            figure=figure,
+            entry=FIGURES[figure],
+            roles=roles,
+            reads=reads or contract.script_reads(SCRIPTS / f"{figure}.py"),
+            cells={cell: "synthetic" for value in roles.values() for cell in contract.members(value)},
+        ),
     )
-    return frame if entry["max_step"] is None else frame[frame["step"] <= entry["max_step"]]
+    stderr = sys.stderr  # the script's log_to redirects stderr and logging to its log file
+    try:
+        runpy.run_path(str(ROOT / "workflow/scripts/figure_table.py"), init_globals={"snakemake": smk})
+    finally:
+        sys.stderr = stderr
+        logging.getLogger().handlers.clear()
+    return out
 
 
-def test_every_registered_figure_has_a_script():
-    for figure in FIGURES:
-        assert (ROOT / "workflow/scripts/figures" / f"{figure}.py").is_file(), figure
+def draw(figure, table_path, roles, tmp_path, script=None):
+    """Runs a figure script's plot() under its contract; returns the contract (what it read)."""
+    script = script or SCRIPTS / f"{figure}.py"
+    reads = contract.script_reads(script)
+    active = contract.Contract(figure, roles, reads)
+    pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
+    params = SimpleNamespace(entry=FIGURES[figure], cells=roles, smooth=5)
+    with plotting.contract(active):
+        runpy.run_path(str(script))["plot"](plotting.read_table(table_path), pdf, png, params)
+    assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    return active
+
+
+def test_every_registered_figure_has_a_script_whose_roles_match():
+    for figure, entry in FIGURES.items():
+        reads = contract.script_reads(SCRIPTS / f"{figure}.py")
+        contract.check_roles(figure, reads, entry["cells"])
 
 
 @pytest.mark.parametrize("figure", sorted(FIGURES))
-def test_figure_script_writes_png_and_pdf(figure, synthetic_run, tmp_path):
-    entry = FIGURES[figure]
-    cells = [f"synthetic_cell{i}" for i in range(len(entry["cells"]))]
-    table = figure_table(synthetic_run, entry, cells)
-    path = tmp_path / "table.csv"
+def test_figure_script_draws_exactly_what_it_declares(figure, synthetic_run, tmp_path):
+    roles = synthetic_roles(FIGURES[figure])
+    active = draw(figure, figure_table(tmp_path, figure, synthetic_run, roles), roles, tmp_path)
+    assert active.unread() == [], f"{figure}: READS declares what plot() never reads"
+
+
+def misspell(tmp_path, figure, old, new, in_reads=False):
+    """A copy of a figure script with one quantity renamed in plot() (and, with `in_reads`, in READS)."""
+    text = (SCRIPTS / f"{figure}.py").read_text()
+    head, body = text.split("def plot(", 1)
+    assert f'"{old}"' in body
+    body = body.replace(f'"{old}"', f'"{new}"')
+    if in_reads:
+        head = head.replace(f'"{old}"', f'"{new}"')
+    copy = tmp_path / f"{figure}.py"
+    copy.write_text(head + "def plot(" + body)
+    return copy
+
+
+def test_a_misspelled_quantity_fails_naming_figure_cell_and_quantity(synthetic_run, tmp_path):
+    figure = "w1_28_gradient_norm"
+    roles = synthetic_roles(FIGURES[figure])
+    table = figure_table(tmp_path, figure, synthetic_run, roles)
+    # misspelled in plot() only: a read outside READS
+    copy = misspell(tmp_path, figure, "predicted_grad_norm_sq", "predicted_grad_norm_sqq")
+    with pytest.raises(
+        contract.ContractError, match="w1_28_gradient_norm: cell 'syn_main'.*predicted_grad_norm_sqq"
+    ):
+        draw(figure, table, roles, tmp_path, copy)
+    # misspelled in READS and plot() alike: the figure table names the quantity the run lacks
+    copy = misspell(tmp_path, figure, "predicted_grad_norm_sq", "predicted_grad_norm_sqq", in_reads=True)
+    with pytest.raises(contract.ContractError, match="cell 'syn_main'.*central/predicted_grad_norm_sqq"):
+        figure_table(tmp_path, figure, synthetic_run, roles, contract.script_reads(copy))
+
+
+def test_an_empty_or_all_nan_curve_fails(synthetic_run, tmp_path):
+    figure = "w1_28_gradient_norm"
+    roles = synthetic_roles(FIGURES[figure])
+    path = figure_table(tmp_path, figure, synthetic_run, roles)
+    table = pd.read_csv(path)
+    table.loc[table["quantity"] == "predicted_grad_norm_sq", "value"] = np.nan
     table.to_csv(path, index=False)
-    script = runpy.run_path(str(ROOT / "workflow/scripts/figures" / f"{figure}.py"))
-    pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
-    script["plot"](plotting.read_table(path), pdf, png, SimpleNamespace(entry=entry, cells=cells, smooth=5))
-    assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(
+        contract.ContractError, match="w1_28_gradient_norm: cell 'syn_main' has no central/predicted"
+    ):
+        draw(figure, path, roles, tmp_path)
+    _, ax = plotting.subplots()
+    with pytest.raises(contract.ContractError, match="curve x is empty"):
+        plotting.line(ax[0], pd.Series([np.nan, np.nan], name="x"))
+    with pytest.raises(contract.ContractError, match="curve y is empty"):
+        plotting.line(ax[0], pd.Series([], dtype=float, name="y"))
+
+
+def test_a_cell_outside_the_roles_fails():
+    active = contract.Contract("f", {"main": "a"}, {"main": {"discrete": ["train_loss"]}})
+    with pytest.raises(contract.ContractError, match="figure f: reads cell 'b'"):
+        active.check("b", "discrete", "train_loss")
+    with pytest.raises(contract.ContractError, match="does not declare"):
+        active.check("a", "central", "train_loss")
+    with pytest.raises(
+        contract.ContractError, match=r"names the cell roles \['main'\].*declares \['other'\]"
+    ):
+        contract.check_roles("f", {"other": {}}, {"main": "a"})
 
 
 def test_validation_panels_are_titled_with_the_runs_eta_not_the_cell_name():

@@ -303,3 +303,31 @@ def test_stationary_metrics_on_the_synthetic_run(synthetic_run):
     without = table[(table["process"] != "stationary") & ~table["quantity"].str.startswith("stationary/")]
     row = tables.summarize_run(without, attrs, {"run_id": "r1"}, smooth=5)
     assert all(np.isnan(row[c]) for c in tables.STATIONARY_COLUMNS)
+
+
+def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_claim_should_hold():
+    summary = pd.DataFrame({"cell": ["a", "b"], "m": [1.0, 5.0]})
+    claims = {
+        "c": {"reference": 1, "description": "d", "cells": ["a", "b"], "metric": "m", "min": None, "max": 2},
+        "short": {
+            "reference": 2, "description": "d", "cells": ["b"], "metric": "m", "min": None, "max": 2.0,
+            "expect": {"ci": "not evaluable: run too short"},
+        },
+    }  # fmt: skip
+    cells = {"c": ["a", "b"], "short": ["b"]}
+    table = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "ci")
+    assert list(table["status"]) == ["pass", "fail", "not-evaluable"]
+    assert list(table["expected"]) == ["holds", "holds", "not evaluable"]
+    assert table["reason"].iloc[2] == "not evaluable: run too short"
+    (failure,) = tables.claim_failures(table)
+    assert "claim c on b: fail" in failure
+    # per cell: b is not evaluable at ci, a still holds; at another scale everything holds
+    claims["c"]["expect"] = {"ci": {"b": "stand-in network"}}
+    assert (
+        tables.claim_failures(
+            tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "ci")
+        )
+        == []
+    )
+    paper = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "paper")
+    assert len(tables.claim_failures(paper)) == 2

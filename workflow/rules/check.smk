@@ -1,4 +1,5 @@
-# `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values
+# `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values,
+# and every claim the registry expects to hold at this scale (`expect:` in config.yaml) must pass
 # (targets go before --config, which takes every following word). Regenerate the reference after an
 # intended change with
 #   snakemake check --cores 2 --config scale=ci update_reference=True
@@ -7,6 +8,7 @@
 rule check:
     input:
         summary=rules.summary.output[0],
+        claims=rules.claims.output[0],
     output:
         f"{RESULTS}/check.txt",
     log:

@@ -102,11 +102,27 @@ def get_all_run_tables():
     }
 
 
+def get_figure_roles(figure):
+    """A figure's roles: role -> its cell or its list of cells (grids expanded), in registry order."""
+    from centralflows.grid import figure_roles
+
+    return figure_roles(config, figure, PLAN.scale)
+
+
 def get_figure_cells(figure):
     """The cell names a figure reads, grids expanded, in registry order."""
-    from centralflows.grid import resolve_names
+    from centralflows.contract import members
 
-    return resolve_names(config, config["figures"][figure]["cells"], PLAN.scale)
+    return [c for value in get_figure_roles(figure).values() for c in members(value)]
+
+
+def get_figure_reads(figure):
+    """The READS declaration of a figure's script, its roles checked against the registry's."""
+    from centralflows.contract import check_roles, script_reads
+
+    reads = script_reads(f"workflow/scripts/figures/{figure}.py")
+    check_roles(figure, reads, config["figures"][figure]["cells"])
+    return reads
 
 
 def get_figure_tables(wildcards):

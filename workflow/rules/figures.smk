@@ -27,7 +27,9 @@ for _figure in PLAN.figures:
         params:
             figure=_figure,
             entry=config["figures"][_figure],
-            cells=get_figure_cells(_figure),
+            cells=get_figure_roles(_figure),
+            cell_names=get_figure_cells(_figure),
+            reads=get_figure_reads(_figure),
             smooth=config["scales"][SCALE]["smooth"],
             scale=SCALE,
         # `{params.figure}`, not an f-string of `_figure`: Snakemake evaluates the script path when the

@@ -41,6 +41,7 @@ rule claims:
     params:
         claims=lambda wildcards: {c: config["claims"][c] for c in PLAN.claims},
         cells=lambda wildcards: get_claim_cells(),
+        scale=SCALE,
     script:
         "../scripts/claims.py"
 
@@ -58,5 +59,8 @@ rule figure_table:
             c: PLAN.cells[c] for c in get_figure_cells(wildcards.figure)
         },
         entry=lambda wildcards: config["figures"][wildcards.figure],
+        figure=lambda wildcards: wildcards.figure,
+        roles=lambda wildcards: get_figure_roles(wildcards.figure),
+        reads=lambda wildcards: get_figure_reads(wildcards.figure),
     script:
         "../scripts/figure_table.py"

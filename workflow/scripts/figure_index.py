@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from centralflows.grid import figure_cell_names
+
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- figure-index:start -->", "<!-- figure-index:end -->"
 
@@ -18,7 +20,7 @@ def figure_table(config: dict) -> str:
     rows = ["| figure | catalog | cells | file |", "|---|---|---|---|"]
     for fid, entry in config["figures"].items():
         catalog = ", ".join(str(c) for c in entry.get("catalog", []))
-        cells = ", ".join(entry.get("cells", [])) or "(computed toy)"
+        cells = ", ".join(figure_cell_names(entry)) or "(computed toy)"
         rows.append(f"| `{fid}` | {catalog} | {cells} | `figures/<scale>/{fid}.png` |")
     return "\n".join(rows)
 

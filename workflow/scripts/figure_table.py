@@ -1,28 +1,44 @@
-"""The small table of one figure: its cells, processes and quantities, with the cell name and eta."""
+"""The small table of one figure: the processes and quantities its script's READS declares, per role,
+with the cell name and eta. A declared quantity that a cell's run lacks fails here (centralflows.contract)."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from centralflows.contract import ContractError, members, missing_reads
 from centralflows.tables import LONG_COLUMNS, log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-entry, cells = snakemake.params.entry, snakemake.params.cells  # noqa: F821
+params = snakemake.params  # noqa: F821
+entry, cells, reads = params.entry, params.cells, params.reads
 runs, lrs = {}, {}
 for table_path, info_path in zip(snakemake.input.tables, snakemake.input.infos, strict=True):  # noqa: F821
-    run_id = Path(info_path).stem
-    table = pd.read_csv(table_path)
-    keep = table["process"].isin(entry["processes"]) & table["quantity"].isin(entry["quantities"])
-    runs[run_id] = table[keep]
-    lrs[run_id] = json.loads(Path(info_path).read_text())["attrs"]["config"]["opt"]["lr"]
+    runs[Path(info_path).stem] = pd.read_csv(table_path)
+    lrs[Path(info_path).stem] = json.loads(Path(info_path).read_text())["attrs"]["config"]["opt"]["lr"]
 frames = []
-for cell, run_id in cells.items():
-    frame = runs[run_id].assign(cell=cell, lr=lrs[run_id])
-    if entry["max_step"] is not None:
-        frame = frame[frame["step"] <= entry["max_step"]]
-    frames.append(frame)
-# A computed figure (`cells: []`, e.g. a toy) gets an empty table with the usual columns.
+for role, value in params.roles.items():
+    wanted = {(p, q) for p, quantities in reads[role].items() for q in quantities}
+    for cell in members(value):
+        run_id = cells[cell]
+        table = runs[run_id]
+        missing = missing_reads(table, reads[role])
+        if missing:
+            message = (
+                f"figure {params.figure}: cell {cell!r} (role {role!r}, run {run_id}) has no "
+                f"{', '.join(missing)} although the script's READS declares it: a misspelled name, "
+                "or a quantity the run does not log"
+            )
+            log.error("%s", message)
+            raise ContractError(message)
+        keep = pd.Series(list(zip(table["process"], table["quantity"], strict=True)), index=table.index).isin(
+            wanted
+        )
+        frame = table[keep].assign(cell=cell, lr=lrs[run_id])
+        if entry["max_step"] is not None:
+            frame = frame[frame["step"] <= entry["max_step"]]
+        frames.append(frame)
+# A computed figure (`cells: {}`, e.g. a toy) gets an empty table with the usual columns.
 figure = (
     pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LONG_COLUMNS, "cell", "lr"])
 )

@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "effective_hessian_eigs"],
+        "central": ["train_loss", "predicted_loss", "effective_hessian_eigs"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (left, right) = plotting.subplots(2)
     plotting.plot_loss(left, table, cell, ["discrete", "central"], prediction=True)
     plotting.plot_eigenvalues(right, table, cell, "discrete", "effective_hessian_eigs")

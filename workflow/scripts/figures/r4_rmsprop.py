@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "effective_hessian_eigs"],
+        "central": ["train_loss", "predicted_loss", "effective_hessian_eigs"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, eigs) = plotting.subplots(2)
     plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
     loss.set_title("train loss")

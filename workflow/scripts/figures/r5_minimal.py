@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots()
     loss = plotting.curve(table, cell, "discrete", "train_loss")
     predicted = plotting.curve(table, cell, "central", "predicted_loss")

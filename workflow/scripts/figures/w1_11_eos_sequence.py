@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"runs": {"discrete": ["train_loss", "hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    plotting.eos_grid(table, params.cells, pdf, png)
+    plotting.eos_grid(table, params.cells["runs"], pdf, png)
 
 
 if "snakemake" in globals():

@@ -5,9 +5,12 @@ Window: from 20 steps before the onset to the step the second eigenvalue reaches
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     onset, limit = plotting.gd_onset(table, cell), 2 / plotting.learning_rate(table, cell)
     stop = plotting.first_above(plotting.curve(table, cell, "discrete", "hessian_eigs", 1), limit)
     view = plotting.between(table, None if onset is None else onset - 20, stop)

@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     limit = 2 / plotting.learning_rate(table, cell)
     fig, (ax,) = plotting.subplots(width=6.0, height=3.8)
     plotting.sharpness_panel(ax, table, cell, top_k=4, onset=None)

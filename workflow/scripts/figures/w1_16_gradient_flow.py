@@ -2,9 +2,18 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "hessian_eigs"],
+        "stable": ["train_loss", "hessian_eigs"],
+        "group": ["distances/discrete-stable"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, sharp, dist) = plotting.subplots(3, width=4.0)
     plotting.plot_loss(loss, table, cell, ["discrete", "stable"])
     plotting.mark_onset(loss, plotting.gd_onset(table, cell))

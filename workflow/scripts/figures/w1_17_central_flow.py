@@ -2,9 +2,19 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "hessian_eigs"],
+        "stable": ["train_loss", "hessian_eigs"],
+        "central": ["train_loss", "predicted_loss", "hessian_eigs"],
+        "group": ["distances/central-discrete", "distances/discrete-stable"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, sharp, dist) = plotting.subplots(3, width=4.0)
     plotting.plot_loss(
         loss, table, cell, ["discrete", "stable", "central"], prediction=True, smooth=params.smooth

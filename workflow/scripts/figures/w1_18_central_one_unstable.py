@@ -9,9 +9,18 @@ and the central flow's sigma^2(t) (black). Right: ||w_t - w(t)||.
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "full": {"discrete": ["hessian_eigs"]},
+    "restart": {
+        "central": ["hessian_eigs", "predicted_variances"],
+        "group": ["deltas", "distances/central-discrete"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    full, restart = params.cells[0], params.cells[1]
+    full, restart = params.cells["full"], params.cells["restart"]
     steps = table.loc[table["cell"] == restart, "step"]
     start = int(steps.min()) if len(steps) else None
     gd = plotting.between(table[table["cell"] == full], start, None if start is None else int(steps.max()))

@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["hessian_eigs"],
+        "group": ["distances/central-discrete", "distances/discrete-stable"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (sharp, dist) = plotting.subplots(2)
     plotting.sharpness_panel(sharp, table, cell)
     sharp.set_title("sharpness (GD)")

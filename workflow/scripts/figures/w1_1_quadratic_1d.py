@@ -8,6 +8,9 @@ import numpy as np
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {}
+
 ETA, X0, STEPS = 1.0, 1.0, 12
 
 

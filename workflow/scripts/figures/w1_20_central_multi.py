@@ -2,9 +2,18 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["hessian_eigs"],
+        "central": ["hessian_eigs"],
+        "group": ["distances/central-discrete", "distances/discrete-stable"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (eigs, dist) = plotting.subplots(2, width=5.0)
     plotting.plot_eigenvalues(eigs, table, cell, "discrete", "hessian_eigs")
     plotting.plot_eigenvalues(

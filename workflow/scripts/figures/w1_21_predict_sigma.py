@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"central": ["predicted_variances"], "group": ["deltas"], "discrete": ["hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     directions = plotting.indices(table, cell, "group", "deltas")[:3] or [0]
     fig, axes = plotting.subplots(len(directions), width=4.0)
     for ax, i in zip(axes, directions, strict=True):

@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["test_outputs/0", "test_outputs/1", "test_outputs/2", "hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    plotting.outputs_grid(table, params.cells[0], ["discrete"], pdf, png)
+    plotting.outputs_grid(table, params.cells["main"], ["discrete"], pdf, png)
 
 
 if "snakemake" in globals():

@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["test_outputs/0", "test_outputs/1", "test_outputs/2", "hessian_eigs"],
+        "central": ["test_outputs/0", "test_outputs/1", "test_outputs/2"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    plotting.outputs_grid(table, params.cells[0], ["discrete", "central"], pdf, png)
+    plotting.outputs_grid(table, params.cells["main"], ["discrete", "central"], pdf, png)
 
 
 if "snakemake" in globals():

@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss", "hessian_eigs"], "central": ["train_loss"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(width=5.5)
     plotting.plot_loss(ax, table, cell, ["discrete", "central"])
     plotting.mark_onset(ax, plotting.gd_onset(table, cell))

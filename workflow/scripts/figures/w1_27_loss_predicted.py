@@ -2,11 +2,14 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss"], "central": ["train_loss", "predicted_loss"]}}
+
 
 def plot(table, pdf, png, params):
     fig, (ax,) = plotting.subplots(width=5.5)
     plotting.plot_loss(
-        ax, table, params.cells[0], ["discrete", "central"], prediction=True, smooth=params.smooth
+        ax, table, params.cells["main"], ["discrete", "central"], prediction=True, smooth=params.smooth
     )
     ax.set_title("predicting the time-averaged loss")
     plotting.save(fig, pdf, png)

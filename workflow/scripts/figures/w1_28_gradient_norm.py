@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["grad_norm_sq", "hessian_eigs"],
+        "central": ["grad_norm_sq", "predicted_grad_norm_sq"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(width=5.5)
     gd = plotting.curve(table, cell, "discrete", "grad_norm_sq")
     plotting.faint_and_smooth(ax, gd, params.smooth, "C0", f"GD (moving average, {params.smooth} steps)")

@@ -2,6 +2,9 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"runs": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
+
 
 def title(table, cell):
     """`arch criterion eta=<the run's eta>` (cell names keep the paper eta; ci runs larger ones)."""
@@ -10,8 +13,8 @@ def title(table, cell):
 
 
 def plot(table, pdf, png, params):
-    titles = [title(table, cell) for cell in params.cells]
-    plotting.validation_grid(table, params.cells, pdf, png, params.smooth, ncols=6, titles=titles)
+    titles = [title(table, cell) for cell in params.cells["runs"]]
+    plotting.validation_grid(table, params.cells["runs"], pdf, png, params.smooth, ncols=6, titles=titles)
 
 
 if "snakemake" in globals():

@@ -10,6 +10,9 @@ import numpy as np
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {}
+
 ETA, LAMBDAS, ANGLE, STEPS = 1.0, (2.1, 0.3), np.pi / 6, 20
 
 

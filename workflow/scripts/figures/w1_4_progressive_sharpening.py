@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots()
     plotting.plot_eigenvalues(ax, table, cell, "discrete", "hessian_eigs", top=1, label="sharpness S(w)")
     plotting.threshold(ax, 2 / plotting.learning_rate(table, cell), "2/η")

@@ -8,6 +8,9 @@ exceeds 2/eta (W1.6); together one cycle (W1.13).
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss", "hessian_eigs"], "group": ["deltas"]}}
+
 
 def phases(sharpness, limit, onset):
     """(blow-up end, stabilization end): S first back below 2/eta, then next back above it."""
@@ -19,7 +22,7 @@ def phases(sharpness, limit, onset):
 
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     onset = plotting.gd_onset(table, cell)
     view = table if onset is None else plotting.between(table, onset - 20, onset + 80)
     fig, (loss, sharp, disp) = plotting.subplots(3, width=4.0)

@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (left, right) = plotting.subplots(2)
     plotting.plot_loss(left, table, cell, ["discrete"])
     left.set_title("train loss")

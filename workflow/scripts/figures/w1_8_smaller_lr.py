@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, sharp) = plotting.subplots(2)
     plotting.plot_loss(loss, table, cell)
     plotting.mark_onset(loss, plotting.gd_onset(table, cell))

@@ -2,10 +2,19 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "runs": {
+        "discrete": ["train_loss", "effective_hessian_eigs", "opt.nu"],
+        "central": ["train_loss", "predicted_loss", "effective_hessian_eigs", "opt.nu"],
+        "group": ["distances/central-discrete"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    fig, axes = plotting.grid(len(params.cells), 4)
-    for row, cell in zip(axes, params.cells, strict=True):
+    fig, axes = plotting.grid(len(params.cells["runs"]), 4)
+    for row, cell in zip(axes, params.cells["runs"], strict=True):
         loss, seff, nu, dist = row
         plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
         for process in ("discrete", "central"):

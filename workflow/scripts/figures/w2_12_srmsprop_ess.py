@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["opt.effective_step_size"], "central": ["opt.effective_step_size"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(width=5.5)
     for process in ("discrete", "central"):
         s = plotting.curve(table, cell, process, "opt.effective_step_size")

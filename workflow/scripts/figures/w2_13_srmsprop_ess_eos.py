@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["opt.effective_step_size"],
+        "central": ["opt.effective_step_size", "hessian_eigs", "effective_hessian_eigs"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ess, sharp, eff) = plotting.subplots(3, width=4.0)
     plotting.line(
         ess,

@@ -2,10 +2,18 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "runs": {
+        "discrete": ["train_loss"],
+        "central": ["train_loss", "hessian_eigs", "opt.effective_step_size"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
     fig, (loss, sharp, ess) = plotting.subplots(3, width=4.0)
-    for i, cell in enumerate(params.cells):
+    for i, cell in enumerate(params.cells["runs"]):
         color, name = f"C{i}", f"$\\eta$ = {plotting.learning_rate(table, cell):g}"
         plotting.line(loss, plotting.curve(table, cell, "discrete", "train_loss"), color=color, alpha=0.3)
         plotting.line(loss, plotting.curve(table, cell, "central", "train_loss"), color=color, label=name)

@@ -3,9 +3,19 @@ goes sharper, takes smaller steps and trains slower than the central flow (black
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["opt.effective_step_size"],
+        "midpoint": ["train_loss", "hessian_eigs"],
+        "central": ["train_loss", "hessian_eigs", "opt.effective_step_size"],
+        "ablated": ["train_loss", "hessian_eigs", "opt.effective_step_size"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell, ess = params.cells[0], "opt.effective_step_size"
+    cell, ess = params.cells["main"], "opt.effective_step_size"
     plotting.acceleration_panels(table, cell, pdf, png, ess, "$\\eta/\\sqrt{\\nu}$", discrete_loss="midpoint")
 
 

@@ -3,10 +3,18 @@ larger eta regularizes more, reaches a lower sharpness, takes larger steps and t
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "runs": {
+        "discrete": ["train_loss", "hessian_eigs", "opt.effective_step_size"],
+        "central": ["train_loss", "hessian_eigs", "opt.effective_step_size"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
     fig, (loss, sharp, ess) = plotting.subplots(3, width=4.0)
-    for i, cell in enumerate(params.cells):
+    for i, cell in enumerate(params.cells["runs"]):
         color, name = f"C{i}", f"$\\eta$ = {plotting.learning_rate(table, cell):g}"
         for process, style in (("discrete", {"alpha": 0.3, "linewidth": 0.8}), ("central", {"label": name})):
             plotting.line(loss, plotting.curve(table, cell, process, "train_loss"), color=color, **style)

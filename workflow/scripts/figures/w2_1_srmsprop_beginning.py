@@ -2,9 +2,14 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {"discrete": ["train_loss", "grad_norm_sq", "train_outputs/0", "effective_hessian_eigs"]},
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, gnorm, outputs) = plotting.subplots(3, width=4.0)
     plotting.line(loss, plotting.curve(table, cell, "discrete", "train_loss"), color="C0")
     plotting.line(gnorm, plotting.curve(table, cell, "discrete", "grad_norm_sq") ** 0.5, color="C0")

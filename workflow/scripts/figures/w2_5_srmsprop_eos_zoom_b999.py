@@ -2,9 +2,17 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "effective_hessian_eigs", "hessian_eigs", "grad_norm_sq", "opt.nu"],
+        "group": ["deltas"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     table = plotting.zoom_on_onset(table, cell)
     fig, axes = plotting.grid(2, 3)
     plotting.eos_panels(axes, table, cell)

@@ -2,10 +2,13 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"runs": {"discrete": ["train_loss", "effective_hessian_eigs", "hessian_eigs", "opt.nu"]}}
+
 
 def plot(table, pdf, png, params):
     fig, (loss, seff, sharp, nu) = plotting.subplots(4, width=3.6)
-    for i, cell in enumerate(params.cells):
+    for i, cell in enumerate(params.cells["runs"]):
         style = {"color": f"C{i}", "label": plotting.panel_title(cell)}
         plotting.line(loss, plotting.curve(table, cell, "discrete", "train_loss"), **style)
         plotting.line(seff, plotting.top(table, cell, "discrete"), **style)

@@ -2,9 +2,18 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "effective_hessian_eigs"],
+        "stable": ["train_loss", "effective_hessian_eigs"],
+        "group": ["distances/discrete-stable"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (loss, seff, dist) = plotting.subplots(3, width=4.0)
     for process, style in (("discrete", {}), ("stable", {"linestyle": "--"})):
         kw = {"color": plotting.COLORS[process], "label": plotting.LABELS[process], **style}

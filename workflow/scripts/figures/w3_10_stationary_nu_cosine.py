@@ -2,6 +2,9 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"central": ["stationary/nu_cosine"]}}
+
 ZOOM = 0.998  # the website's inset spans 0.998-1.000
 
 
@@ -18,7 +21,7 @@ def inset_window(cosine):
 
 
 def plot(table, pdf, png, params):
-    cosine = plotting.curve(table, params.cells[0], "central", "stationary/nu_cosine")
+    cosine = plotting.curve(table, params.cells["main"], "central", "stationary/nu_cosine")
     fig, (ax,) = plotting.subplots(1, width=5.5, height=3.8)
     style = {"color": plotting.COLORS["central"], "marker": "o", "markersize": 2.5, "linewidth": 1.2}
     plotting.line(ax, cosine, **style)

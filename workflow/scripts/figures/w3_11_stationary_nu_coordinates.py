@@ -4,11 +4,14 @@ from matplotlib.lines import Line2D
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"central": ["opt.nu_selected_idx", "stationary/nu_bar_selected_idx"]}}
+
 NU_BAR = "stationary/nu_bar_selected_idx"
 
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(1, width=5.5, height=4.2)
     for k, i in enumerate(plotting.selected_coordinates(table, cell, "central", NU_BAR, count=10)):
         nu_bar = plotting.curve(table, cell, "central", NU_BAR, i)

@@ -3,10 +3,13 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"runs": {"central": ["stationary/speed_p_hat", "stationary/speed_baseline"]}}
+
 
 def plot(table, pdf, png, params):
     plotting.speed_panels(
-        table, params.cells, pdf, png, ["stationary/speed_p_hat", "stationary/speed_baseline"]
+        table, params.cells["runs"], pdf, png, ["stationary/speed_p_hat", "stationary/speed_baseline"]
     )
 
 

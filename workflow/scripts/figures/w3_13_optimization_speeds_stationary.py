@@ -3,10 +3,15 @@ the baseline."""
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "runs": {"central": ["stationary/speed_p_hat", "stationary/speed_baseline", "stationary/speed_p_bar"]},
+}
+
 
 def plot(table, pdf, png, params):
     quantities = ["stationary/speed_p_hat", "stationary/speed_baseline", "stationary/speed_p_bar"]
-    plotting.speed_panels(table, params.cells, pdf, png, quantities)
+    plotting.speed_panels(table, params.cells["runs"], pdf, png, quantities)
 
 
 if "snakemake" in globals():

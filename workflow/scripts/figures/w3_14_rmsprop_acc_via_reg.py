@@ -3,9 +3,20 @@ red) goes sharper, takes smaller steps and trains slower than the central flow (
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {
+    "main": {
+        "discrete": ["train_loss", "hessian_eigs", "opt.ess_harmonic_mean"],
+        "central": ["train_loss", "hessian_eigs", "opt.ess_harmonic_mean"],
+        "ablated": ["train_loss", "hessian_eigs", "opt.ess_harmonic_mean"],
+    },
+}
+
 
 def plot(table, pdf, png, params):
-    plotting.acceleration_panels(table, params.cells[0], pdf, png, "opt.ess_harmonic_mean", "harmonic mean")
+    plotting.acceleration_panels(
+        table, params.cells["main"], pdf, png, "opt.ess_harmonic_mean", "harmonic mean"
+    )
 
 
 if "snakemake" in globals():

@@ -2,10 +2,13 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["train_loss"]}}
+
 
 def plot(table, pdf, png, params):
     fig, (ax,) = plotting.subplots(width=5.0)
-    plotting.plot_loss(ax, table, params.cells[0])
+    plotting.plot_loss(ax, table, params.cells["main"])
     ax.set_title("RMSProp train loss")
     plotting.save(fig, pdf, png)
 

@@ -5,6 +5,9 @@ import numpy as np
 from centralflows import plotting
 from centralflows.toys import preconditioned_gd_quadratic
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {}
+
 
 def plot(table, pdf, png, params):
     toy = preconditioned_gd_quadratic()

@@ -2,10 +2,13 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["effective_hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
     fig, (ax,) = plotting.subplots(width=5.5)
-    plotting.plot_eigenvalues(ax, table, params.cells[0], "discrete", "effective_hessian_eigs")
+    plotting.plot_eigenvalues(ax, table, params.cells["main"], "discrete", "effective_hessian_eigs")
     plotting.threshold(ax, 2.0, "2")
     ax.set(xlabel="step", ylabel="effective eigenvalue", title="RMSProp: effective sharpness")
     ax.legend(frameon=False)

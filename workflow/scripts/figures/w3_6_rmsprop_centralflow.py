@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["effective_hessian_eigs"], "central": ["effective_hessian_eigs"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(width=5.5)
     plotting.plot_eigenvalues(ax, table, cell, "discrete", "effective_hessian_eigs")
     plotting.plot_eigenvalues(

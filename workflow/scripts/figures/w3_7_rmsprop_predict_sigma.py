@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"central": ["predicted_variances"], "group": ["deltas"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     eigs = plotting.indices(table, cell, "central", "predicted_variances")
     fig, axes = plotting.subplots(max(1, len(eigs)), width=4.0)
     for ax, i in zip(axes, eigs, strict=False):

@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"main": {"discrete": ["opt.nu_selected_idx"], "central": ["opt.nu_selected_idx"]}}
+
 
 def plot(table, pdf, png, params):
-    cell = params.cells[0]
+    cell = params.cells["main"]
     coords = plotting.selected_coordinates(table, cell, "discrete", "opt.nu_selected_idx")
     fig, axes = plotting.subplots(max(1, len(coords)), width=3.6)
     for ax, i in zip(axes, coords, strict=False):

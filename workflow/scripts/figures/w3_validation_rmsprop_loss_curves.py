@@ -2,9 +2,12 @@
 
 from centralflows import plotting
 
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+READS = {"runs": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
+
 
 def plot(table, pdf, png, params):
-    plotting.validation_grid(table, params.cells, pdf, png, params.smooth)
+    plotting.validation_grid(table, params.cells["runs"], pdf, png, params.smooth)
 
 
 if "snakemake" in globals():
