@@ -5,8 +5,12 @@ the block of the reference (d_inner 128, d_state 16, causal depthwise conv of wi
 dt_rank 4, SiLU gate, softplus dt, A = −exp(A_log) with A_log = log(1..16), D = 1).
 
 The selective scan is the linear recurrence h_t = a_t ⊙ h_{t−1} + b_t with a_t = exp(Δ_t A) and
-b_t = Δ_t B_t x_t. The reference runs it sequentially; `scan: "parallel"` (default) evaluates the same
-recurrence with `jax.lax.associative_scan`, which is equal up to rounding and faster on accelerators.
+b_t = Δ_t B_t x_t, read out as y_t = C_t · h_t. `scan: "fused"` (default) runs it sequentially as the
+reference does, building a_t, b_t and y_t inside each step so that no [n, length, d_inner, d_state]
+tensor is materialised, and recomputes a_t, b_t in the backward pass (only h_t is kept per step).
+"sequential" (the same loop over precomputed a, b) and "parallel" (`jax.lax.associative_scan`) are
+equal up to rounding; they cost 3-7x more per Hessian-vector product and more memory on CPU
+(bench/README.md, "Mamba's selective scan").
 """
 
 import math
@@ -31,9 +35,9 @@ DEFAULTS = {
     # Linear and Embedding weight including dt_proj, all Linear biases (dt_proj's too) zero.
     # False: the constructors' init (PyTorch defaults, Embedding N(0, 1), Mamba's dt init).
     "reference_init": True,
-    "scan": "parallel",  # or "sequential" (the reference's loop); equal up to rounding
+    "scan": "fused",  # or "sequential" (the reference's loop), "parallel"; equal up to rounding
 }
-SCANS = ("parallel", "sequential")
+SCANS = ("fused", "parallel", "sequential")
 
 
 def selective_scan(a, b, method: str):
@@ -51,6 +55,29 @@ def selective_scan(a, b, method: str):
         _, h = jax.lax.scan(step, jnp.zeros_like(b[:, 0]), (jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1)))
         return jnp.swapaxes(h, 0, 1)
     raise ValueError(f"unknown scan '{method}'; valid names: {', '.join(SCANS)}")
+
+
+def fused_selective_scan(dt, A, u, B, C):
+    """y_t = C_t · h_t with h_t = exp(Δ_t A) ⊙ h_{t−1} + (u_t ⊗ B_t), h_0 = 0, per example and channel.
+
+    Args:
+        dt: Δ [n, length, E]; A: [E, N]; u: Δ·x [n, length, E]; B, C: [n, length, N].
+
+    Returns:
+        y [n, length, E]: the same numbers as `selective_scan` on the materialised a, b followed by
+        the read-out, without ever holding an [n, length, E, N] tensor (the step is rematerialised).
+    """
+
+    @jax.checkpoint
+    def step(h, inputs):
+        dt_t, u_t, B_t, C_t = inputs
+        h = jnp.exp(dt_t[..., None] * A) * h + u_t[..., None] * B_t[:, None, :]  # [n, E, N]
+        return h, jnp.einsum("ben,bn->be", h, C_t)
+
+    time_major = lambda v: jnp.swapaxes(v, 0, 1)
+    h0 = jnp.zeros((dt.shape[0], *A.shape), dt.dtype)
+    _, y = jax.lax.scan(step, h0, tuple(map(time_major, (dt, u, B, C))))
+    return time_major(y)
 
 
 def normal_002(key, shape, dtype=jnp.float32):
@@ -111,10 +138,13 @@ class MambaBlock(nn.Module):
             dt_proj = nn.Dense(E, kernel_init=torch_uniform(R), bias_init=mamba_dt_bias, name="dt_proj")
         dt = jax.nn.softplus(dt_proj(dt))  # [n, t, E]
 
-        a = jnp.exp(dt[..., None] * -jnp.exp(A_log))  # [n, t, E, N]
-        b = (dt * x)[..., None] * B[:, :, None, :]  # [n, t, E, N]
-        h = selective_scan(a, b, self.scan)  # [n, t, E, N]
-        y = jnp.einsum("bten,btn->bte", h, C) + D * x
+        if self.scan == "fused":
+            y = fused_selective_scan(dt, -jnp.exp(A_log), dt * x, B, C) + D * x
+        else:
+            a = jnp.exp(dt[..., None] * -jnp.exp(A_log))  # [n, t, E, N]
+            b = (dt * x)[..., None] * B[:, :, None, :]  # [n, t, E, N]
+            h = selective_scan(a, b, self.scan)  # [n, t, E, N]
+            y = jnp.einsum("bten,btn->bte", h, C) + D * x
         return self.linear(d_model, E, name="out_proj")(y * jax.nn.silu(z))
 
 
