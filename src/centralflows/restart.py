@@ -11,7 +11,6 @@ import numpy as np
 
 from centralflows.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
-EDGE = "edge"  # `start_from.step: edge` in the workflow config
 EDGE_KEY = "discrete/effective_hessian_eigs"  # S_eff = η·S for GD: ≥ 2 where S ≥ 2/η
 EDGE_THRESHOLD = 2.0
 
