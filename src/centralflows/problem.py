@@ -69,9 +69,8 @@ def load_dataset(data_config: dict) -> data.Dataset:
 
 def build_model(arch_config: dict, spec: data.DataSpec):
     """Builds the Flax module `arch_config["name"]` with the other keys as options over its DEFAULTS."""
-    name, options = arch_config["name"], {k: v for k, v in arch_config.items() if k != "name"}
-    module = models.get_architecture(name)
-    return module.build(resolve_options(module.DEFAULTS, options, f"architecture '{name}'"), spec)
+    name, options = arch_options(arch_config)
+    return models.get_architecture(name).build(options, spec)
 
 
 def arch_options(arch_config: dict) -> tuple:
@@ -88,7 +87,7 @@ def initial_params(config: dict, model, spec: data.DataSpec, x) -> dict:
     jax.random.PRNGKey(seed), the same distributions from JAX's generator.
     """
     seed, init = config.get("seed", 0), config.get("init", "torch")
-    if init == "jax":
+    if init == "jax":  # jit: one compile instead of op-by-op dispatch, much faster for deep models
         return jax.jit(model.init)(jax.random.PRNGKey(seed), x)["params"]
     if init != "torch":
         raise ValueError(f"unknown init '{init}'; valid names: {', '.join(INITS)}")
@@ -122,7 +121,6 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
     x_train, x_test = as_input(ds.x_train), as_input(ds.x_test)
     y_train, y_test = jnp.asarray(ds.y_train, jnp.int32), jnp.asarray(ds.y_test, jnp.int32)
 
-    # jit: one compile instead of op-by-op dispatch, much faster for deep models
     params = initial_params(config, model, ds.spec, x_train[:1])
     w0, unravel = ravel_pytree(jax.tree.map(lambda p: p.astype(dtype), params))
 

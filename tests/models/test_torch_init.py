@@ -122,9 +122,7 @@ def test_authors_checkpoint_continues_their_trajectory():
 
     model = models.get_architecture(arch).build(options, IMAGE)
     template = jax.eval_shape(model.init, jax.random.PRNGKey(0), probe_inputs(arch))["params"]
-    unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, np.float32), template))[
-        1
-    ]
+    unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, np.float32), template))[1]
     out = np.asarray(model.apply({"params": unravel(w.astype(np.float32))}, probe_inputs(arch)))
     np.testing.assert_allclose(out, np.array(CHECKPOINT["discrete_outputs"]), rtol=2e-4, atol=2e-5)
 
@@ -146,3 +144,33 @@ def test_authors_checkpoint_errors_name_the_problem():
         )
     with pytest.raises(authors_checkpoint.AuthorsCheckpointError, match="gd needs 1"):
         authors_checkpoint.load(folder, "discrete", "resnet", options_of(CHECKPOINT), IMAGE, "gd")
+
+
+def test_run_records_the_initialisation_and_continues_an_authors_checkpoint(tmp_path):
+    """The HDF5 root attribute `init` names the start; a run from the authors' checkpoint starts at their
+    step with their optimizer count (its weights are checked above)."""
+    import h5py
+
+    from centralflows.config import resolve_config
+    from centralflows.experiment import run
+
+    base = {
+        "data": {"name": "synthetic-cifar10", "n": 8, "n_test": 8},
+        "arch": {"name": "resnet", "width": 2, "stage_sizes": [1]},
+        "opt": {"name": "rmsprop", "lr": 1e-4},
+        "steps": 4,
+    }
+    fresh = run(resolve_config({**base, "steps": 1, "out": str(tmp_path / "fresh")}), progress=False)
+    loaded = run(
+        resolve_config(
+            {**base, "out": str(tmp_path / "loaded"),
+             "load": {"path": str(DATA / "authors_checkpoint"), "from_process": "central"}}
+        ),
+        progress=False,
+    )  # fmt: skip
+    with h5py.File(fresh) as f:
+        assert f.attrs["init"].startswith("torch: the authors' PyTorch initialisation")
+    with h5py.File(loaded) as f:
+        assert "loaded from" in f.attrs["init"] and "(central)" in f.attrs["init"]
+        assert f.attrs["start_step"] == CHECKPOINT["step"]
+        assert list(f["step"][:]) == [3] and f["discrete/opt.t"][0] == 4.0  # their t = 3, one more step

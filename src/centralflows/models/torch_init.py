@@ -15,6 +15,8 @@ import numpy as np
 
 from centralflows.data.spec import DataSpec
 
+F32 = np.float32
+
 # ---------------------------------------------------------------------------------------------------
 # torch's CPU generator (at::CPUGeneratorImpl: mt19937 and the transforms of ATen's CPU kernels)
 
@@ -111,12 +113,14 @@ def _fans(shape) -> tuple:
 
 
 def _fma(a, b, c) -> np.ndarray:
-    """float32 a·b + c rounded once, as the FMA instructions torch's AVX2/AVX-512 kernels compile to
-    (the product of two float32 is exact in float64)."""
+    """float32 a·b + c as the FMA instructions of torch's AVX2/AVX-512 kernels compute it.
+
+    The product of two float32 is exact in float64; the float64 sum, rounded to float32, is the FMA's
+    single rounding unless it lands within 2^-29 relative of a float32 tie (never in the references).
+    """
     return (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(F32)
 
 
-F32 = np.float32
 _LOG_P = (
     7.0376836292e-2,
     -1.1514610310e-1,
