@@ -329,7 +329,8 @@ def test_float32_hard_instances_converge_to_the_accuracy_of_float32():
 def test_reports_non_convergence():
     """A capped solve on a hard instance says so (converged False, residual above tol)."""
     alpha, beta, _ = hard_instance(np.random.default_rng(9), 6, "near-degenerate")
-    _, info = solve_sdcp_with_info(jnp.asarray(alpha, jnp.float32), jnp.asarray(beta, jnp.float32), max_newton=1)
+    alpha, beta = jnp.asarray(alpha, jnp.float32), jnp.asarray(beta, jnp.float32)
+    _, info = solve_sdcp_with_info(alpha, beta, max_newton=1)
     assert not bool(info["converged"]) and int(info["iterations"]) == 1
 
 
