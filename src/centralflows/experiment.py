@@ -81,7 +81,7 @@ def group_logs(processes: dict) -> dict:
     for a, b in itertools.combinations(sorted(processes), 2):
         out[f"distances/{a}-{b}"] = jnp.linalg.norm(processes[a].point - processes[b].point)
     central = processes.get("central")
-    if central is not None:
+    if central is not None and not central.stopped:  # a stopped flow has no Σ
         if "discrete" in processes:
             out["deltas"] = central.deltas(processes["discrete"].point)
         if "midpoint" in processes:

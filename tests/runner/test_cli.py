@@ -188,3 +188,7 @@ def test_real_registries_resolve(monkeypatch):
         C.resolve_config(
             {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "mnist"}
         )
+
+
+def test_central_max_seff_option():
+    assert parse("opt:gd arch:mlp --opt.lr 0.1 --central.max-seff 20")["central"]["max_seff"] == 20.0
