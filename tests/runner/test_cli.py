@@ -191,4 +191,5 @@ def test_real_registries_resolve(monkeypatch):
 
 
 def test_central_max_seff_option():
-    assert parse("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20")["central"]["max_seff"] == 20.0
+    config = parse("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20")
+    assert config["central"]["max_seff"] == 20.0
