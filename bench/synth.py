@@ -10,6 +10,7 @@ products, SDCP solve time, prediction accuracy, peak memory and compile time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import sys
@@ -83,10 +84,10 @@ def moving_average(x, window=21):
     return out
 
 
-def sdcp_timings(repeats=50):
+def sdcp_timings(repeats=50, solver=solve_sdcp):
     """Median wall time (ms) of solve_sdcp for k = 1..8 on random instances with active constraints."""
     rng = np.random.default_rng(0)
-    solve = jax.jit(solve_sdcp)
+    solve = jax.jit(solver)
     out = {}
     for k in range(1, 9):
         times = []
@@ -106,12 +107,40 @@ def sdcp_timings(repeats=50):
     return out
 
 
+def sdcp_statistics(sdcp: dict) -> dict:
+    """Iterations and residuals of the central flow's SDCP solves that needed Newton iterations.
+
+    (k_c = 0 solves nothing; k_c = 1 is often solved exactly by the warm start, 0 Newton iterations.)
+    """
+    its, res = np.array(sdcp["iterations"]), np.array(sdcp["residual"])
+    active = its > 0
+    out = {
+        "solves": len(its),
+        "newton": int(active.sum()),
+        "unconverged": int(np.sum(~np.array(sdcp["converged"], bool))),
+    }
+    if active.any():
+        out.update(
+            iterations_mean=float(its[active].mean()), iterations_max=int(its[active].max()),
+            residual_median=float(np.median(res[active])), residual_max=float(res[active].max()),
+        )  # fmt: skip
+    return out
+
+
+def _load_solver(path: Path):
+    spec = importlib.util.spec_from_file_location("sdcp_compared", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.solve_sdcp
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--compare-sdcp", type=Path, help="also time the solve_sdcp of this sdcp.py file")
     args = parser.parse_args(argv)
 
     problem, checks = synth_problem()
@@ -127,6 +156,7 @@ def main(argv=None):
     times = {name: [] for name in procs}
     hvps = {name: [] for name in procs}
     third = []
+    sdcp = {"iterations": [], "residual": [], "converged": []}  # per central substep
     logs = {"disc_loss": [], "pred_loss": [], "central_top": [], "disc_top": []}
     t_start = time.perf_counter()
     first_step = None
@@ -141,6 +171,8 @@ def main(argv=None):
             hvps[name].append(p.eigs.hvps - h0)
             if name == "central":
                 third.append(p.third_derivatives - t0_third)
+                for key, value in p.step_logs().items():
+                    sdcp[key.removeprefix("flow_aux/sdcp_")].extend(np.asarray(value).tolist())
             if name == "discrete":
                 logs["disc_loss"].append(float(out["train_loss"]))
                 logs["disc_top"].append(float(out["effective_hessian_eigs"][0]))
@@ -170,6 +202,7 @@ def main(argv=None):
         },  # fmt: skip
         "third_derivatives_per_central_step_edge": float(np.mean([third[i] for i in edge])) if edge else None,
         "sdcp_median_ms": sdcp_timings(),
+        "sdcp_solves": sdcp_statistics(sdcp),
         "prediction_error_from_150": float(np.mean(np.abs(pred[sel] - ma[sel]) / ma[sel]))
         if sel.any()
         else None,
@@ -184,6 +217,12 @@ def main(argv=None):
         "central_third_derivatives_total": procs["central"].third_derivatives,
         "device": str(jax.devices()[0]),
     }
+    if args.compare_sdcp:  # the same instances, same process and load: a ratio robust to a busy machine
+        before = sdcp_timings(solver=_load_solver(args.compare_sdcp))
+        result["sdcp_median_ms_before"] = before
+        result["sdcp_median_ms_ratio_after_before"] = {
+            k: result["sdcp_median_ms"][k] / before[k] for k in before
+        }
     result["median_step_ms"]["central/discrete"] = (
         result["median_step_ms"]["central"] / result["median_step_ms"]["discrete"]
     )

@@ -175,6 +175,9 @@ SCHEMA = {
         "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
         "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
         "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps (Mamba-CE)"),
+        "max_seff": Option(
+            10.0, "stop the central flow once S_eff exceeds this: it has left the edge (2)", **_positive
+        ),
         "stationary_every": Option(
             0,
             "every N steps log nu-bar, P-hat and their speeds along the flow (0: off; RMSProp variants)",

@@ -192,7 +192,7 @@ def make_processes(config: dict, kernels: Kernels, w, s, initialize: bool = True
             opts, cls = config[name], CentralFlow if name == "central" else AblatedFlow
             made[name] = cls(
                 kernels, w, s, eig, pseed, opts["nsubsteps"], opts["sdcp_threshold"],
-                opts["frequency_in_substeps"], initialize,
+                opts["frequency_in_substeps"], initialize, opts.get("max_seff", CentralFlow.max_seff),
             )  # fmt: skip
             if name == "central" and opts["stationary_every"] > 0:
                 made[name].probe = StationaryProbe(
@@ -221,7 +221,7 @@ def group_logs(processes: dict) -> dict:
     for a, b in itertools.combinations(sorted(processes), 2):
         out[f"distances/{a}-{b}"] = jnp.linalg.norm(processes[a].point - processes[b].point)
     central = processes.get("central")
-    if central is not None:
+    if central is not None and not central.stopped:  # a stopped flow has no Σ
         if "discrete" in processes:
             out["deltas"] = central.deltas(processes["discrete"].point)
         if "midpoint" in processes:
@@ -424,6 +424,8 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                 t0 = time.perf_counter()
                 p.step()
                 values[f"{name}/times/step"] = time.perf_counter() - t0
+                for key, value in getattr(p, "step_logs", dict)().items():
+                    values[f"{name}/{key}"] = value
                 if getattr(p, "stopped", ""):
                     values[f"{name}/stopped"] = 1.0
             with signals.deferred():
@@ -453,7 +455,20 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
     stops = {n: p.stopped for n, p in processes.items() if getattr(p, "stopped", "")}
     if stops and not reason:
         reason = "; ".join(f"{n} stopped: {why}" for n, why in stops.items())
+    _record_run_attrs(logger, processes, stops)
     return logger.close(status, reason)
+
+
+def _record_run_attrs(logger, processes: dict, stops: dict):
+    """Root attributes that make a run's numbers suspect: per-process stops and unconverged SDCP solves."""
+    attrs = {f"{n}_status_reason": f"stopped: {why}" for n, why in stops.items()}
+    for p in processes.values():
+        attrs.update(getattr(p, "run_attrs", dict)())
+    unconverged = {key: v for key, v in attrs.items() if key.endswith("_sdcp_unconverged") and v}
+    if unconverged:
+        log.warning("unconverged SDCP solves in this run: %s", unconverged)
+    if attrs:
+        logger.set_attrs(**attrs)
 
 
 def _show_progress(bar, values: dict, processes: dict):
@@ -466,4 +481,9 @@ def _show_progress(bar, values: dict, processes: dict):
             post[f"{name[:4]}.loss"] = f"{float(loss):.4g}"
         if eigs is not None and np.size(eigs):
             post[f"{name[:4]}.S_eff"] = f"{float(np.nanmax(eigs)):.3f}"
+    for name, p in processes.items():
+        if getattr(p, "sdcp_unconverged", 0):
+            post[f"{name[:4]}.UNCONVERGED_SDCP"] = p.sdcp_unconverged
+        if getattr(p, "stopped", ""):
+            post[f"{name[:4]}"] = "STOPPED"
     bar.set_postfix(post, refresh=False)

@@ -8,6 +8,7 @@ The state of a process is a nested dict of arrays (`state_dict`), so checkpoints
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 
@@ -18,7 +19,9 @@ import numpy as np
 from centralflows.derivatives import pair_index, third_derivative_pairs, upper_pairs
 from centralflows.eigs import EigConfig, EigTracker
 from centralflows.optimizers import Optimizer
-from centralflows.sdcp import solve_sdcp
+from centralflows.sdcp import solve_sdcp_with_info
+
+log = logging.getLogger("centralflows")
 
 PROCESSES = (
     "discrete",
@@ -153,7 +156,7 @@ class Kernels:
         # stability matrix Uᵀ(2P - H)U = diag(2 - λ), linearised one substep ahead
         alpha = jnp.diag(2 - theta) + dt * (2 * dP_dt_stable - dH_dt_stable)
         beta = dt * (2 * dP_dt_X - dH_dt_X)
-        X = solve_sdcp(alpha, beta)
+        X, info = solve_sdcp_with_info(alpha, beta)
 
         c = X[i, j] * weight  # [m]
         dw_dt = dw_dt_stable + c @ dw_dt_X
@@ -166,6 +169,7 @@ class Kernels:
             "dH_dt_X": jnp.einsum("ijkl,kl->ij", dH_dt_X, X),
             "dP_dt_stable": dP_dt_stable,
             "dP_dt_X": jnp.einsum("ijkl,kl->ij", dP_dt_X, X),
+            "sdcp": {key: info[key] for key in ("iterations", "residual", "converged")},
         }
         return dw_dt, ds_dt, aux
 
@@ -344,10 +348,13 @@ class CentralFlow(Process):
 
     name = "central"
     probe = None  # optional diagnostics logged at each measurement (stationary.StationaryProbe)
+    max_seff = 10.0  # the default of central.max_seff
+    # S_eff above this at the first measurement: the flow starts above the edge, where it is undefined
+    start_warn_seff = 4.0
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=1.95, frequency_in_substeps=False,
-        initialize=True,
+        initialize=True, max_seff=None,
     ):  # fmt: skip
         if initialize:
             s = _apply_initial_state_update(kernels, w, s)
@@ -361,6 +368,11 @@ class CentralFlow(Process):
         self.nsubsteps = nsubsteps
         self.sdcp_threshold = sdcp_threshold
         self.third_derivatives = 0
+        if max_seff is not None:
+            self.max_seff = max_seff
+        self.solves = []  # the SDCP diagnostics of this step's substeps (see step_logs)
+        self.sdcp_solves = self.sdcp_unconverged = 0
+        self.measured = False
 
     def _velocity(self, theta, U):
         dt = 1.0 / self.nsubsteps
@@ -369,13 +381,33 @@ class CentralFlow(Process):
         vel = self.kern.central_velocity(k_c)
         return vel(self.w, self.s, theta[:k_c], U[:, :k_c], jnp.asarray(dt, self.w.dtype))
 
+    def _check_edge(self, theta) -> bool:
+        """Warns when the flow starts above the edge; stops it once S_eff > max_seff. True if stopped."""
+        seff = float(theta[0])
+        hint = (
+            "the central flow is defined from a point below the edge (REFERENCE §3.7): "
+            "start it there with --warm-start N (N discrete steps first, as the authors do for RMSProp)"
+        )
+        if not self.measured and seff > self.start_warn_seff:
+            log.warning("%s starts at effective sharpness %.4g, far above 2: %s", self.name, seff, hint)
+        self.measured = True
+        if not math.isfinite(seff) or seff > self.max_seff:
+            self.stopped = f"effective sharpness {seff:.4g} > max_seff {self.max_seff:g}: it left the edge"
+            log.warning("%s stopped: %s; %s", self.name, self.stopped, hint)
+        return bool(self.stopped)
+
     def measure(self) -> dict:
+        if self.stopped:
+            return {}
         k = self.kern
         logs, _ = k.observe(self.w, self.s)
         P = k.precond(self.s)
         eig_logs, (theta, U) = self._eig_logs(self.w, P)
+        if self._check_edge(theta):
+            return {**logs, **eig_logs}
         dw_dt, ds_dt, aux = self._velocity(theta, U)
         self.pending = (dw_dt, ds_dt)
+        self.solves = [aux["sdcp"]]
         X = aux["X"]
         k_c = X.shape[0]
         # diagonalise X = V diag(x) Vᵀ and rotate the critical basis: U ← U V (REFERENCE §1.4 logging)
@@ -405,8 +437,33 @@ class CentralFlow(Process):
             logs.update(self.probe.measure(self.w, self.s, logs["hessian_eigs"][0]))
         return logs
 
+    def step_logs(self) -> dict:
+        """Per-substep SDCP iterations, residuals and convergence of the step just taken (one host sync)."""
+        if not self.solves:
+            return {}
+        info = {key: np.stack([np.asarray(i[key]) for i in self.solves]) for key in self.solves[0]}
+        self.solves = []
+        bad = int(np.sum(~info["converged"]))
+        self.sdcp_solves += len(info["converged"])
+        self.sdcp_unconverged += bad
+        if bad:
+            log.warning(
+                "%s: %d SDCP solve(s) of this step did not converge (iterations %s, residual %s); "
+                "%d unconverged so far", self.name, bad, info["iterations"].tolist(),
+                np.array2string(info["residual"], precision=2), self.sdcp_unconverged,
+            )  # fmt: skip
+        return {f"flow_aux/sdcp_{key}": value.astype(np.float64) for key, value in info.items()}
+
+    def run_attrs(self) -> dict:
+        """Root attributes recorded at the end of the run: the SDCP solve counts."""
+        return {
+            f"{self.name}_sdcp_solves": self.sdcp_solves,
+            f"{self.name}_sdcp_unconverged": self.sdcp_unconverged,
+        }
+
     def state_dict(self) -> dict:
         out = {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}
+        out["sdcp_counts"] = np.asarray([self.sdcp_solves, self.sdcp_unconverged, self.measured])
         if self.probe is not None:
             out["probe"] = self.probe.state_dict()
         return out
@@ -414,6 +471,9 @@ class CentralFlow(Process):
     def load_state_dict(self, state: dict):
         super().load_state_dict(state)
         self.third_derivatives = int(state["third_derivatives"])
+        if "sdcp_counts" in state:  # checkpoints written before the counts existed lack them
+            self.sdcp_solves, self.sdcp_unconverged, measured = (int(v) for v in state["sdcp_counts"])
+            self.measured = bool(measured)
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 
@@ -422,11 +482,14 @@ class CentralFlow(Process):
         return self.sigma_basis.T @ (self.P * (w_other - self.w))
 
     def step(self):
+        if self.stopped:
+            return
         dt = 1.0 / self.nsubsteps
         dw_dt, ds_dt = self.pending
         self.w, self.s = _euler(self.w, self.s, dw_dt, ds_dt, dt)
         for _ in range(1, self.nsubsteps):
             P = self.kern.precond(self.s)
             theta, U = self.eigs.update(self.w, P)
-            dw_dt, ds_dt, _ = self._velocity(theta, U)
+            dw_dt, ds_dt, aux = self._velocity(theta, U)
+            self.solves.append(aux["sdcp"])
             self.w, self.s = _euler(self.w, self.s, dw_dt, ds_dt, dt)

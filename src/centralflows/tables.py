@@ -63,6 +63,12 @@ ABLATION_COLUMNS = [
     "ablated_over_central_final_ess",
 ]
 
+CENTRAL_SMOOTHNESS_COLUMNS = [
+    "central_sigma_trace_roughness",
+    "central_max_seff_after_onset",
+    "central_sdcp_unconverged",
+]
+
 SUMMARY_COLUMNS = [
     "cell",
     "run_id",
@@ -93,6 +99,8 @@ SUMMARY_COLUMNS = [
     "final_distance_discrete_stable",
     "central_vs_stable_distance_ratio",
     "central_stable_distance_before_eos_rel",
+    # smoothness of the central flow at the edge and its SDCP solves (issue 15)
+    *CENTRAL_SMOOTHNESS_COLUMNS,
     # adaptive optimizers (REFERENCE §4 items 10, 11, 13, 17; NaN where the run lacks the quantity)
     *ADAPTIVE_COLUMNS,
     # gradient descent (REFERENCE §4 items 2, 6, 7, 9)
@@ -281,11 +289,36 @@ def summarize_run(table: pd.DataFrame, attrs: dict, job: dict, smooth: int) -> d
     row["central_stable_distance_before_eos_rel"] = (
         float(before.max()) / final_ds if len(before) and final_ds > 0 else np.nan
     )
+    row.update(_central_smoothness_metrics(table, attrs, top_c))
     row.update(_adaptive_metrics(table, top_d, eos, smooth))
     row.update(_part_one_metrics(table, lr, eos, smooth))
     row.update(_ablation_metrics(table))
     row.update(_stationary_metrics(table, top_c, smoothed, eos, row["predicted_loss_rel_error"]))
     return row
+
+
+def _central_smoothness_metrics(table: pd.DataFrame, attrs: dict, top_c: pd.Series) -> dict:
+    """Chatter at the edge and solver failures of the central flow (issue 15); NaN where not measurable.
+
+    - `central_sigma_trace_roughness`: mean |second difference| of tr Σ over its mean, from the central
+      flow's onset (top effective eigenvalue >= 1.999) on: ~0 for a smooth Σ, ~1 or more when Σ
+      alternates from step to step.
+    - `central_max_seff_after_onset`: largest effective eigenvalue of the central flow from onset on
+      (the flow holds it at 2; an eigenvalue entering abruptly overshoots).
+    - `central_sdcp_unconverged`: SDCP solves of the run that did not converge (root attribute).
+    """
+    out = dict.fromkeys(CENTRAL_SMOOTHNESS_COLUMNS, np.nan)
+    out["central_sdcp_unconverged"] = float(attrs.get("central_sdcp_unconverged", np.nan))
+    reached = top_c[top_c >= 1.999]
+    if not len(reached):
+        return out
+    onset = reached.index[0]
+    out["central_max_seff_after_onset"] = float(top_c[top_c.index >= onset].max())
+    trace = series(table, "central", "sigma_trace")
+    trace = trace[trace.index >= onset]
+    if len(trace) > 2 and trace.abs().mean() > 0:
+        out["central_sigma_trace_roughness"] = float(trace.diff().diff().abs().mean() / trace.abs().mean())
+    return out
 
 
 def _prediction_rel_error(smoothed: pd.Series, predicted: pd.Series, onset) -> float:

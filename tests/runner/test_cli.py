@@ -229,3 +229,8 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "centralflows", *argv], capture_output=True, text=True)
     assert proc.returncode == 2 and "--device cuda: JAX has no cuda backend" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_central_max_seff_option():
+    config = parse("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20")
+    assert config["central"]["max_seff"] == 20.0

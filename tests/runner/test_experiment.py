@@ -231,3 +231,33 @@ def test_a_binding_max_k_cap_is_recorded_in_the_file(tmp_path):
         assert json.loads(f.attrs["eig_k_capped_steps"]) == {"discrete": 3}
     uncapped = datasets(run(cell(tmp_path / "free", steps=2), progress=False))
     np.testing.assert_array_equal(uncapped["discrete/eig_logs/k_capped"], [0.0, 0.0])
+
+
+def test_central_flow_started_above_the_edge_is_warned_about_and_stopped(tmp_path, caplog):
+    """RMSProp without a warm start: ν = 0 makes S_eff huge at step 0 (REFERENCE §3.7)."""
+    config = cell(tmp_path, "rmsprop", runs=["discrete", "central"], steps=3)
+    assert config["central"]["max_seff"] == 10.0  # the default
+    with caplog.at_level("WARNING", logger="centralflows"):
+        path = run(config, progress=False)
+    assert "--warm-start" in caplog.text and "far above 2" in caplog.text
+    data = datasets(path)
+    seff = data["central/effective_hessian_eigs"][0, 0]
+    assert seff > 10.0  # the measurement that stopped it is logged
+    assert np.isnan(data["central/train_loss"][1:]).all() and data["central/stopped"][0] == 1
+    assert np.isfinite(data["discrete/train_loss"]).all()  # the other processes go on
+    with h5py.File(path, "r") as f:
+        assert f.attrs["status"] == "completed"
+        assert "max_seff 10" in f.attrs["central_status_reason"]
+        assert "central stopped" in f.attrs["status_reason"]
+
+
+def test_sdcp_solves_are_recorded_per_substep(tmp_path):
+    path = run(
+        cell(tmp_path, runs=["discrete", "central"], steps=4, central={"max_seff": 50.0}), progress=False
+    )
+    data = datasets(path)
+    its, res, ok = (data[f"central/flow_aux/sdcp_{key}"] for key in ("iterations", "residual", "converged"))
+    assert its.shape == res.shape == ok.shape == (4, 4)  # [steps, substeps]
+    assert its.max() >= 1 and (ok == 1).all() and (res <= 1e-5).all()  # float32 solves, SDCP active
+    with h5py.File(path, "r") as f:
+        assert f.attrs["central_sdcp_solves"] == 16 and f.attrs["central_sdcp_unconverged"] == 0

@@ -331,3 +331,26 @@ def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_c
     )
     paper = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "paper")
     assert len(tables.claim_failures(paper)) == 2
+
+
+def test_central_smoothness_metrics_known_answers():
+    t = np.arange(40)
+    top = np.where(t < 10, 1.9 + t / 100, 2.0)  # central onset (>= 1.999) at step 10
+    top[20] = 2.05  # an abrupt entry overshooting 2
+    smooth_trace = np.where(t < 10, 0.0, 0.02)
+    chatter = np.where(t < 10, 0.0, np.where(t % 2, 0.04, 0.02))  # alternates from step to step
+    for trace, roughness in ((smooth_trace, 0.0), (chatter, 0.04 / 0.03)):
+        table = pd.concat(
+            [
+                _long("central", "effective_hessian_eigs", t, top, 0),
+                _long("central", "sigma_trace", t, trace),
+            ],
+            ignore_index=True,
+        )
+        top_c = tables.top_eigenvalue(table, "central")
+        m = tables._central_smoothness_metrics(table, {"central_sdcp_unconverged": 3}, top_c)
+        assert m["central_sigma_trace_roughness"] == pytest.approx(roughness)
+        assert m["central_max_seff_after_onset"] == pytest.approx(2.05)
+        assert m["central_sdcp_unconverged"] == 3
+    never = tables._central_smoothness_metrics(table, {}, top_c * 0.5)
+    assert all(np.isnan(v) for v in never.values())
