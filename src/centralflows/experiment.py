@@ -147,7 +147,8 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
     elif differ := config_difference(stored, config):
         problem = f"holds the work of another run (its {', '.join(differ[:4])} differ)"
     elif finished:
-        problem = f"holds a finished run (status {status or 'unknown'})"
+        status = status or _stored_config(out_dir, None)[1]
+        problem = f"holds a finished run (status {status}; --checkpoint-file continues it)"
     else:
         problem = ""
     if problem and not (overwrite or discard_other):
