@@ -234,6 +234,9 @@ def main():
     parser.add_argument("--cell-timeout", type=float, default=900.0)
     parser.add_argument("--no-growth", action="store_true", help="skip HVP time vs n")
     parser.add_argument("--n", type=int, help="every cell at this n instead (a smoke test of the script)")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="measure nothing: totals and tables from --json"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one cell key, JSON on stdout
     parser.add_argument("--growth", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,8 +257,14 @@ def main():
     archs, opts = args.archs.split(","), args.opts.split(",")
     path = Path(args.json)
     results = json.loads(path.read_text()) if path.exists() else {}
-    entry = {"machine": machine_load(), "steps": args.steps, "n": args.n, "cells": {}, "hvp_ms_vs_n": {}}
+    # cells measured by earlier invocations with the same label are kept (one architecture at a time
+    # fits a loaded machine); a cell measured again replaces its old figures
+    old = results.get(args.label, {})
+    entry = {"machine": machine_load(), "steps": args.steps, "n": args.n,
+             "cells": old.get("cells", {}), "hvp_ms_vs_n": old.get("hvp_ms_vs_n", {})}  # fmt: skip
     todo = [key for key in cells if key.split("/")[0] in archs and key.split("/")[1] in opts]
+    if args.tables_only:
+        todo, args.no_growth, entry["machine"] = [], True, old.get("machine", entry["machine"])
     start = time.perf_counter()
     for key in todo:
         print(f"{key}: ...", flush=True)
@@ -269,8 +278,9 @@ def main():
             if key:
                 entry["hvp_ms_vs_n"][arch] = subprocess_json(["--growth", key], args.cell_timeout)
                 print(f"{arch} HVP ms vs n: {entry['hvp_ms_vs_n'][arch]}", flush=True)
-    entry["machine_after"] = machine_load()
-    entry["wall_s"] = time.perf_counter() - start
+    if todo:
+        entry["machine_after"] = machine_load()
+        entry["wall_s"] = time.perf_counter() - start
     entry["paper_grid"] = {f"central_k{k}": extrapolate(cells, entry["cells"], k) for k in CENTRAL_KS}
     quick = paper_cells(config, "quick")
     entry["quick_scale_estimate"] = quick_estimate(quick, entry["cells"])
