@@ -195,7 +195,8 @@ def extrapolate(cells: dict, measured: dict, k: int) -> dict:
             seconds += compile_s + run.get("steps", 1000) * sum(process_step_s(m, p, k) for p in names)
         per_cell[key] = {"runs": len(runs), "hours": seconds / 3600}
         total += seconds / 3600
-    return {"hours": total, "cells": per_cell, "not_measured": missing}
+    # wall hours on the measuring machine; CPU core-hours = that x its cores
+    return {"hours": total, "core_hours": total * (os.cpu_count() or 1), "cells": per_cell, "not_measured": missing}
 
 
 def resources_table(cells: dict, measured: dict, label: str) -> dict:
@@ -283,7 +284,7 @@ def main():
         entry["wall_s"] = time.perf_counter() - start
     entry["paper_grid"] = {f"central_k{k}": extrapolate(cells, entry["cells"], k) for k in CENTRAL_KS}
     quick = paper_cells(config, "quick")
-    entry["quick_scale_estimate"] = quick_estimate(quick, entry["cells"])
+    entry["quick_scale_estimate"] = quick_estimate(quick, entry["cells"], entry["n"])
     results[args.label] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
@@ -292,7 +293,7 @@ def main():
         write_resources(Path(args.resources), resources_table(cells, entry["cells"], label))
 
 
-def quick_estimate(quick: dict, measured: dict) -> dict:
+def quick_estimate(quick: dict, measured: dict, measured_n: int | None = None) -> dict:
     """The quick scale's hours, from the paper cells' per-step costs scaled linearly to its n (200)."""
     total, missing = 0.0, []
     for key, (_, runs) in quick.items():
@@ -302,7 +303,7 @@ def quick_estimate(quick: dict, measured: dict) -> dict:
         if paper is None:
             missing.append(key)
             continue
-        paper_n = int(same[-1].split("/")[2])
+        paper_n = measured_n or int(same[-1].split("/")[2])
         scale = int(n) / paper_n
         compile_s = max(p["compile_s"] for p in paper["processes"].values())
         for run in runs:
