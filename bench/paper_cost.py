@@ -196,7 +196,8 @@ def extrapolate(cells: dict, measured: dict, k: int) -> dict:
         per_cell[key] = {"runs": len(runs), "hours": seconds / 3600}
         total += seconds / 3600
     # wall hours on the measuring machine; CPU core-hours = that x its cores
-    return {"hours": total, "core_hours": total * (os.cpu_count() or 1), "cells": per_cell, "not_measured": missing}
+    cores = os.cpu_count() or 1
+    return {"hours": total, "core_hours": total * cores, "cells": per_cell, "not_measured": missing}
 
 
 def resources_table(cells: dict, measured: dict, label: str) -> dict:
