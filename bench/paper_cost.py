@@ -262,7 +262,7 @@ def main():
     # cells measured by earlier invocations with the same label are kept (one architecture at a time
     # fits a loaded machine); a cell measured again replaces its old figures
     old = results.get(args.label, {})
-    entry = {"machine": machine_load(), "steps": args.steps, "n": args.n,
+    entry = {**old, "machine": machine_load(), "steps": args.steps, "n": args.n,
              "cells": old.get("cells", {}), "hvp_ms_vs_n": old.get("hvp_ms_vs_n", {})}  # fmt: skip
     todo = [key for key in cells if key.split("/")[0] in archs and key.split("/")[1] in opts]
     if args.tables_only:
