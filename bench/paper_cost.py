@@ -1,7 +1,7 @@
 """Cost of the paper grid: each architecture's step cost per process, HVP scaling, grid extrapolation.
 
     python bench/paper_cost.py [--json bench/results/paper_cost.json] [--resources workflow/resources.yaml]
-        [--archs mlp,cnn,...] [--opts gd,rmsprop] [--steps 2] [--label cpu]
+        [--archs mlp,cnn,...] [--opts gd,rmsprop] [--steps 2] [--label cpu] [--tables-only] [--n 64]
 
 One subprocess per cell (architecture x optimizer x n, at the paper grid's settings; CIFAR-10 replaced
 by the CIFAR-shaped `synthetic-cifar10`, which costs the same), so each peak RSS is that cell's own. In
