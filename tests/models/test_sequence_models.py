@@ -55,6 +55,7 @@ def test_forward_shape_finite_deterministic(name):
     "name, overrides",
     [
         ("lstm", {}),
+        ("mamba", {"scan": "fused"}),
         ("mamba", {"scan": "parallel"}),
         ("mamba", {"scan": "sequential"}),
         ("transformer", {"cross_attention_mask": True, "weight_multiplier": 1.0}),

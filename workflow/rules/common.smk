@@ -1,9 +1,9 @@
 # The plan of the selected scale (cells -> run ids -> run configs) and the get_* input functions.
-import math
 import os
 import re
 
 from centralflows.grid import get_path, plan
+from centralflows.resources import load_table, mem_mb, runtime_minutes
 
 PLAN = plan(config)
 SCALE = PLAN.scale
@@ -74,23 +74,19 @@ def get_edge_deadline(wildcards):
     )
 
 
+RESOURCE_TABLE = load_table(config["resources"]["table"])
+
+
 def get_runtime(wildcards, attempt):
-    """Minutes: (base + steps/1000 * per_kstep[arch] * sum of process weights) * attempt."""
-    r, run = config["resources"]["runtime"], PLAN.runs[wildcards.run_id]
-    weight = sum(r["process_weight"].get(p, 1) for p in run.get("runs", ["discrete"]))
-    per_kstep = r["per_kstep"].get(
-        get_path(run, "arch.name"), max(r["per_kstep"].values())
-    )
-    return math.ceil(
-        (r["base"] + run.get("steps", 1000) / 1000 * per_kstep * weight) * attempt
-    )
+    """Minutes from the measured resources table (centralflows.resources), else per_kstep."""
+    run = PLAN.runs[wildcards.run_id]
+    return runtime_minutes(run, config["resources"], RESOURCE_TABLE, attempt)
 
 
 def get_mem_mb(wildcards, attempt):
-    """MB: (base + per_kexample * n/1000) * attempt."""
-    m, run = config["resources"]["mem_mb"], PLAN.runs[wildcards.run_id]
-    return math.ceil(
-        (m["base"] + m["per_kexample"] * get_path(run, "data.n", 1000) / 1000) * attempt
+    """MB from the measured resources table (centralflows.resources), else base + per_kexample."""
+    return mem_mb(
+        PLAN.runs[wildcards.run_id], config["resources"], RESOURCE_TABLE, attempt
     )
 
 

@@ -9,7 +9,7 @@ b_t = Δ_t B_t x_t, read out as y_t = C_t · h_t. `scan: "fused"` (default) runs
 reference does, building a_t, b_t and y_t inside each step so that no [n, length, d_inner, d_state]
 tensor is materialised, and recomputes a_t, b_t in the backward pass (only h_t is kept per step).
 "sequential" (the same loop over precomputed a, b) and "parallel" (`jax.lax.associative_scan`) are
-equal up to rounding; they cost 3-7x more per Hessian-vector product and more memory on CPU
+equal up to rounding; they cost 2-3x more per Hessian-vector product and 3x the memory on CPU
 (bench/README.md, "Mamba's selective scan").
 """
 

@@ -1,0 +1,47 @@
+"""The run rule's runtime and memory: read from the measured table, a fallback for unmeasured cells."""
+
+import math
+
+import yaml
+
+from centralflows.grid import plan
+from centralflows.resources import cell_key, load_table, mem_mb, runtime_minutes
+
+from .conftest import ROOT
+
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+RESOURCES = CONFIG["resources"]
+
+
+def test_table_entry_is_used_and_scales_with_attempt(tmp_path):
+    run = {"arch": {"name": "mamba"}, "opt": {"name": "gd"}, "data": {"n": 250}, "steps": 100,
+           "runs": ["discrete", "central"]}  # fmt: skip
+    entry = {"compile_s": 60.0, "peak_mb": 3000, "step_s": {"discrete": 1.5, "central": 4.5}}
+    path = tmp_path / "resources.yaml"
+    path.write_text(yaml.safe_dump({"measured_on": "cpu", "cells": {"mamba/gd/250": entry}}))
+    table = load_table(path)
+    resources = {**RESOURCES, "safety": 2.0, "runtime": {**RESOURCES["runtime"], "base": 10}}
+    # 10 + 2 * (60 + 100 * (1.5 + 4.5)) / 60 = 32 minutes; twice that on the second attempt
+    assert runtime_minutes(run, resources, table) == 32
+    assert runtime_minutes(run, resources, table, attempt=2) == 64
+    assert mem_mb(run, resources, table) == 6000
+    # another n is another cell, not measured: the per_kstep fallback
+    other = {**run, "data": {"n": 1000}}
+    per_kstep, w = RESOURCES["runtime"]["per_kstep"]["mamba"], RESOURCES["runtime"]["process_weight"]
+    assert runtime_minutes(other, resources, table) == math.ceil(
+        10 + 0.1 * per_kstep * (w["discrete"] + w["central"])
+    )
+
+
+def test_every_paper_run_gets_a_runtime_and_memory():
+    table = load_table(ROOT / RESOURCES["table"])
+    assert table, "workflow/resources.yaml is missing or empty: run bench/paper_cost.py --resources"
+    for entry in table.values():
+        assert entry["peak_mb"] > 0 and entry["compile_s"] >= 0
+        assert set(entry["step_s"]) >= {"discrete", "stable", "central", "midpoint", "ablated", "stationary"}
+    runs = plan(CONFIG, "paper").runs.values()
+    for run in runs:
+        assert runtime_minutes(run, RESOURCES, table) > RESOURCES["runtime"]["base"]
+        assert mem_mb(run, RESOURCES, table) > 0
+    measured = {cell_key(run) for run in runs} & set(table)
+    assert measured, "no paper cell is in the measured table"
