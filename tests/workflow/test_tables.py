@@ -1,5 +1,7 @@
 """Aggregate, summary, claims and reference checks on a synthetic HDF5 file; the cell/grid expansion."""
 
+import runpy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -293,3 +295,22 @@ def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_c
     )
     paper = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "paper")
     assert len(tables.claim_failures(paper)) == 2
+
+
+def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config):
+    propose = runpy.run_path(str(ROOT / "workflow/scripts/propose_expectations.py"))
+    claims = pd.DataFrame(
+        {
+            "claim": ["multiple_eigs_at_eos", "central_pins_at_2"],
+            "cell": ["vit_gd_lr0.02", "lstm_gd"],
+            "value": [float("nan"), 1.0],
+            "status": ["no-data", "pass"],
+            "expected": ["holds", "holds"],
+        }
+    )
+    (reason,) = propose["proposals"](config, claims, "ci")["multiple_eigs_at_eos"].values()
+    assert reason.startswith("not evaluable at ci: no data")
+    assert (
+        "stand-in network (mlp for the paper's vit)" in reason
+        and "run too short (80 of the paper's" in reason
+    )
