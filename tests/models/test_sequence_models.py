@@ -198,6 +198,7 @@ def test_mamba_scans_agree_float64(x64):
     np.testing.assert_allclose(out["parallel"], out["sequential"], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [("lstm", {}), ("transformer", {"layers": 1, "weight_multiplier": 1.0}), ("mamba", {"layers": 1})],
