@@ -32,6 +32,7 @@ def copy_workflow(dest: Path) -> Path:
         shutil.copy(ROOT / name, dest / name)
     for name in ("workflow", "profiles"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "slurm").symlink_to("profiles/slurm")  # `--profile slurm` from the root, as in the repository
     return dest
 
 
