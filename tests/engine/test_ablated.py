@@ -26,6 +26,7 @@ def at_the_edge(name, spectrum=(2.05, 1.99)):
     return loss_fn, kern, AblatedFlow(kern, w0, s, EIG, nsubsteps=4, initialize=False)
 
 
+@pytest.mark.slow
 def test_the_ablated_velocity_is_the_central_one_without_the_penalty(x64):
     loss_fn, kern, flow = at_the_edge("rmsprop")
     flow.measure()
@@ -47,6 +48,7 @@ def test_the_ablated_velocity_is_the_central_one_without_the_penalty(x64):
     np.testing.assert_allclose(dw_central - penalty, dw_ablated, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rmsprop", "scalar_rmsprop"])
 def test_the_edge_is_held_through_nu_alone(x64, name):
     loss_fn, kern, flow = at_the_edge(name)
@@ -71,6 +73,7 @@ def test_the_edge_is_held_through_nu_alone(x64, name):
     assert abs(top - 2) < 1e-2
 
 
+@pytest.mark.slow
 def test_scalar_rmsprop_ablated_flow_is_minus_two_over_s_grad_at_the_edge(x64):
     loss_fn, kern, flow = at_the_edge("scalar_rmsprop")
     # full eigen-solves at every substep: the top two eigenvalues of this cubic rotate into each other

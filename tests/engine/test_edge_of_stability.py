@@ -2,6 +2,7 @@
 predicted loss tracks the time-averaged GD loss."""
 
 import numpy as np
+import pytest
 
 from centralflows.eigs import EigConfig
 from centralflows.optimizers import make_optimizer
@@ -16,6 +17,7 @@ def moving_average(x, window=21):
     return out
 
 
+@pytest.mark.slow
 def test_central_flow_at_the_edge_of_stability(x64):
     loss_fn, w0 = small_synth()
     opt = make_optimizer("gd", 0.5)

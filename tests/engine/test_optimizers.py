@@ -39,6 +39,7 @@ def test_gd_equals_optax_sgd(x64):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bias_correction", [False, True])
 @pytest.mark.parametrize("eps", [0.0, 1e-3])
 def test_rmsprop_equals_optax_rmsprop(x64, bias_correction, eps):
@@ -51,6 +52,7 @@ def test_rmsprop_equals_optax_rmsprop(x64, bias_correction, eps):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bias_correction", [False, True])
 def test_scalar_rmsprop_equals_numpy_reference(x64, bias_correction):
     loss_fn, w0 = tiny_mlp_loss()

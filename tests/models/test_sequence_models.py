@@ -219,6 +219,7 @@ def test_mamba_fused_scan_derivatives_match_sequential(x64):
         np.testing.assert_allclose(fused, sequential, rtol=1e-9, atol=1e-12 * scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [("lstm", {}), ("transformer", {"layers": 1, "weight_multiplier": 1.0}), ("mamba", {"layers": 1})],

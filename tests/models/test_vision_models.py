@@ -106,6 +106,7 @@ def test_unknown_architecture_and_option_errors():
         count_params(build_model({"name": "mlp", "activation": "tanh"}, CIFAR4))
 
 
+@pytest.mark.slow
 def test_third_derivative_matches_finite_difference_of_hvps(x64):
     """On a tiny ViT, whose reference LayerNorm is the third-derivative gotcha of REFERENCE §1.10."""
     arch = {"name": "vit", **SMALL["vit"], "patch_size": 16, "init_scale": 1.0}  # nonzero head

@@ -65,6 +65,7 @@ CENTRAL_KEYS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 def test_schema_for_every_optimizer_and_process(tmp_path, opt):
     config = cell(tmp_path, opt, runs=ALL_RUNS, steps=4, warm_start=2 if opt == "rmsprop" else -1)
@@ -89,6 +90,7 @@ def test_schema_for_every_optimizer_and_process(tmp_path, opt):
         assert f.attrs["dataset"] == "synthetic-cifar10"
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     runs = ["discrete", "midpoint", "stable", "central"]
     # init jax: from it GD at eta 0.05 climbs to the edge (S 36 -> 47 in 10 steps); from the torch init
@@ -110,6 +112,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bitwise on CPU
 
 
+@pytest.mark.slow
 def test_stationary_probe_is_logged_every_n_steps_and_resumes_exactly(tmp_path):
     def probe_cell(out, steps):
         # few tracked pairs and fixed-point iterations keep the probe cheap; the check is exact resume
@@ -132,6 +135,7 @@ def test_stationary_probe_is_logged_every_n_steps_and_resumes_exactly(tmp_path):
             np.testing.assert_array_equal(full[key], part[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_readable_file_and_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",
@@ -180,6 +184,7 @@ def test_missing_cifar_archive_is_a_clear_error(tmp_path):
     assert not Path(tmp_path / "x" / "data.hdf5").exists()
 
 
+@pytest.mark.slow
 def test_central_flow_started_from_a_gd_checkpoint(tmp_path):
     """--load.path/--load.from-process: every process starts at GD's point of a checkpointed step (W1.18)."""
     source = run(cell(tmp_path / "gd", runs=["discrete"], steps=5, checkpoint={"steps": [3]}), progress=False)

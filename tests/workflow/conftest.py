@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,23 @@ def snakemake(*args, cwd=ROOT, env=None, timeout=120):
     return subprocess.run(
         [f"{bindir}/snakemake", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow (Snakefile, config, rules, scripts, profiles) without results or figures, so
+    a Snakemake call there sees a fresh checkout and writes nothing into the working tree."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "slurm").symlink_to("profiles/slurm")  # `--profile slurm` from the root, as in the repository
+    return dest
+
+
+@pytest.fixture
+def workflow_copy(tmp_path):
+    """Path of a fresh copy of the workflow (see copy_workflow)."""
+    return copy_workflow(tmp_path)
 
 
 def write_synthetic_run(path, steps=STEPS, lr=LR, onset=40):

@@ -1,24 +1,29 @@
-"""A real Snakemake run of a tiny ci subset in a copy of the workflow (needs the engine)."""
+"""A real Snakemake run of a tiny ci subset in a copy of the workflow (needs the engine), and its report."""
 
 import json
-import shutil
 
 import pandas as pd
+import pytest
 
-from .conftest import ROOT, snakemake
+from .conftest import snakemake
 
 
-def test_ci_subset_end_to_end(tmp_path):
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+@pytest.mark.slow
+def test_ci_subset_end_to_end_and_its_report(workflow_copy):
     targets = ["figures/ci/r1_train_loss.png", "figures/ci/r2_hessian.pdf"]
-    result = snakemake("--cores", "2", "--config", "scale=ci", "--", *targets, cwd=tmp_path, timeout=900)
+    result = snakemake("--cores", "2", "--config", "scale=ci", "--", *targets, cwd=workflow_copy, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     for target in targets:
-        assert (tmp_path / target).stat().st_size > 0
-    (info,) = (tmp_path / "results/ci/tables/runs").glob("*.json")  # the one run both figures share
+        assert (workflow_copy / target).stat().st_size > 0
+    (info,) = (workflow_copy / "results/ci/tables/runs").glob("*.json")  # the one run both figures share
     assert json.loads(info.read_text())["attrs"]["status"] == "completed"
-    table = pd.read_csv(tmp_path / "results/ci/tables/figures/r2_hessian.csv")
+    table = pd.read_csv(workflow_copy / "results/ci/tables/figures/r2_hessian.csv")
     assert set(table["quantity"]) == {"hessian_eigs"} and table["value"].notna().all()
+    # `snakemake --report` on the outputs just built: the templated script path and the caption render
+    report = workflow_copy / "report.html"
+    result = snakemake(
+        "--report", str(report), "--config", "scale=ci", "--", *targets, cwd=workflow_copy, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    html = report.read_text(errors="replace")
+    assert "r2_hessian" in html and "Top Hessian eigenvalues of GD" in html  # caption of config.yaml

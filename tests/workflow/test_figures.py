@@ -131,6 +131,7 @@ def test_every_registered_figure_has_a_script_whose_roles_match():
         contract.check_roles(figure, reads, entry["cells"])
 
 
+@pytest.mark.slow  # 57 figures of a few seconds each; the contract tests below stay in the fast subset
 @pytest.mark.parametrize("figure", sorted(FIGURES))
 def test_figure_script_draws_exactly_what_it_declares(figure, synthetic_run, tmp_path):
     roles = synthetic_roles(FIGURES[figure])

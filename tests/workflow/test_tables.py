@@ -1,5 +1,7 @@
 """Aggregate, summary, claims and reference checks on a synthetic HDF5 file; the cell/grid expansion."""
 
+import runpy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -354,3 +356,22 @@ def test_central_smoothness_metrics_known_answers():
         assert m["central_sdcp_unconverged"] == 3
     never = tables._central_smoothness_metrics(table, {}, top_c * 0.5)
     assert all(np.isnan(v) for v in never.values())
+
+
+def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config):
+    propose = runpy.run_path(str(ROOT / "workflow/scripts/propose_expectations.py"))
+    claims = pd.DataFrame(
+        {
+            "claim": ["multiple_eigs_at_eos", "central_pins_at_2"],
+            "cell": ["vit_gd_lr0.02", "lstm_gd"],
+            "value": [float("nan"), 1.0],
+            "status": ["no-data", "pass"],
+            "expected": ["holds", "holds"],
+        }
+    )
+    (reason,) = propose["proposals"](config, claims, "ci")["multiple_eigs_at_eos"].values()
+    assert reason.startswith("not evaluable at ci: no data")
+    assert (
+        "stand-in network (mlp for the paper's vit)" in reason
+        and "run too short (80 of the paper's" in reason
+    )
