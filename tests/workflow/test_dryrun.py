@@ -5,9 +5,8 @@ import pytest
 import yaml
 
 from centralflows import grid
-from tests.workflow.conftest import ROOT
 
-from .conftest import snakemake
+from .conftest import ROOT, snakemake
 
 
 @pytest.mark.slow  # a full Snakemake parse: every run config resolved
@@ -52,13 +51,13 @@ def test_unknown_scale_is_named(workflow_copy):
     assert "unknown scale 'huge'" in result.stderr + result.stdout
 
 
-def test_w1_18_restart_waits_for_the_edge_of_its_source_run_at_paper_scale():
+def test_w1_18_restart_waits_for_the_edge_of_its_source_run_at_paper_scale(workflow_copy):
     plan = grid.plan(yaml.safe_load((ROOT / "config.yaml").read_text()), "paper")
     source, restart = plan.cells["vit_gd_lr0.02"], plan.cells["vit_gd_lr0.02_from_eos"]
     edge = f"results/paper/restarts/{source}/edge.npz"
     result = snakemake(
         "-n", "--forceall", "--cores", "2", "--config", "scale=paper", "--",
-        f"results/paper/runs/{restart}/data.hdf5",
+        f"results/paper/runs/{restart}/data.hdf5", cwd=workflow_copy,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     jobs = [block.split("\n", 1) for block in result.stdout.split("\nrule ")[1:]]  # (rule:, body)
