@@ -196,17 +196,24 @@ def _align_signs(V, V0):
 
 
 @jax.jit
-def _rayleigh_quotients(V, AV):
-    theta = jnp.sum(V * AV, axis=0)
-    order = jnp.argsort(-theta)
-    return theta[order], V[:, order]
+def _rayleigh_ritz(V, AV):
+    """Ritz pairs of the operator in span(V) (one Rayleigh-Ritz step on the cached vectors).
+
+    Diagonal Rayleigh quotients would ignore the off-diagonal VᵀAV: in a near-degenerate pair the
+    cached vectors rotate away from the eigenvectors within a step, the quotients stay below the top
+    Ritz value (the central flow held them at 2 while the pair's top eigenvalue was 2.001) and the
+    next full solve corrects abruptly, which made Σ alternate from step to step.
+    """
+    theta, Z = jnp.linalg.eigh(_sym(V.T @ AV))
+    theta, Z = theta[::-1], Z[:, ::-1]
+    return theta, _align_signs(V @ Z, V)
 
 
 class EigTracker:
     """Tracks the top eigenpairs of P^{-1/2} H P^{-1/2} along a trajectory.
 
     Call `update(w, P)` once per measurement; it runs the full warm-started solver every
-    `frequency` calls (or when `full=True`) and cheap Rayleigh quotients otherwise. Eigenvectors
+    `frequency` calls (or when `full=True`) and a cheap Rayleigh-Ritz step in span(V) otherwise. Eigenvectors
     are returned P-orthonormal (U = P^{-1/2} V, UᵀPU = I), eigenvalues in effective units.
     The tracker's state (vectors, call counter, random key, counters) is a dict of arrays so that
     checkpoints can restore it exactly.
@@ -297,7 +304,7 @@ class EigTracker:
         if full:
             self.full_solve(w, P)
         else:
-            self.theta, self.V = _rayleigh_quotients(self.V, self._operator_rows(w, P)(self.V.T).T)
+            self.theta, self.V = _rayleigh_ritz(self.V, self._operator_rows(w, P)(self.V.T).T)
             self.hvps += self.k
         return self.theta, self.eigenvectors(P)
 

@@ -33,7 +33,7 @@ def test_tracker_matches_dense_eigh_and_grows_k(x64):
     assert tracker.hvps > 0
 
 
-def test_rayleigh_quotients_between_full_solves_and_sign_alignment(x64):
+def test_rayleigh_ritz_between_full_solves_and_sign_alignment(x64):
     loss_fn, w = tiny_mlp_loss()
     d = w.shape[0]
     cfg = EigConfig(frequency=3, track_threshold=None, initial_k=2, tol=1e-12)
@@ -42,9 +42,14 @@ def test_rayleigh_quotients_between_full_solves_and_sign_alignment(x64):
     theta0, U0 = tracker.update(w, P)
     hvps = tracker.hvps
     w2 = w + 1e-3 * jax.random.normal(jax.random.PRNGKey(0), w.shape, w.dtype)
-    theta1, U1 = tracker.update(w2, P)  # a Rayleigh-quotient update: k HVPs, same vectors
+    theta1, U1 = tracker.update(w2, P)  # a Rayleigh-Ritz update in span(U0): k HVPs
     assert tracker.hvps - hvps == 2
-    np.testing.assert_array_equal(U1, U0)
+    H2 = np.asarray(jax.hessian(loss_fn)(w2))
+    U0, U1 = np.asarray(U0), np.asarray(U1)
+    np.testing.assert_allclose(theta1, np.linalg.eigvalsh(U0.T @ H2 @ U0)[::-1], rtol=1e-10)  # Ritz values
+    np.testing.assert_allclose(U1 @ U1.T, U0 @ U0.T, atol=1e-10)  # same span, rotated
+    np.testing.assert_allclose(U1.T @ H2 @ U1, np.diag(theta1), atol=1e-10)  # diagonalised there
+    assert np.all(np.sum(U1 * U0, axis=0) > 0)
     dense = dense_effective(loss_fn, w2, P)[0][::-1][:2]
     np.testing.assert_allclose(theta1, dense, rtol=1e-3)  # first-order accurate
     tracker.update(w2, P)
