@@ -18,8 +18,8 @@ class EigConfig:
     """Options of one eigen-tracker (the `eig` block of a run config).
 
     Attributes:
-        frequency: run the full solver every `frequency` calls (-1: never); in between, Rayleigh
-            quotients of the cached vectors are used.
+        frequency: run the full solver every `frequency` calls (-1: never); in between, Rayleigh-
+            Ritz pairs in the span of the cached vectors are used.
         track_threshold: add an eigenvector while the smallest tracked effective eigenvalue is
             >= this value (None: fixed count).
         initial_k: number of eigenpairs tracked at the start.
