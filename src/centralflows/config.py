@@ -98,6 +98,11 @@ EIG = {
     "tol": Option(1e-10, "LOBPCG relative tolerance (authors' convention, REFERENCE §3.5)", **_positive),
     "max_iter": Option(100, "LOBPCG iteration cap", **_count),
     "chunk_size": Option(None, "Hessian-vector products run at once (none: all k)", optional=True, **_count),
+    "between_solves": Option(
+        "quotients",
+        "eigenpairs between full solves: the authors' Rayleigh quotients, or Rayleigh-Ritz in their span",
+        kind=str, choices=("quotients", "ritz"),
+    ),  # fmt: skip
 }
 
 # The schema of a run cell. Leaves are Options; `eig` under a process holds that process's overrides

@@ -18,8 +18,8 @@ class EigConfig:
     """Options of one eigen-tracker (the `eig` block of a run config).
 
     Attributes:
-        frequency: run the full solver every `frequency` calls (-1: never); in between, Rayleigh-
-            Ritz pairs in the span of the cached vectors are used.
+        frequency: run the full solver every `frequency` calls (-1: never); in between, the cached
+            vectors are updated as `between_solves` says.
         track_threshold: add an eigenvector while the smallest tracked effective eigenvalue is
             >= this value (None: fixed count).
         initial_k: number of eigenpairs tracked at the start.
@@ -28,6 +28,9 @@ class EigConfig:
             ‖Av - θv‖ < tol·10·d·(‖Av‖ + |θ|).
         max_iter: LOBPCG iteration cap.
         chunk_size: how many Hessian-vector products run at once (None: all k).
+        between_solves: "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted)
+            or "ritz" (a Rayleigh-Ritz step in their span; smooth where two eigenvalues are
+            near-degenerate at the edge, docs/design.md). Both cost k HVPs.
     """
 
     frequency: int = -1
@@ -37,6 +40,7 @@ class EigConfig:
     tol: float = 1e-10
     max_iter: int = 100
     chunk_size: int | None = None
+    between_solves: str = "quotients"
 
     @classmethod
     def from_dict(cls, options: dict) -> EigConfig:
@@ -196,6 +200,13 @@ def _align_signs(V, V0):
 
 
 @jax.jit
+def _rayleigh_quotients(V, AV):
+    theta = jnp.sum(V * AV, axis=0)
+    order = jnp.argsort(-theta)
+    return theta[order], V[:, order]
+
+
+@jax.jit
 def _rayleigh_ritz(V, AV):
     """Ritz pairs of the operator in span(V) (one Rayleigh-Ritz step on the cached vectors).
 
@@ -213,7 +224,8 @@ class EigTracker:
     """Tracks the top eigenpairs of P^{-1/2} H P^{-1/2} along a trajectory.
 
     Call `update(w, P)` once per measurement; it runs the full warm-started solver every
-    `frequency` calls (or when `full=True`) and a cheap Rayleigh-Ritz step in span(V) otherwise. Eigenvectors
+    `frequency` calls (or when `full=True`) and a cheap update of the cached vectors otherwise
+    (Rayleigh quotients, or a Rayleigh-Ritz step in their span: `between_solves`). Eigenvectors
     are returned P-orthonormal (U = P^{-1/2} V, UᵀPU = I), eigenvalues in effective units.
     The tracker's state (vectors, call counter, random key, counters) is a dict of arrays so that
     checkpoints can restore it exactly.
@@ -304,7 +316,8 @@ class EigTracker:
         if full:
             self.full_solve(w, P)
         else:
-            self.theta, self.V = _rayleigh_ritz(self.V, self._operator_rows(w, P)(self.V.T).T)
+            cheap = _rayleigh_ritz if self.config.between_solves == "ritz" else _rayleigh_quotients
+            self.theta, self.V = cheap(self.V, self._operator_rows(w, P)(self.V.T).T)
             self.hvps += self.k
         return self.theta, self.eigenvectors(P)
 

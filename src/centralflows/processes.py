@@ -362,7 +362,7 @@ class CentralFlow(Process):
             raise ValueError(
                 "the central flow needs eigenpairs: set eig.frequency >= 1 (e.g. --eig.frequency 1)"
             )
-        # one full solve per unit time, Rayleigh-Ritz in the cached span at the other substeps (unless asked)
+        # one full solve per unit time, the cheap update (eig.between_solves) at the other substeps
         freq = eig.frequency if frequency_in_substeps else eig.frequency * nsubsteps
         super().__init__(kernels, w, s, EigConfig.from_dict({**eig.__dict__, "frequency": freq}), seed)
         self.nsubsteps = nsubsteps

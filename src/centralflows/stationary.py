@@ -368,7 +368,7 @@ class StationaryFlow(Process):
         sol = self._solve()
         k = self.kern
         logs, _ = k.observe(self.w, self.s)
-        eig_logs, _ = self._eig_logs(self.w, sol.P, full=False)  # Rayleigh-Ritz at the solved vectors
+        eig_logs, _ = self._eig_logs(self.w, sol.P, full=False)  # cheap update (eig.between_solves)
         self.pending = self._dw_dt(sol.X, sol.U, sol.P)
         HU = sol.P[:, None] * sol.U * sol.theta[: sol.X.shape[0]]
         HUX = HU @ sol.X

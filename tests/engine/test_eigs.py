@@ -33,10 +33,34 @@ def test_tracker_matches_dense_eigh_and_grows_k(x64):
     assert tracker.hvps > 0
 
 
+def test_rayleigh_quotients_between_full_solves_and_sign_alignment(x64):
+    loss_fn, w = tiny_mlp_loss()
+    d = w.shape[0]
+    cfg = EigConfig(frequency=3, track_threshold=None, initial_k=2, tol=1e-12)  # the authors' default
+    tracker = EigTracker(loss_fn, cfg, d, jnp.float64)
+    P = jnp.ones(d)
+    theta0, U0 = tracker.update(w, P)
+    hvps = tracker.hvps
+    w2 = w + 1e-3 * jax.random.normal(jax.random.PRNGKey(0), w.shape, w.dtype)
+    theta1, U1 = tracker.update(w2, P)  # a Rayleigh-quotient update: k HVPs, same vectors
+    assert tracker.hvps - hvps == 2
+    np.testing.assert_array_equal(U1, U0)
+    H2 = np.asarray(jax.hessian(loss_fn)(w2))
+    np.testing.assert_allclose(theta1, np.sort(np.diag(np.asarray(U0).T @ H2 @ np.asarray(U0)))[::-1],
+                               rtol=1e-10)  # fmt: skip
+    dense = dense_effective(loss_fn, w2, P)[0][::-1][:2]
+    np.testing.assert_allclose(theta1, dense, rtol=1e-3)  # first-order accurate
+    tracker.update(w2, P)
+    theta3, U3 = tracker.update(w2, P)  # the 4th call is a full solve again
+    assert tracker.last_full
+    np.testing.assert_allclose(theta3, dense, rtol=1e-9)
+    assert np.all(np.sum(np.asarray(U3) * np.asarray(U0), axis=0) > 0)  # signs follow the previous vectors
+
+
 def test_rayleigh_ritz_between_full_solves_and_sign_alignment(x64):
     loss_fn, w = tiny_mlp_loss()
     d = w.shape[0]
-    cfg = EigConfig(frequency=3, track_threshold=None, initial_k=2, tol=1e-12)
+    cfg = EigConfig(frequency=3, track_threshold=None, initial_k=2, tol=1e-12, between_solves="ritz")
     tracker = EigTracker(loss_fn, cfg, d, jnp.float64)
     P = jnp.ones(d)
     theta0, U0 = tracker.update(w, P)

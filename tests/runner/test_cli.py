@@ -48,7 +48,8 @@ def parse(line: str) -> dict:
 
 def test_readme_gd_command():
     c = parse(GD + " --runs discrete central --steps=1000 --eig.frequency=1")
-    assert c["opt"] == {"name": "gd", "lr": 0.02, "beta2": 0.99, "eps": 0.0, "bias_correction": False}
+    assert c["opt"] == {"name": "gd", "lr": 0.02, "beta2": 0.99, "eps": 0.0, "bias_correction": False,
+                        "flow_t_rate": "step"}  # fmt: skip
     assert c["data"] == {"name": "cifar10", "criterion": "mse", "n": 1000, "root": "data", "classes": 4}
     assert c["arch"] == {"name": "mlp", "width": 256, "activation": "gelu"}
     assert c["runs"] == ["discrete", "central"] and c["steps"] == 1000 and c["eig"]["frequency"] == 1
@@ -58,7 +59,8 @@ def test_readme_gd_command():
 
 def test_readme_rmsprop_command():
     c = parse(RMSPROP)
-    assert c["opt"] == {"name": "rmsprop", "lr": 2e-5, "beta2": 0.99, "eps": 1e-7, "bias_correction": True}
+    assert c["opt"] == {"name": "rmsprop", "lr": 2e-5, "beta2": 0.99, "eps": 1e-7, "bias_correction": True,
+                        "flow_t_rate": "step"}  # fmt: skip
     # --steps counts after the warm start (the authors' main.py): 500 rows, steps 5..504
     assert c["warm_start"] == 5 and c["eig"]["track_threshold"] == 1.75 and c["steps"] == 505
     assert C.run_id(c) == "rmsprop-cifar10-mlp-lr2e-05-b20.99-eps1e-07-bc-mse-n1000-ws5-s0"
