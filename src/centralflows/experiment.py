@@ -329,7 +329,9 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
     kernels = Kernels(problem, opt, config["eig"].get("chunk_size"))
     w, s = problem.w0, opt.init_state(problem.w0)
     attrs = {
-        "config": config,
+        # the run's config; a resume is recorded by resumed_at_step / resumed_from, not in it, so a
+        # resumed file describes the same run as an uninterrupted one
+        "config": {**config, "checkpoint_file": None},
         "n_params": int(problem.n_params),
         "dataset": problem.dataset,
         "device": _device(),
@@ -343,7 +345,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             p.load_state_dict(tree["processes"][name])
         with signals.deferred():
             if (out_dir / PARTIAL).exists() or (out_dir / FINAL).exists():
-                logger = H5Logger.resume(out_dir, start, {"config": config})
+                logger = H5Logger.resume(out_dir, start, {"config": attrs["config"]})
             else:  # a checkpoint copied into a fresh folder: a new file from its step
                 marks = {"start_step": start, "resumed_at_step": start, "resumed_from": str(resume)}
                 logger = H5Logger(out_dir, {**attrs, **marks})
