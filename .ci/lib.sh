@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from centralflows.grid import plan
+from centralflows.plan.grid import plan
 
 print(plan(yaml.safe_load(open("config.yaml")), sys.argv[2]).cells[sys.argv[1]])
 PY

@@ -15,8 +15,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from centralflows.config import resolve_config
-from centralflows.problem import build_problem
+from centralflows.problem.build import build_problem
+from centralflows.runner.config import resolve_config
 
 # the tiny networks of the old ci scale (CIFAR-shaped inputs, 64 examples)
 NETWORKS = {

@@ -17,9 +17,9 @@ from functools import partial
 import hvp_loops
 import jax
 
-from centralflows import eigs
-from centralflows.config import resolve_config
-from centralflows.problem import build_problem
+from centralflows.engine import eigs
+from centralflows.problem.build import build_problem
+from centralflows.runner.config import resolve_config
 
 # bench/ is on sys.path when this script runs: share the timing helper of its sibling benchmark
 median_ms = partial(hvp_loops.median_ms, repeats=21)

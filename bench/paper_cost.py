@@ -43,8 +43,8 @@ def peak_mb() -> float:
 
 def paper_cells(config: dict, scale: str = "paper") -> dict:
     """{cell key "arch/opt/n": (representative run config, runs using it)} of one scale's plan."""
-    from centralflows.grid import plan
-    from centralflows.resources import cell_key
+    from centralflows.plan.grid import plan
+    from centralflows.plan.resources import cell_key
 
     cells = {}
     for run in plan(config, scale).runs.values():
@@ -57,7 +57,7 @@ def paper_cells(config: dict, scale: str = "paper") -> dict:
 
 def bench_config(run: dict, n: int | None = None) -> dict:
     """The run config with CIFAR-10 swapped for its CIFAR-shaped synthetic stand-in, no output."""
-    from centralflows.config import resolve_config
+    from centralflows.runner.config import resolve_config
 
     data = dict(run["data"])
     if data["name"] == "cifar10":
@@ -102,7 +102,7 @@ def measure_process(make, steps: int) -> dict:
 def hvp_ms(problem, ks=(1, 3)) -> dict:
     import jax
 
-    from centralflows.derivatives import batched_hvp
+    from centralflows.engine.derivatives import batched_hvp
 
     out = {}
     f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
@@ -118,11 +118,11 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     """Everything measured for one cell (in this process)."""
     import jax
 
-    from centralflows.eigs import EigConfig
-    from centralflows.experiment import eig_config
-    from centralflows.optimizers import make_optimizer
-    from centralflows.problem import build_problem
-    from centralflows.processes import CentralFlow, Discrete, Kernels, StableFlow
+    from centralflows.engine.eigs import EigConfig
+    from centralflows.engine.optimizers import make_optimizer
+    from centralflows.engine.processes import CentralFlow, Discrete, Kernels, StableFlow
+    from centralflows.problem.build import build_problem
+    from centralflows.runner.experiment import eig_config
 
     config = bench_config(run, n)
     start = time.perf_counter()
@@ -151,7 +151,7 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
 
 def hvp_growth(run: dict) -> dict:
     """One-vector HVP ms at n = 64, 250, 1000 (in this process)."""
-    from centralflows.problem import build_problem
+    from centralflows.problem.build import build_problem
 
     return {str(n): hvp_ms(build_problem(bench_config(run, n)), ks=(1,))["1"] for n in HVP_NS}
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.sdcp import beta_tensor, sdcp_residuals, solve_sdcp, solve_sdcp_with_info
+from centralflows.engine.sdcp import beta_tensor, sdcp_residuals, solve_sdcp, solve_sdcp_with_info
 
 
 def random_instance(rng, k):

@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.eigs import EigConfig
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import CentralFlow, Discrete, Kernels, StableFlow
-from centralflows.sdcp import solve_sdcp
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import CentralFlow, Discrete, Kernels, StableFlow
+from centralflows.engine.sdcp import solve_sdcp
 
 
 def synth_problem():

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from centralflows.data import DATASETS, DataError, cifar10, get_dataset, sorting, synthetic_cifar
-from centralflows.problem import load_dataset
+from centralflows.problem.build import load_dataset
+from centralflows.problem.data import DATASETS, DataError, cifar10, get_dataset, sorting, synthetic_cifar
 
 PER_BATCH = 12  # images per miniature batch
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.losses import CRITERIA, get_criterion
+from centralflows.problem.losses import CRITERIA, get_criterion
 
 F = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [9.0, 9.0, 9.0]])
 Y = jnp.array([0, 2, -1])  # the last row is masked

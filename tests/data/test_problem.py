@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from centralflows.problem import build_problem
+from centralflows.problem.build import build_problem
 
 CONFIG = {
     "data": {"name": "synthetic-cifar10", "n": 8, "n_test": 12},

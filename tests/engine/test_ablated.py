@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.ablated import AblatedFlow
-from centralflows.derivatives import third_derivative_pairs, upper_pairs
-from centralflows.eigs import EigConfig
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import Kernels
+from centralflows.engine.ablated import AblatedFlow
+from centralflows.engine.derivatives import third_derivative_pairs, upper_pairs
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import Kernels
 from tests.engine.helpers import as_problem, cubic_loss
 
 EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=3, max_k=6, tol=1e-12)

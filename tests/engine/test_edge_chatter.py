@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.eigs import EigConfig
-from centralflows.optimizers import make_optimizer
-from centralflows.problem import build_problem
-from centralflows.processes import CentralFlow, Kernels
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import CentralFlow, Kernels
+from centralflows.problem.build import build_problem
 
 CONFIG = {
     "data": {"name": "synthetic-cifar10", "criterion": "mse", "n": 64, "root": None, "classes": 4,

@@ -4,9 +4,9 @@ predicted loss tracks the time-averaged GD loss."""
 import numpy as np
 import pytest
 
-from centralflows.eigs import EigConfig
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import CentralFlow, Discrete, Kernels
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import CentralFlow, Discrete, Kernels
 from tests.engine.helpers import as_problem, small_synth
 
 

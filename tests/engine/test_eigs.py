@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.eigs import EigConfig, EigTracker, lobpcg
+from centralflows.engine.eigs import EigConfig, EigTracker, lobpcg
 from tests.conftest import tiny_mlp_loss
 
 

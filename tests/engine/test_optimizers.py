@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from centralflows.cli import parse_args
-from centralflows.config import ConfigError
-from centralflows.optimizers import make_optimizer
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.runner.cli import parse_args
+from centralflows.runner.config import ConfigError
 from tests.conftest import tiny_mlp_loss
 
 

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.eigs import EigConfig
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import CentralFlow, Discrete, Kernels, Midpoint, StableFlow
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import CentralFlow, Discrete, Kernels, Midpoint, StableFlow
 from tests.conftest import tiny_mlp_loss
 from tests.engine.helpers import as_problem, cubic_loss
 

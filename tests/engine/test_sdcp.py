@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from centralflows.sdcp import (
+from centralflows.engine.sdcp import (
     beta_matrix,
     beta_tensor,
     project_beta,

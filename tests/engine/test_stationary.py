@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.eigs import EigConfig, EigTracker
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import Kernels
-from centralflows.stationary import (
+from centralflows.engine.eigs import EigConfig, EigTracker
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import Kernels
+from centralflows.engine.stationary import (
     StationaryConfig,
     StationaryFlow,
     StationaryProbe,

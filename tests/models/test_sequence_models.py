@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from centralflows import derivatives
-from centralflows.data.spec import DataSpec
-from centralflows.models import get_architecture, mamba, transformer
-from centralflows.models.norms import RMSNorm, TrainableLayerNorm
+from centralflows.engine import derivatives
+from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.models import get_architecture, mamba, transformer
+from centralflows.problem.models.norms import RMSNorm, TrainableLayerNorm
 
 SPEC = DataSpec(kind="sequence", input_shape=(15,), num_outputs=4, vocab_size=4)
 COUNTS = {"lstm": 38_020, "transformer": 68_228, "mamba": 65_984}  # REFERENCE §3.3

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from centralflows import authors_checkpoint, models
-from centralflows.data.spec import DataSpec
-from centralflows.models import torch_init
-from centralflows.problem import build_problem
+from centralflows.problem import models
+from centralflows.problem.build import build_problem
+from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.models import torch_init
+from centralflows.runner import authors_checkpoint
 
 DATA = Path(__file__).parent / "data"
 REFS = json.loads((DATA / "torch_init_refs.json").read_text())
@@ -151,8 +152,8 @@ def test_run_records_the_initialisation_and_continues_an_authors_checkpoint(tmp_
     step with their optimizer count (its weights are checked above)."""
     import h5py
 
-    from centralflows.config import resolve_config
-    from centralflows.experiment import run
+    from centralflows.runner.config import resolve_config
+    from centralflows.runner.experiment import run
 
     base = {
         "data": {"name": "synthetic-cifar10", "n": 8, "n_test": 8},

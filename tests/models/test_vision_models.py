@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.data.spec import DataSpec
-from centralflows.derivatives import hvp, third_derivative
-from centralflows.models import get_architecture
-from centralflows.models.resnet import GroupNorm, conv3x3
-from centralflows.models.vit import LayerNorm
-from centralflows.problem import build_model, build_problem
+from centralflows.engine.derivatives import hvp, third_derivative
+from centralflows.problem.build import build_model, build_problem
+from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.models import get_architecture
+from centralflows.problem.models.resnet import GroupNorm, conv3x3
+from centralflows.problem.models.vit import LayerNorm
 
 CIFAR4 = DataSpec(kind="image", input_shape=(32, 32, 3), num_outputs=4)
 SMALL = {

@@ -5,7 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from centralflows.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from centralflows.runner.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_round_trip_keeps_dtypes_shapes_and_structure(tmp_path):

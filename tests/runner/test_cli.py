@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-from centralflows import cli
-from centralflows import config as C
-from centralflows.checkpoint import save_checkpoint
-from centralflows.config import ConfigError
+from centralflows.runner import cli
+from centralflows.runner import config as C
+from centralflows.runner.checkpoint import save_checkpoint
+from centralflows.runner.config import ConfigError
 
 # Small stand-ins for the dataset and architecture registries, so these tests do not depend on them.
 FAKE = {
@@ -210,9 +210,9 @@ def test_module_entry_point_exits_2_without_traceback():
 
 
 def test_real_registries_resolve(monkeypatch):
-    monkeypatch.undo()  # the real centralflows.data / centralflows.models registries
-    pytest.importorskip("centralflows.data")
-    pytest.importorskip("centralflows.models")
+    monkeypatch.undo()  # the real centralflows.problem.data / centralflows.problem.models registries
+    pytest.importorskip("centralflows.problem.data")
+    pytest.importorskip("centralflows.problem.models")
     c = C.resolve_config(
         {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "sorting"}
     )

@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.checkpoint import latest_checkpoint
-from centralflows.config import resolve_config
-from centralflows.eigs import EigConfig
-from centralflows.experiment import group_logs, run
-from centralflows.optimizers import make_optimizer
-from centralflows.processes import CentralFlow, Kernels, Midpoint
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import make_optimizer
+from centralflows.engine.processes import CentralFlow, Kernels, Midpoint
+from centralflows.runner.checkpoint import latest_checkpoint
+from centralflows.runner.config import resolve_config
+from centralflows.runner.experiment import group_logs, run
 from tests.engine.helpers import as_problem, cubic_loss
 
 # A tiny MLP on the offline CIFAR stand-in; at eta = 0.05 GD reaches the edge of stability within a

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from centralflows.io import H5Logger, open_for_reading
+from centralflows.runner.io import H5Logger, open_for_reading
 
 
 def test_layout_growth_and_late_keys(tmp_path):
@@ -56,7 +56,7 @@ def test_rank_change_is_an_error(tmp_path):
 READER = textwrap.dedent(
     """
     import sys
-    from centralflows.io import open_for_reading
+    from centralflows.runner.io import open_for_reading
     f = open_for_reading(sys.argv[1])
     ds = f["discrete/train_loss"]
     for line in sys.stdin:  # one read per line from the test, with the file kept open
@@ -126,7 +126,7 @@ def test_stopped_run_keeps_partial_and_resume_truncates(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from centralflows.io import H5Logger
+    from centralflows.runner.io import H5Logger
     logger = H5Logger(sys.argv[1], {"config": {"steps": 10**6}})
     step = 0
     while True:

@@ -61,7 +61,7 @@ def run_module(argv, cwd, env=None):
     """`python -m centralflows ARGV` with the CIFAR checksum set to the test archive's."""
     md5 = hashlib.md5((cwd / "data" / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
     code = (
-        f"import runpy, sys; import centralflows.data.cifar10 as c; c.MD5 = {md5!r}; "
+        f"import runpy, sys; import centralflows.problem.data.cifar10 as c; c.MD5 = {md5!r}; "
         f"sys.argv = ['centralflows', *{list(argv)!r}]; runpy.run_module('centralflows', run_name='__main__')"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,

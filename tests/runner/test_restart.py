@@ -7,10 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from centralflows.checkpoint import load_checkpoint
-from centralflows.config import resolve_config
-from centralflows.experiment import run
-from centralflows.restart import RestartError, edge_checkpoint, edge_step, first_crossing
+from centralflows.runner.checkpoint import load_checkpoint
+from centralflows.runner.config import resolve_config
+from centralflows.runner.experiment import run
+from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step, first_crossing
 
 
 def test_first_crossing_is_the_first_step_at_or_above_the_threshold():

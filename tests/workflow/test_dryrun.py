@@ -4,7 +4,7 @@ stops typos at parse time."""
 import pytest
 import yaml
 
-from centralflows import grid
+from centralflows.plan import grid
 
 from .conftest import ROOT, snakemake
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from centralflows import contract, plotting, tables
+from centralflows.analysis import contract, plotting, tables
 
 from .conftest import LR, ROOT
 

@@ -4,8 +4,8 @@ import math
 
 import yaml
 
-from centralflows.grid import plan
-from centralflows.resources import cell_key, load_table, mem_mb, runtime_minutes
+from centralflows.plan.grid import plan
+from centralflows.plan.resources import cell_key, load_table, mem_mb, runtime_minutes
 
 from .conftest import ROOT
 

@@ -9,9 +9,10 @@ import time
 import pytest
 import yaml
 
-from centralflows import grid, status
-from centralflows.config import resolve_config
-from centralflows.experiment import run
+from centralflows.plan import grid
+from centralflows.runner import status
+from centralflows.runner.config import resolve_config
+from centralflows.runner.experiment import run
 
 from .conftest import ROOT
 
@@ -34,7 +35,7 @@ def test_a_finished_run_is_completed_with_its_steps_and_rate(tmp_path):
 @pytest.mark.slow
 def test_a_run_in_progress_is_running_then_stopped_once_killed(tmp_path):
     config = resolve_config({**CELL, "steps": 100000, "out": str(tmp_path)})
-    code = f"from centralflows.experiment import run; run({config!r})"
+    code = f"from centralflows.runner.experiment import run; run({config!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
     try:
         deadline, s = time.time() + 600, None

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from centralflows import grid, tables
+from centralflows.analysis import tables
+from centralflows.plan import grid
 
 from .conftest import LR, ROOT
 

@@ -2,8 +2,8 @@
 import os
 import re
 
-from centralflows.grid import get_path, plan
-from centralflows.resources import load_table, mem_mb, runtime_minutes
+from centralflows.plan.grid import get_path, plan
+from centralflows.plan.resources import load_table, mem_mb, runtime_minutes
 
 PLAN = plan(config)
 SCALE = PLAN.scale
@@ -15,9 +15,9 @@ CIFAR_ARCHIVE = f"{config['data_root']}/cifar-10-python.tar.gz"
 def _validate_runs_with_engine():
     """Every run config through the engine's own validation, so a bad arch option stops the parse."""
     try:
-        from centralflows.config import resolve_config
+        from centralflows.runner.config import resolve_config
     except ModuleNotFoundError as error:
-        if error.name != "centralflows.config":
+        if error.name != "centralflows.runner.config":
             raise
         return  # the engine's config module is not there yet: the JSON Schema alone applies
     for run_id, run in PLAN.runs.items():
@@ -78,13 +78,13 @@ RESOURCE_TABLE = load_table(config["resources"]["table"])
 
 
 def get_runtime(wildcards, attempt):
-    """Minutes from the measured resources table (centralflows.resources), else per_kstep."""
+    """Minutes from the measured resources table (centralflows.plan.resources), else per_kstep."""
     run = PLAN.runs[wildcards.run_id]
     return runtime_minutes(run, config["resources"], RESOURCE_TABLE, attempt)
 
 
 def get_mem_mb(wildcards, attempt):
-    """MB from the measured resources table (centralflows.resources), else base + per_kexample."""
+    """MB from the measured resources table (centralflows.plan.resources), else base + per_kexample."""
     return mem_mb(
         PLAN.runs[wildcards.run_id], config["resources"], RESOURCE_TABLE, attempt
     )
@@ -100,21 +100,21 @@ def get_all_run_tables():
 
 def get_figure_roles(figure):
     """A figure's roles: role -> its cell or its list of cells (grids expanded), in registry order."""
-    from centralflows.grid import figure_roles
+    from centralflows.plan.grid import figure_roles
 
     return figure_roles(config, figure, PLAN.scale)
 
 
 def get_figure_cells(figure):
     """The cell names a figure reads, grids expanded, in registry order."""
-    from centralflows.contract import members
+    from centralflows.analysis.contract import members
 
     return [c for value in get_figure_roles(figure).values() for c in members(value)]
 
 
 def get_figure_reads(figure):
     """The READS declaration of a figure's script, its roles checked against the registry's."""
-    from centralflows.contract import check_roles, script_reads
+    from centralflows.analysis.contract import check_roles, script_reads
 
     reads = script_reads(f"workflow/scripts/figures/{figure}.py")
     check_roles(figure, reads, config["figures"][figure]["cells"])
@@ -132,7 +132,7 @@ def get_figure_tables(wildcards):
 
 def get_claim_cells():
     """Claim id -> the cell names it is checked on."""
-    from centralflows.grid import resolve_names
+    from centralflows.plan.grid import resolve_names
 
     return {
         c: resolve_names(config, config["claims"][c]["cells"], PLAN.scale)
@@ -152,7 +152,7 @@ def check_cifar10_reachable():
     import sys
     import urllib.request
 
-    from centralflows.data import cifar10
+    from centralflows.problem.data import cifar10
 
     if not any(j.rule.name == "download_cifar10" for j in workflow.dag.needrun_jobs()):
         return

@@ -1,4 +1,4 @@
-# HDF5 -> small tables: the compute/plot boundary (docs in centralflows.tables).
+# HDF5 -> small tables: the compute/plot boundary (docs in centralflows.analysis.tables).
 
 
 rule aggregate:

@@ -1,10 +1,10 @@
-"""One run's HDF5 -> its long table (centralflows.tables) and a JSON of its attributes and job record."""
+"""One run's HDF5 -> its long table and a JSON of its attributes and job record."""
 
 import json
 import sys
 from pathlib import Path
 
-from centralflows.tables import log_to, read_run
+from centralflows.analysis.tables import log_to, read_run
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 run_id = snakemake.wildcards.run_id  # noqa: F821

@@ -1,7 +1,7 @@
-"""The source run's checkpoint at its edge step (centralflows.restart.edge_checkpoint)."""
+"""The source run's checkpoint at its edge step (centralflows.runner.restart.edge_checkpoint)."""
 
-from centralflows.restart import RestartError, edge_checkpoint, edge_step
-from centralflows.tables import log_to
+from centralflows.analysis.tables import log_to
+from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 source, before = snakemake.input.hdf5, snakemake.params.before  # noqa: F821

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from centralflows.grid import figure_cell_names
+from centralflows.plan.grid import figure_cell_names
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- figure-index:start -->", "<!-- figure-index:end -->"

@@ -1,13 +1,13 @@
 """The small table of one figure: the processes and quantities its script's READS declares, per role,
-with the cell name and eta. A declared quantity that a cell's run lacks fails here (centralflows.contract)."""
+with the cell name and eta. A declared quantity that a cell's run lacks fails here."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from centralflows.contract import ContractError, members, missing_reads
-from centralflows.tables import LONG_COLUMNS, log_to
+from centralflows.analysis.contract import ContractError, members, missing_reads
+from centralflows.analysis.tables import LONG_COLUMNS, log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from centralflows.grid import all_cells, cell_run_config, get_path
+from centralflows.plan.grid import all_cells, cell_run_config, get_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,11 +1,11 @@
-"""One row per cell with its key metrics (columns: centralflows.tables.SUMMARY_COLUMNS)."""
+"""One row per cell with its key metrics (columns: centralflows.analysis.tables.SUMMARY_COLUMNS)."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from centralflows.tables import SUMMARY_COLUMNS, log_to, summarize_run
+from centralflows.analysis.tables import SUMMARY_COLUMNS, log_to, summarize_run
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 smooth = snakemake.params.smooth  # noqa: F821

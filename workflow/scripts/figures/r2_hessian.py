@@ -1,8 +1,8 @@
 """R2: top Hessian eigenvalues of GD (each from the step it starts being tracked) and 2/eta."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["hessian_eigs"]}}
 
 

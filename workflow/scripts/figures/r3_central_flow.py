@@ -1,8 +1,8 @@
 """R3: GD vs its central flow: loss with the prediction, and effective eigenvalues with the line at 2."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "effective_hessian_eigs"],

@@ -1,8 +1,8 @@
 """R4: RMSProp (MLP README recipe) vs its central flow: loss with prediction, effective eigenvalues at 2."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "effective_hessian_eigs"],

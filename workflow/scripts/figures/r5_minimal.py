@@ -1,8 +1,8 @@
 """R5: train loss of gradient descent (C0) and the central flow prediction (black), as minimal.py draws it."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
 
 

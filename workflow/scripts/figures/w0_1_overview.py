@@ -1,8 +1,8 @@
 """W0.1: the landing figure: GD (blue) and its central flow (black) on the ViT, loss and sharpness."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "hessian_eigs"],

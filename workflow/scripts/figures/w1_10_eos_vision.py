@@ -1,8 +1,8 @@
 """W1.10: EOS on every vision architecture (CNN, ResNet, ViT): loss and sharpness vs 2/eta per eta."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"runs": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 

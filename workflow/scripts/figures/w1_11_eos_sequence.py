@@ -1,8 +1,8 @@
 """W1.11: EOS on every sequence architecture (LSTM, Transformer, Mamba) on the sorting task."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"runs": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 

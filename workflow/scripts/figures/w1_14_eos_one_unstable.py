@@ -3,9 +3,9 @@
 Window: from 20 steps before the onset to the step the second eigenvalue reaches 2/eta (or the end).
 """
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 

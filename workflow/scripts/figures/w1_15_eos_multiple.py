@@ -1,8 +1,8 @@
 """W1.15: GD's top four Hessian eigenvalues enter EOS one after another (dashed: each reaches 2/eta)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["hessian_eigs"]}}
 
 

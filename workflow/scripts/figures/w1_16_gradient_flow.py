@@ -1,8 +1,8 @@
 """W1.16: GD (blue) follows gradient flow (red) until EOS, then splits off."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "hessian_eigs"],

@@ -7,9 +7,9 @@ there. Middle: squared displacement along the top eigenvector (light), its movin
 and the central flow's sigma^2(t) (black). Right: ||w_t - w(t)||.
 """
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "full": {"discrete": ["hessian_eigs"]},
     "restart": {

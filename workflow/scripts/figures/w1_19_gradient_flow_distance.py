@@ -1,8 +1,8 @@
 """W1.19: gradient flow leaves GD's trajectory once EOS starts; the central flow stays close."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["hessian_eigs"],

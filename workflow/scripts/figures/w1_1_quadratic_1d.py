@@ -6,9 +6,9 @@ Top: the iterates on the parabola; bottom: |x_t| against the step (log scale).
 
 import numpy as np
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {}
 
 ETA, X0, STEPS = 1.0, 1.0, 12

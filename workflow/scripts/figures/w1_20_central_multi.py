@@ -1,8 +1,8 @@
 """W1.20: each eigenvalue rises to 2/eta and locks under the central flow; distances to GD."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["hessian_eigs"],

@@ -1,8 +1,8 @@
 """W1.21: each eigenvalue x_i of Sigma(t) predicts the variance of GD's oscillation along its eigenvector."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"central": ["predicted_variances"], "group": ["deltas"], "discrete": ["hessian_eigs"]}}
 
 

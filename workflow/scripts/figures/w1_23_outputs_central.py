@@ -1,8 +1,8 @@
 """W1.23: the same outputs under the central flow (black) evolve smoothly through GD's (colours)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["test_outputs/0", "test_outputs/1", "test_outputs/2", "hessian_eigs"],

@@ -1,8 +1,8 @@
 """W1.25: the central flow's loss L(w(t)) decreases monotonically and stays below GD's loss."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"], "central": ["train_loss"]}}
 
 

@@ -1,8 +1,8 @@
 """W1.27: GD loss (raw and moving average), the central flow's loss and its prediction (dashed)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss"], "central": ["train_loss", "predicted_loss"]}}
 
 

@@ -1,8 +1,8 @@
 """W1.28: the central flow predicts GD's time-averaged squared gradient norm; most of it is oscillation."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["grad_norm_sq", "hessian_eigs"],

@@ -1,8 +1,8 @@
 """W1.29: real (faint, moving average solid) vs predicted (dashed black) GD loss for six architectures."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"runs": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
 
 

@@ -8,9 +8,9 @@ right: |q_i . w_t| per eigendirection (log scale).
 
 import numpy as np
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {}
 
 ETA, LAMBDAS, ANGLE, STEPS = 1.0, (2.1, 0.3), np.pi / 6, 20

@@ -1,8 +1,8 @@
 """W1.4: the sharpness of GD rises to 2/eta (progressive sharpening)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["hessian_eigs"]}}
 
 

@@ -6,9 +6,9 @@ the onset to 80 after; red shading = blow-up (S > 2/eta, W1.5), green = stabiliz
 exceeds 2/eta (W1.6); together one cycle (W1.13).
 """
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"], "group": ["deltas"]}}
 
 

@@ -1,8 +1,8 @@
 """W1.7: a full GD run at the edge of stability: train loss, and sharpness hovering at 2/eta."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 

@@ -1,8 +1,8 @@
 """W1.8: the same EOS behaviour at eta = 0.01: train loss, sharpness at 2/eta = 200."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 

@@ -1,8 +1,8 @@
 """W2.10: the central flow follows Scalar RMSProp at both beta2 (one row each): loss, S_eff, nu, distance."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "runs": {
         "discrete": ["train_loss", "effective_hessian_eigs", "opt.nu"],

@@ -1,8 +1,8 @@
 """W2.12: the effective step size eta/sqrt(nu) fluctuates for Scalar RMSProp and is smooth for its central flow."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["opt.effective_step_size"], "central": ["opt.effective_step_size"]}}
 
 

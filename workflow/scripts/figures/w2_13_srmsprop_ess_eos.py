@@ -1,8 +1,8 @@
 """W2.13: along the central flow at EOS, eta/sqrt(nu(t)) = 2/S(w(t)); every eigenvalue at EOS is drawn."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["opt.effective_step_size"],

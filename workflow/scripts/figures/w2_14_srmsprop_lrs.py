@@ -1,8 +1,8 @@
 """W2.14: Scalar RMSProp at several eta (colours): a larger eta trains to a lower sharpness at equal loss."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "runs": {
         "discrete": ["train_loss"],

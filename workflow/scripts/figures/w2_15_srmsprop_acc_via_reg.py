@@ -1,9 +1,9 @@
 """W2.15: acceleration via regularization for Scalar RMSProp: the ablated flow dw/dt = -(2/S)grad L (red)
 goes sharper, takes smaller steps and trains slower than the central flow (black) and the run (blue)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["opt.effective_step_size"],

@@ -1,9 +1,9 @@
 """W2.16: Scalar RMSProp from one initialisation at two eta (colours): both hold eta/sqrt(nu) = 2/S, the
 larger eta regularizes more, reaches a lower sharpness, takes larger steps and trains faster."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "runs": {
         "discrete": ["train_loss", "hessian_eigs", "opt.effective_step_size"],

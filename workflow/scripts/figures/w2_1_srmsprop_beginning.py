@@ -1,8 +1,8 @@
 """W2.1: the start of Scalar RMSProp training: loss, gradient norm and the network's outputs."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {"discrete": ["train_loss", "grad_norm_sq", "train_outputs/0", "effective_hessian_eigs"]},
 }

@@ -1,8 +1,8 @@
 """W2.2: one Scalar RMSProp EOS cycle on the 2x3 grid (loss, S_eff, displacement; grad norm, S, nu)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "effective_hessian_eigs", "hessian_eigs", "grad_norm_sq", "opt.nu"],

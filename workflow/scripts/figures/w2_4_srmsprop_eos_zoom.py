@@ -1,8 +1,8 @@
 """W2.4: the 2x3 EOS grid zoomed on the first cycle (beta2 = 0.99)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "effective_hessian_eigs", "hessian_eigs", "grad_norm_sq", "opt.nu"],

@@ -1,8 +1,8 @@
 """W2.6: the same initialisation at beta2 = 0.99 (C0) and 0.999 (C1): loss, S_eff, S(w) and nu."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"runs": {"discrete": ["train_loss", "effective_hessian_eigs", "hessian_eigs", "opt.nu"]}}
 
 

@@ -1,8 +1,8 @@
 """W2.7: several effective eigenvalues of Scalar RMSProp reach the edge of stability one after another."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["effective_hessian_eigs"]}}
 
 

@@ -1,8 +1,8 @@
 """W2.8: Scalar RMSProp (blue) follows its stable flow (dashed red) until EOS, then leaves it."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "effective_hessian_eigs"],

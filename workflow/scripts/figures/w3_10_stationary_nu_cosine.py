@@ -1,8 +1,8 @@
 """W3.10: along the RMSProp central flow, cos(nu(t), nu_bar(w(t))) rises to ~1 (inset: its last stretch)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"central": ["stationary/nu_cosine"]}}
 
 ZOOM = 0.998  # the website's inset spans 0.998-1.000

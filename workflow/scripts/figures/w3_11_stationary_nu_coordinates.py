@@ -2,9 +2,9 @@
 
 from matplotlib.lines import Line2D
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"central": ["opt.nu_selected_idx", "stationary/nu_bar_selected_idx"]}}
 
 NU_BAR = "stationary/nu_bar_selected_idx"

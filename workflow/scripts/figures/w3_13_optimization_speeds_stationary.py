@@ -1,9 +1,9 @@
 """W3.13: W3.12 plus the stationary preconditioner P_bar (blue): slower than P_hat, at times slower than
 the baseline."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "runs": {"central": ["stationary/speed_p_hat", "stationary/speed_baseline", "stationary/speed_p_bar"]},
 }

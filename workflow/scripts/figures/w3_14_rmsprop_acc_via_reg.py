@@ -1,9 +1,9 @@
 """W3.14: acceleration via regularization for RMSProp: the ablated flow (no implicit curvature penalty,
 red) goes sharper, takes smaller steps and trains slower than the central flow (black) and RMSProp (blue)."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["train_loss", "hessian_eigs", "opt.ess_harmonic_mean"],

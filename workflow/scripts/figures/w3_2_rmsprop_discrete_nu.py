@@ -1,8 +1,8 @@
 """W3.2: at single coordinates the squared gradient (faint) and its EMA nu (dark) fluctuate rapidly."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["grad_sq_selected_idx", "opt.nu_selected_idx"]}}
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from centralflows import plotting
-from centralflows.toys import preconditioned_gd_quadratic
+from centralflows.analysis import plotting
+from centralflows.analysis.toys import preconditioned_gd_quadratic
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {}
 
 

@@ -1,8 +1,8 @@
 """W3.4: the top eigenvalue of the effective Hessian diag(eta/sqrt(nu)) H of RMSProp equilibrates at 2."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["effective_hessian_eigs"]}}
 
 

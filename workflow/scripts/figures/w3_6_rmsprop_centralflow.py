@@ -1,8 +1,8 @@
 """W3.6: under the RMSProp central flow (black) each effective eigenvalue rises to 2 and locks there."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["effective_hessian_eigs"], "central": ["effective_hessian_eigs"]}}
 
 

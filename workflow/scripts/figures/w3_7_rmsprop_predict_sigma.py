@@ -1,8 +1,8 @@
 """W3.7: squared displacements along Sigma's generalized eigenvectors (faint, smoothed) vs their predicted variances."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"central": ["predicted_variances"], "group": ["deltas"]}}
 
 

@@ -1,8 +1,8 @@
 """W3.8: per coordinate, the central flow predicts RMSProp's time-averaged squared gradient; most comes from oscillation."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {
     "main": {
         "discrete": ["grad_sq_selected_idx"],

@@ -1,8 +1,8 @@
 """W3.9: the central flow's nu(t) (black) tracks RMSProp's fluctuating nu_t (blue) per coordinate."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["opt.nu_selected_idx"], "central": ["opt.nu_selected_idx"]}}
 
 

@@ -1,8 +1,8 @@
 """RMSProp counterpart of W2.11: predicted (dashed black) vs actual loss for every architecture and eta."""
 
-from centralflows import plotting
+from centralflows.analysis import plotting
 
-# What plot() reads, per role of the registry entry's `cells:` (centralflows.contract)
+# What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"runs": {"discrete": ["train_loss"], "central": ["predicted_loss"]}}
 
 

@@ -1,0 +1,343 @@
+"""Warm-started tracking of the top eigenpairs of P^{-1/2} H P^{-1/2} (REFERENCE §3.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from centralflows.engine.derivatives import batched_hvp
+
+
+@dataclass(frozen=True)
+class EigConfig:
+    """Options of one eigen-tracker (the `eig` block of a run config).
+
+    Attributes:
+        frequency: run the full solver every `frequency` calls (-1: never); in between, the cached
+            vectors are updated as `between_solves` says.
+        track_threshold: add an eigenvector while the smallest tracked effective eigenvalue is
+            >= this value (None: fixed count).
+        initial_k: number of eigenpairs tracked at the start.
+        max_k: cap on the number of tracked eigenpairs.
+        tol: LOBPCG tolerance, relative as in the authors' solver: a pair converges when
+            ‖Av - θv‖ < tol·10·d·(‖Av‖ + |θ|).
+        max_iter: LOBPCG iteration cap.
+        chunk_size: how many Hessian-vector products run at once (None: all k).
+        between_solves: "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted)
+            or "ritz" (a Rayleigh-Ritz step in their span; smooth where two eigenvalues are
+            near-degenerate at the edge, docs/design.md). Both cost k HVPs.
+    """
+
+    frequency: int = -1
+    track_threshold: float | None = 1.5
+    initial_k: int = 1
+    max_k: int = 10
+    tol: float = 1e-10
+    max_iter: int = 100
+    chunk_size: int | None = None
+    between_solves: str = "quotients"
+
+    @classmethod
+    def from_dict(cls, options: dict) -> EigConfig:
+        return cls(**{key: options[key] for key in cls.__dataclass_fields__ if key in options})
+
+
+def _sym(A):
+    return (A + A.T) / 2
+
+
+class LobpcgState(NamedTuple):
+    """LOBPCG's blocks, stored as rows ([k, d]): XLA:CPU runs the k x d by d x k products of the
+    Rayleigh-Ritz steps about ten times faster in this layout than as [d, k] columns (bench/README.md)."""
+
+    X: jax.Array  # [k, d] current Ritz vectors, orthonormal rows
+    AX: jax.Array  # [k, d] the operator applied to X
+    P: jax.Array  # [k, d] previous search directions (zero rows where dropped)
+    AP: jax.Array
+    theta: jax.Array  # [k] Ritz values, descending
+    converged: jax.Array  # scalar bool: every pair meets the tolerance
+
+
+def _converged(X, AX, theta, tol):
+    d = X.shape[1]
+    resid = jnp.linalg.norm(AX - theta[:, None] * X, axis=1)
+    scale = tol * 10 * d * (jnp.linalg.norm(AX, axis=1) + jnp.abs(theta))
+    return jnp.all(resid < scale)
+
+
+def orthonormalize(X: jax.Array) -> jax.Array:
+    """Orthonormal rows spanning the rows of X ([k, d])."""
+    return jnp.linalg.qr(X.T)[0].T
+
+
+def lobpcg_start(X: jax.Array, AX: jax.Array, tol) -> LobpcgState:
+    """The Rayleigh-Ritz start of LOBPCG from orthonormal rows X and AX = A·X."""
+    theta, Z = jnp.linalg.eigh(_sym(X @ AX.T))
+    Z = Z[:, ::-1].T  # rows: the Ritz vectors' coefficients, by descending value
+    X, AX = Z @ X, Z @ AX
+    zeros = jnp.zeros_like(X)
+    return LobpcgState(X, AX, zeros, zeros, theta[::-1], _converged(X, AX, theta[::-1], tol))
+
+
+def lobpcg_residual(state: LobpcgState) -> jax.Array:
+    """The normalised residual block R of an iteration, orthogonalised against X and P."""
+    X, AX, P, _, theta, _ = state
+    R = AX - theta[:, None] * X
+    for _ in range(2):  # twice: one Gram-Schmidt pass loses orthogonality in float32
+        R = R - (R @ X.T) @ X - (R @ P.T) @ P
+    norm = jnp.linalg.norm(R, axis=1, keepdims=True)
+    return R / jnp.maximum(norm, jnp.finfo(X.dtype).tiny)
+
+
+def lobpcg_update(state: LobpcgState, R: jax.Array, AR: jax.Array, tol) -> LobpcgState:
+    """The Rayleigh-Ritz step of an iteration on the Gram matrix of [X, P, R], given AR = A·R. It
+    drops near-dependent directions (an SVQB-style truncation), which keeps shapes static under jit."""
+    X, AX, P, AP, theta, _ = state
+    k = X.shape[0]
+    dtype = X.dtype
+    S = jnp.concatenate([X, P, R], axis=0)  # [3k, d]
+    AS = jnp.concatenate([AX, AP, AR], axis=0)  # [3k, d]
+    mu, W = jnp.linalg.eigh(_sym(S @ S.T))
+    keep = mu > jnp.sqrt(jnp.finfo(dtype).eps) * mu[-1]
+    T = W * jnp.where(keep, 1 / jnp.sqrt(jnp.where(keep, mu, 1)), 0)
+    G = _sym(T.T @ (S @ AS.T) @ T)
+    penalty = 10 * (jnp.sum(jnp.abs(G)) + 1)  # sends dropped directions to the bottom
+    th, Zr = jnp.linalg.eigh(G - jnp.diag(jnp.where(keep, 0, penalty)))
+    C = (T @ Zr[:, ::-1][:, :k]).T  # [k, 3k]
+    theta = th[::-1][:k]
+    X, AX = C @ S, C @ AS
+    norm = jnp.linalg.norm(X, axis=1, keepdims=True)
+    X, AX = X / norm, AX / norm
+    P, AP = C[:, k:] @ S[k:], C[:, k:] @ AS[k:]
+    PtX = P @ X.T
+    P, AP = P - PtX @ X, AP - PtX @ AX
+    # AP is carried as a linear combination, not recomputed: normalising a tiny P (a converged
+    # pair) would blow up its round-off, so such directions are zeroed (and dropped above).
+    norm = jnp.linalg.norm(P, axis=1, keepdims=True)
+    big = norm > jnp.sqrt(jnp.finfo(dtype).eps)
+    scale = jnp.where(big, 1 / jnp.where(big, norm, 1), 0)
+    return LobpcgState(X, AX, P * scale, AP * scale, theta, _converged(X, AX, theta, tol))
+
+
+_jit_orthonormalize = jax.jit(orthonormalize)
+_jit_lobpcg_start = jax.jit(lobpcg_start)
+_jit_residual = jax.jit(lobpcg_residual)
+_jit_update = jax.jit(lobpcg_update)
+
+
+def run_lobpcg(matvec_rows, X0: jax.Array, tol, max_iter: int):
+    """LOBPCG driven from the host, warm-started from the rows of X0 ([k, d]); `matvec_rows` is a
+    jitted operator applied to each row of a [k, d] block.
+
+    The loop is in Python, not a `lax.while_loop`, because XLA:CPU runs convolutions inside a loop
+    body about ten times slower than outside one (jax-ml/jax#12868; measured 7-10x on the CNN and
+    ResNet here). The operator is its own jitted program, separate from LOBPCG's small dense algebra,
+    so a network's Hessian-vector product is traced and compiled once per block size, not once per
+    LOBPCG stage (a ci Transformer run: 63 s -> 36 s, most of it compilation). The convergence test
+    costs one device-to-host sync per iteration.
+
+    Returns:
+        (theta [k] descending, X [k, d] orthonormal rows, iterations)
+    """
+    X = _jit_orthonormalize(X0)
+    state = _jit_lobpcg_start(X, matvec_rows(X), tol)
+    iters = 0
+    while iters < max_iter and not bool(state.converged):
+        R = _jit_residual(state)
+        state = _jit_update(state, R, matvec_rows(R), tol)
+        iters += 1
+    return state.theta, state.X, iters
+
+
+def lobpcg(matvec, X0: jax.Array, max_iter: int, tol: float):
+    """Top-k eigenpairs of a symmetric operator by LOBPCG, warm-started from the columns of X0.
+
+    Args:
+        matvec: [d, k] -> [d, k], the operator applied to each column.
+        X0: [d, k] initial vectors.
+
+    Returns:
+        (theta [k] descending, X [d, k] orthonormal, iterations)
+    """
+    theta, X, iters = run_lobpcg(jax.jit(lambda Xr: matvec(Xr.T).T), X0.T, tol, max_iter)
+    return theta, X.T, iters
+
+
+def dense_top_eigs(matvec, d: int, k: int, dtype):
+    """Top-k eigenpairs from the dense operator (for problems too small for LOBPCG)."""
+    A = _sym(matvec(jnp.eye(d, dtype=dtype)))
+    theta, V = jnp.linalg.eigh(A)
+    return theta[::-1][:k], V[:, ::-1][:, :k]
+
+
+def _operator(loss_fn, w, P, chunk_size):
+    """V -> P^{-1/2} H(w) P^{-1/2} V."""
+    p = jnp.broadcast_to(P, w.shape)[:, None] ** -0.5
+    return lambda V: p * batched_hvp(loss_fn, w, p * V, chunk_size)
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "chunk_size"))
+def _apply_operator_rows(loss_fn, w, P, V, *, chunk_size):
+    """P^{-1/2} H(w) P^{-1/2} applied to each row of V ([k, d])."""
+    return _operator(loss_fn, w, P, chunk_size)(V.T).T
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "chunk_size", "k"))
+def _dense_solve(loss_fn, w, P, *, chunk_size, k):
+    return dense_top_eigs(_operator(loss_fn, w, P, chunk_size), w.shape[0], k, w.dtype)
+
+
+@jax.jit
+def _align_signs(V, V0):
+    """Flips eigenvectors to agree with the previous ones, so tracked directions keep their orientation."""
+    signs = jnp.sign(jnp.sum(V * V0, axis=0))
+    return V * jnp.where(signs == 0, 1, signs)
+
+
+@jax.jit
+def _rayleigh_quotients(V, AV):
+    theta = jnp.sum(V * AV, axis=0)
+    order = jnp.argsort(-theta)
+    return theta[order], V[:, order]
+
+
+@jax.jit
+def _rayleigh_ritz(V, AV):
+    """Ritz pairs of the operator in span(V) (one Rayleigh-Ritz step on the cached vectors).
+
+    Diagonal Rayleigh quotients would ignore the off-diagonal VᵀAV: in a near-degenerate pair the
+    cached vectors rotate away from the eigenvectors within a step, the quotients stay below the top
+    Ritz value (the central flow held them at 2 while the pair's top eigenvalue was 2.001) and the
+    next full solve corrects abruptly, which made Σ alternate from step to step.
+    """
+    theta, Z = jnp.linalg.eigh(_sym(V.T @ AV))
+    theta, Z = theta[::-1], Z[:, ::-1]
+    return theta, _align_signs(V @ Z, V)
+
+
+class EigTracker:
+    """Tracks the top eigenpairs of P^{-1/2} H P^{-1/2} along a trajectory.
+
+    Call `update(w, P)` once per measurement; it runs the full warm-started solver every
+    `frequency` calls (or when `full=True`) and a cheap update of the cached vectors otherwise
+    (Rayleigh quotients, or a Rayleigh-Ritz step in their span: `between_solves`). Eigenvectors
+    are returned P-orthonormal (U = P^{-1/2} V, UᵀPU = I), eigenvalues in effective units.
+    The tracker's state (vectors, call counter, random key, counters) is a dict of arrays so that
+    checkpoints can restore it exactly.
+    """
+
+    def __init__(self, loss_fn, config: EigConfig, dim: int, dtype, seed: int = 0):
+        self.loss_fn = loss_fn
+        self.config = config
+        self.dim = dim
+        self.dtype = dtype
+        self.key = jax.random.PRNGKey(seed)
+        self.V = jnp.zeros((dim, 0), dtype)
+        self.theta = jnp.zeros((0,), dtype)
+        self.calls = 0
+        self.hvps = 0
+        self.capped_steps = 0  # measurements at which `capped` held (counted by the processes)
+        self.last_full = False
+
+    @property
+    def k(self) -> int:
+        return int(self.V.shape[1])
+
+    @property
+    def capped(self) -> bool:
+        """The cap binds: k = max_k and the smallest tracked θ is still ≥ the growth threshold, so an
+        untracked eigenvalue may be above it too (the authors' code has no cap)."""
+        threshold = self.config.track_threshold
+        return (
+            threshold is not None and 0 < self.config.max_k <= self.k and float(self.theta[-1]) >= threshold
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.frequency >= 1
+
+    def _add_vectors(self, n: int):
+        self.key, sub = jax.random.split(self.key)
+        new = jax.random.normal(sub, (self.dim, n), self.dtype)
+        new = new - self.V @ (self.V.T @ new)
+        self.V = jnp.concatenate([self.V, new / jnp.linalg.norm(new, axis=0)], axis=1)
+
+    def _operator_rows(self, w, P):
+        """The jitted operator on the rows of a [k, d] block: one program per block size."""
+        return partial(_apply_operator_rows, self.loss_fn, w, P, chunk_size=self.config.chunk_size)
+
+    def _solve(self, w, P):
+        k, chunk = self.k, self.config.chunk_size
+        if self.dim <= 4 * k:  # too small for LOBPCG: dense eigendecomposition
+            theta, V = _dense_solve(self.loss_fn, w, P, chunk_size=chunk, k=k)
+            self.hvps += self.dim
+        else:
+            theta, V, iters = run_lobpcg(
+                self._operator_rows(w, P), self.V.T, self.config.tol, self.config.max_iter
+            )
+            V = V.T
+            self.hvps += k * (1 + iters)
+        self.theta, self.V = theta, _align_signs(V, self.V)
+
+    def full_solve(self, w, P):
+        """Full solve; then, if tracking, add vectors while the smallest is above the threshold."""
+        if self.k == 0:
+            self._add_vectors(self.config.initial_k)
+        self._solve(w, P)
+        threshold = self.config.track_threshold
+        while threshold is not None and self.k < self.config.max_k and float(self.theta[-1]) >= threshold:
+            self._add_vectors(1)
+            self._solve(w, P)
+
+    def ensure_k(self, k: int):
+        """Grows the tracked set to at least k vectors (used to match another tracker's count)."""
+        if self.k < k:
+            self._add_vectors(k - self.k)
+
+    def update(self, w, P, full: bool | None = None):
+        """Returns (theta [k] descending, U [d, k] P-orthonormal), or None when disabled.
+
+        Args:
+            w: point at which the Hessian is taken.
+            P: preconditioner (scalar or [d]); 1 for raw Hessian eigenpairs.
+            full: force (True) or forbid (False) a full solve; None follows `frequency`.
+        """
+        if not self.enabled:
+            return None
+        if full is None:
+            full = self.calls % self.config.frequency == 0 or self.k == 0
+        self.calls += 1
+        self.last_full = full
+        if full:
+            self.full_solve(w, P)
+        else:
+            cheap = _rayleigh_ritz if self.config.between_solves == "ritz" else _rayleigh_quotients
+            self.theta, self.V = cheap(self.V, self._operator_rows(w, P)(self.V.T).T)
+            self.hvps += self.k
+        return self.theta, self.eigenvectors(P)
+
+    def eigenvectors(self, P):
+        return self.V * jnp.broadcast_to(P, (self.dim,))[:, None] ** -0.5
+
+    def state_dict(self) -> dict:
+        return {
+            "V": np.asarray(self.V),
+            "theta": np.asarray(self.theta),
+            "key": np.asarray(self.key),
+            "calls": np.asarray(self.calls),
+            "hvps": np.asarray(self.hvps),
+            "capped_steps": np.asarray(self.capped_steps),
+        }
+
+    def load_state_dict(self, state: dict):
+        self.V = jnp.asarray(state["V"], self.dtype)
+        self.theta = jnp.asarray(state["theta"], self.dtype)
+        self.key = jnp.asarray(state["key"])
+        self.calls = int(state["calls"])
+        self.hvps = int(state["hvps"])
+        self.capped_steps = int(state.get("capped_steps", 0))  # absent in older checkpoints

@@ -1,0 +1,294 @@
+"""Named run cells and grids of the workflow config, expanded per scale into run ids and run configs."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+
+# Keys of a run config that locate or resume a run; they never take part in its identity.
+_NOT_IDENTITY = ("out", "checkpoint_file")
+
+
+def deep_merge(base: dict, over: dict | None) -> dict:
+    """A new dict: `over` merged into `base` recursively (mappings merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def set_path(tree: dict, dotted: str, value) -> dict:
+    """A new dict with `tree[a][b][c] = value` for `dotted = "a.b.c"`."""
+    head, *rest = dotted.split(".")
+    return deep_merge(tree, {head: set_path(tree.get(head, {}), ".".join(rest), value) if rest else value})
+
+
+def get_path(tree: dict, dotted: str, default=None):
+    """`tree[a][b][c]` for `dotted = "a.b.c"`, or `default` when a key is missing."""
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return default
+        tree = tree[key]
+    return tree
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand_grid(name: str, grid: dict) -> dict[str, dict]:
+    """Cells of one grid: the product of its axes, each merged into the grid's `run`.
+
+    A cell is named `<grid>.<label>.<label>...`, one label per axis in the order written:
+    the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`).
+    `scale_axes[<scale>][<axis>]` replaces an axis's values position by position at that scale
+    (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values. The
+    replacement may also be a mapping from a value of another axis to a list, e.g.
+    `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates. A `null`
+    replacement leaves that cell out at that scale (`skip_scales`; see `resolve_names`).
+    `run_by_value[<label>]` is merged into the run of every cell with that axis label, e.g.
+    `{mamba: {data: {n: 250}}}`: the paper trains Mamba on fewer examples than the other models.
+    """
+    axes = grid["axes"]
+    cells = {}
+    for positions in itertools.product(*(range(len(v)) for v in axes.values())):
+        run = grid.get("run", {})
+        labels = []
+        for path, pos in zip(axes, positions, strict=True):
+            value = axes[path][pos]
+            run = set_path(run, path, value)
+            labels.append(
+                _label(value) if isinstance(value, str) else f"{path.split('.')[-1]}{_label(value)}"
+            )
+        scales, skip_scales = dict(grid.get("scales", {})), []
+        for scale, overrides in grid.get("scale_axes", {}).items():
+            for path, values in overrides.items():
+                pos = positions[list(axes).index(path)]
+                if isinstance(values, dict):  # keyed by this cell's value of another axis
+                    values = _values_for(values, labels, name, scale, path)
+                if values[pos] is None:
+                    skip_scales.append(scale)
+                else:
+                    scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
+        for label in labels:  # per-value settings, e.g. Mamba's n = 250 in a sequence grid
+            run = deep_merge(run, grid.get("run_by_value", {}).get(label))
+        cell = {"run": run, "scales": scales, "grid": name}
+        if skip_scales:
+            cell["skip_scales"] = skip_scales
+        cells[".".join([name, *labels])] = cell
+    return cells
+
+
+def _values_for(by_value: dict, labels: list[str], grid: str, scale: str, path: str) -> list:
+    for label in labels:
+        if label in by_value:
+            return by_value[label]
+    raise ValueError(
+        f"grid {grid!r}, scale_axes {scale}.{path}: no entry for any of {labels} (has {sorted(by_value)})"
+    )
+
+
+def all_cells(config: dict) -> dict[str, dict]:
+    """Every named cell and every grid cell of the workflow config, by cell name."""
+    cells = {name: {**cell, "grid": None} for name, cell in config.get("cells", {}).items()}
+    for name, grid in config.get("grids", {}).items():
+        for cell_name, cell in expand_grid(name, grid).items():
+            if cell_name in cells:
+                raise ValueError(f"grid {name!r} makes cell {cell_name!r}, which is already defined")
+            cells[cell_name] = cell
+    return cells
+
+
+def resolve_names(config: dict, names: list[str], scale_name: str | None = None) -> list[str]:
+    """Cell names from a list of cell or grid names (a grid name stands for all of its cells), in order.
+
+    With `scale_name`, a grid's cells left out at that scale (a `null` in its `scale_axes`) are dropped.
+    """
+    cells = all_cells(config)
+    out = []
+    for name in names:
+        members = (
+            [c for c, cell in cells.items() if cell["grid"] == name]
+            if name in config.get("grids", {})
+            else [name]
+        )
+        for member in members:
+            if member not in cells:
+                raise ValueError(f"unknown cell or grid {member!r}; defined: {sorted(cells)}")
+            if scale_name in cells[member].get("skip_scales", ()):
+                continue
+            if member not in out:
+                out.append(member)
+    return out
+
+
+def figure_cell_names(entry: dict) -> list[str]:
+    """The cell and grid names a figure entry's roles (`cells: {role: name or [names]}`) name, in order."""
+    return [
+        name for value in entry["cells"].values() for name in ([value] if isinstance(value, str) else value)
+    ]
+
+
+def figure_roles(config: dict, figure: str, scale_name: str) -> dict:
+    """A figure's roles at one scale: role -> its cell, or -> the list of cells (grids expanded)."""
+    roles = {}
+    for role, value in config["figures"][figure]["cells"].items():
+        if isinstance(value, str):
+            names = resolve_names(config, [value], scale_name)
+            if len(names) != 1:
+                raise ValueError(
+                    f"figure {figure}: role {role!r} names {value!r}, {len(names)} cells; use a list"
+                )
+            roles[role] = names[0]
+        else:
+            roles[role] = resolve_names(config, value, scale_name)
+    return roles
+
+
+def _scaled_steps(steps: int, scale: dict) -> int:
+    factor, cap = scale.get("steps_factor", 1.0), scale.get("max_steps")
+    scaled = max(1, int(round(steps * factor)))
+    return min(scaled, cap) if cap else scaled
+
+
+def cell_run_config(config: dict, cell: dict, scale_name: str) -> dict:
+    """The run-config overrides of one cell at one scale (engine defaults not applied).
+
+    Layers, later wins: `run_defaults`; the cell's `run` (its paper setting); the scale's `run`;
+    the scale's `datasets[<paper dataset>]` (which may rename the dataset, e.g. to the synthetic
+    stand-in); the scale's `archs[<arch>]`; the scale's step policy; the cell's own `scales[<scale>]`.
+    A cell that ends on CIFAR-10 gets `data.root` = the workflow's `data_root`.
+    """
+    scale = config["scales"][scale_name]
+    run = deep_merge(config.get("run_defaults", {}), cell["run"])
+    paper_data, arch = get_path(run, "data.name"), get_path(run, "arch.name")
+    run = deep_merge(run, scale.get("run", {}))
+    run = deep_merge(run, scale.get("datasets", {}).get(paper_data, {}))
+    run = deep_merge(run, scale.get("archs", {}).get(arch, {}))
+    if "steps" in run:
+        run["steps"] = _scaled_steps(run["steps"], scale)
+    run = deep_merge(run, cell.get("scales", {}).get(scale_name, {}))
+    if get_path(run, "data.name") == "cifar10":
+        run = set_path(run, "data.root", config["data_root"])
+    return run
+
+
+def run_id(run: dict) -> str:
+    """Deterministic, readable slug of a run config: `<arch>-<opt>-lr<lr:g>-<dataset>-<hash8>`.
+
+    The hash covers the whole config except where it is written (`out`, `checkpoint_file`), so two
+    cells with identical settings share one run and any change of setting makes a new run.
+    """
+    identity = {k: v for k, v in run.items() if k not in _NOT_IDENTITY}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    parts = [get_path(run, "arch.name", "arch"), get_path(run, "opt.name", "opt")]
+    lr = get_path(run, "opt.lr")
+    if lr is not None:
+        parts.append(f"lr{float(lr):g}")
+    parts += [get_path(run, "data.name", "data"), digest]
+    return "-".join(str(p) for p in parts)
+
+
+@dataclass
+class Plan:
+    """What one scale computes: cells by name, their run ids and run configs, and the figures/claims."""
+
+    scale: str
+    cells: dict[str, str] = field(default_factory=dict)  # cell name -> run id
+    runs: dict[str, dict] = field(default_factory=dict)  # run id -> run config overrides
+    figures: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+
+    def cells_of(self, run: str) -> list[str]:
+        """The cell names that share one run."""
+        return [c for c, r in self.cells.items() if r == run]
+
+
+def _selected(choice, registry: dict) -> list[str]:
+    return list(registry) if choice == "all" else list(choice)
+
+
+def plan(config: dict, scale_name: str | None = None) -> Plan:
+    """Expands the workflow config at one scale: the one function that maps cells to run ids.
+
+    The cells computed are those the scale's figures and claims name, plus the scale's `extra_cells`.
+    """
+    scale_name = scale_name or config["scale"]
+    if scale_name not in config["scales"]:
+        raise ValueError(f"unknown scale {scale_name!r}; defined: {sorted(config['scales'])}")
+    scale = config["scales"][scale_name]
+    cells = all_cells(config)
+    skipped = scale.get("skip_figures", [])
+    result = Plan(
+        scale_name, figures=[f for f in _selected(scale["figures"], config["figures"]) if f not in skipped]
+    )
+    result.claims = _selected(scale["claims"], config.get("claims", {}))
+    for registry, chosen in (("figures", result.figures), ("figures", skipped), ("claims", result.claims)):
+        for name in chosen:
+            if name not in config.get(registry, {}):
+                raise ValueError(f"scale {scale_name!r} names unknown {registry[:-1]} {name!r}")
+    wanted = []
+    for name in result.figures:
+        wanted += figure_cell_names(config["figures"][name])
+    if scale.get("claim_cells", "all") == "all":  # `figures`: claims only on cells the figures compute
+        for name in result.claims:
+            wanted += config["claims"][name]["cells"]
+    names = resolve_names(config, wanted + list(scale.get("extra_cells", [])), scale_name)
+    # a cell started from another cell's checkpoint needs that cell too (added before it)
+    for name in list(names):
+        source = cells[name].get("start_from", {}).get("cell")
+        if source and source not in names:
+            names.insert(names.index(name), source)
+    for name in names:
+        run = cell_run_config(config, cells[name], scale_name)
+        if "start_from" in cells[name]:
+            run = deep_merge(run, {"load": start_from_load(config, cells, cells[name], scale_name)})
+        rid = run_id(run)
+        result.cells[name] = rid
+        result.runs[rid] = run
+    return result
+
+
+def start_from_load(config: dict, cells: dict, cell: dict, scale_name: str) -> dict:
+    """The engine's `load` of a cell with `start_from: {cell, step, scale_steps}`.
+
+    Every process of the cell starts from the source cell's discrete iterate at `step` (at this scale
+    `scale_steps[<scale>]` if given), read from the source run's checkpoint
+    `results/<scale>/runs/<source run>/checkpoints/checkpoint_<step>.npz`; the step must be a
+    multiple of the source's `checkpoint.frequency` (or in its `checkpoint.steps`) within its `steps`.
+    `step: edge` takes the step from the source run's own data instead (`edge_checkpoint_path`).
+    """
+    spec = cell["start_from"]
+    source = cell_run_config(config, cells[spec["cell"]], scale_name)
+    if spec["step"] == "edge":
+        return {"path": edge_checkpoint_path(source, spec["cell"], scale_name), "from_process": "discrete"}
+    step = spec.get("scale_steps", {}).get(scale_name, spec["step"])
+    frequency = get_path(source, "checkpoint.frequency")
+    saved = step in (get_path(source, "checkpoint.steps") or []) or (frequency and step % frequency == 0)
+    if not saved or step > source.get("steps", 0):
+        raise ValueError(
+            f"start_from {spec['cell']!r} at step {step}: not a checkpoint of that cell "
+            f"(checkpoint.frequency {frequency}, steps {source.get('steps')})"
+        )
+    path = f"results/{scale_name}/runs/{run_id(source)}/checkpoints/checkpoint_{step}.npz"
+    return {"path": path, "from_process": spec.get("from_process", "discrete")}
+
+
+def edge_checkpoint_path(source: dict, source_cell: str, scale_name: str) -> str:
+    """`start_from.step: edge`: the checkpoint `results/<scale>/restarts/<source run>/edge.npz`.
+
+    The workflow writes it once the source run has finished (centralflows.runner.restart.edge_checkpoint):
+    its discrete state at the first step where its top effective eigenvalue reaches 2 (S = 2/η), so
+    the restart follows the source's own data at every scale. The source must log eigenvalues.
+    """
+    if get_path(source, "discrete.eig.frequency", get_path(source, "eig.frequency", -1)) < 1:
+        raise ValueError(
+            f"start_from {source_cell!r} at step edge: that cell logs no eigenvalues (set eig.frequency 1)"
+        )
+    return f"results/{scale_name}/restarts/{run_id(source)}/edge.npz"

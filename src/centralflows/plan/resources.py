@@ -1,0 +1,51 @@
+"""Runtime and memory of one run job, from the measured table of bench/paper_cost.py (or a fallback)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from centralflows.plan.grid import get_path
+
+
+def load_table(path: str | Path | None) -> dict:
+    """The `cells` of a resources table written by `bench/paper_cost.py --resources` ({} if none)."""
+    if not path or not Path(path).exists():
+        return {}
+    return (yaml.safe_load(Path(path).read_text()) or {}).get("cells", {})
+
+
+def cell_key(run: dict) -> str:
+    """`arch/optimizer/n`: the key of a run's entry in the table (one per paper cell)."""
+    return f"{get_path(run, 'arch.name')}/{get_path(run, 'opt.name')}/{get_path(run, 'data.n', 1000)}"
+
+
+def measured(run: dict, table: dict) -> dict | None:
+    """The table entry of the run's cell, or None where the benchmark has not measured it."""
+    return table.get(cell_key(run))
+
+
+def runtime_minutes(run: dict, resources: dict, table: dict, attempt: int = 1) -> int:
+    """Minutes: base + safety x (compile + steps x the measured seconds per step of its processes).
+
+    Without a measurement: the `per_kstep` guess (base + steps/1000 x per_kstep[arch] x the sum of
+    the process weights). Either way times `attempt`, so a retried job gets more.
+    """
+    r, processes, steps = resources["runtime"], run.get("runs", ["discrete"]), run.get("steps", 1000)
+    entry = measured(run, table)
+    if entry is not None:
+        seconds = entry["compile_s"] + steps * sum(entry["step_s"][p] for p in processes)
+        return math.ceil((r["base"] + resources["safety"] * seconds / 60) * attempt)
+    weight = sum(r["process_weight"].get(p, 1) for p in processes)
+    per_kstep = r["per_kstep"].get(get_path(run, "arch.name"), max(r["per_kstep"].values()))
+    return math.ceil((r["base"] + steps / 1000 * per_kstep * weight) * attempt)
+
+
+def mem_mb(run: dict, resources: dict, table: dict, attempt: int = 1) -> int:
+    """MB: safety x the measured peak resident memory, or base + per_kexample x n/1000; x attempt."""
+    m, entry = resources["mem_mb"], measured(run, table)
+    if entry is not None:
+        return math.ceil(resources["safety"] * entry["peak_mb"] * attempt)
+    return math.ceil((m["base"] + m["per_kexample"] * get_path(run, "data.n", 1000) / 1000) * attempt)

@@ -1,0 +1,147 @@
+"""Problem: the boundary between data + architecture and the engine, on a flat parameter vector."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from centralflows.problem import data, losses, models
+
+NUM_OUTPUTS_LOGGED = 10  # train/test examples whose network outputs are logged
+INITS = ("torch", "jax")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A full-batch training problem seen as functions of the flat parameter vector `w`.
+
+    Attributes:
+        dataset: dataset name recorded in every output ("cifar10", "synthetic-cifar10", "sorting").
+        arch: architecture name.
+        w0: initial flat parameters, shape (d,).
+        loss_fn: w -> scalar full-batch train loss; jit-able and differentiable three times.
+        train_metrics, test_metrics: w -> {"loss": scalar, "acc": scalar} on the whole split.
+        train_outputs, test_outputs: w -> network outputs on the first 10 examples of the split.
+        spec: the dataset's DataSpec.
+    """
+
+    dataset: str
+    arch: str
+    w0: jax.Array
+    loss_fn: Callable
+    train_metrics: Callable
+    test_metrics: Callable
+    train_outputs: Callable
+    test_outputs: Callable
+    spec: data.DataSpec | None = None
+
+    @property
+    def n_params(self) -> int:
+        return self.w0.shape[0]
+
+
+def resolve_options(defaults: dict, options: dict, what: str) -> dict:
+    """Returns `defaults` updated by `options`.
+
+    Raises:
+        ValueError: an option is not in `defaults` (the message names it and the valid ones).
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown {what} option(s) {', '.join(unknown)}; valid options: {', '.join(defaults)}"
+        )
+    return {**defaults, **options}
+
+
+def load_dataset(data_config: dict) -> data.Dataset:
+    """Loads the dataset `data_config["name"]` with the other keys as options over its DEFAULTS."""
+    name, options = data_config["name"], {k: v for k, v in data_config.items() if k != "name"}
+    module = data.get_dataset(name)
+    if "root" not in module.DEFAULTS or options.get("root") is None:
+        # the run config carries a data root for every dataset (one setting for a whole grid);
+        # datasets generated in memory ignore it, and None means the dataset's own default
+        options.pop("root", None)
+    return module.load(resolve_options(module.DEFAULTS, options, f"dataset '{name}'"))
+
+
+def build_model(arch_config: dict, spec: data.DataSpec):
+    """Builds the Flax module `arch_config["name"]` with the other keys as options over its DEFAULTS."""
+    name, options = arch_options(arch_config)
+    return models.get_architecture(name).build(options, spec)
+
+
+def arch_options(arch_config: dict) -> tuple:
+    """(name, options): the architecture's name and its DEFAULTS updated by `arch_config`'s other keys."""
+    name, options = arch_config["name"], {k: v for k, v in arch_config.items() if k != "name"}
+    return name, resolve_options(models.get_architecture(name).DEFAULTS, options, f"architecture '{name}'")
+
+
+def initial_params(config: dict, model, spec: data.DataSpec, x) -> dict:
+    """The Flax params the run starts from: config["init"] "torch" (default) or "jax".
+
+    "torch": the parameters the authors' code builds after torch.manual_seed(seed), reproduced in numpy
+    (centralflows.problem.models.torch_init) and mapped onto the Flax layout. "jax": model.init with
+    jax.random.PRNGKey(seed), the same distributions from JAX's generator.
+    """
+    seed, init = config.get("seed", 0), config.get("init", "torch")
+    if init == "jax":  # jit: one compile instead of op-by-op dispatch, much faster for deep models
+        return jax.jit(model.init)(jax.random.PRNGKey(seed), x)["params"]
+    if init != "torch":
+        raise ValueError(f"unknown init '{init}'; valid names: {', '.join(INITS)}")
+    from centralflows.problem.models import torch_init
+
+    name, options = arch_options(config["arch"])
+    params = torch_init.to_flax(name, options, spec, torch_init.torch_parameters(name, options, spec, seed))
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
+    if jax.tree.structure(template) != jax.tree.structure(params) or any(
+        a.shape != b.shape for a, b in zip(jax.tree.leaves(template), jax.tree.leaves(params), strict=True)
+    ):
+        raise AssertionError(f"torch init of {name} does not match its Flax parameters")  # a bug, not input
+    return params
+
+
+def build_problem(config: dict, dtype=jnp.float32) -> Problem:
+    """Builds the Problem of a resolved run config.
+
+    Reads config["data"] and config["arch"] (each a "name" plus options), config.get("seed", 0) and
+    config.get("init", "torch") (see initial_params). Parameters are initialised, cast to
+    `dtype` leaf by leaf (so the unravelled pytree keeps `dtype` and float64 derivatives stay float64)
+    and flattened with `ravel_pytree`. Float inputs are cast to `dtype`; tokens and labels stay int32.
+    """
+    ds = load_dataset(config["data"])
+    model = build_model(config["arch"], ds.spec)
+    criterion = losses.get_criterion(ds.criterion, ds.binary)
+
+    def as_input(x):
+        return jnp.asarray(x, dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.int32)
+
+    x_train, x_test = as_input(ds.x_train), as_input(ds.x_test)
+    y_train, y_test = jnp.asarray(ds.y_train, jnp.int32), jnp.asarray(ds.y_test, jnp.int32)
+
+    params = initial_params(config, model, ds.spec, x_train[:1])
+    w0, unravel = ravel_pytree(jax.tree.map(lambda p: p.astype(dtype), params))
+
+    def apply(w, x):
+        return model.apply({"params": unravel(w)}, x)
+
+    def metrics(x, y):
+        def fn(w):
+            f = apply(w, x)
+            return {"loss": criterion.loss(f, y), "acc": criterion.accuracy(f, y)}
+
+        return fn
+
+    return Problem(
+        dataset=ds.name,
+        arch=config["arch"]["name"],
+        w0=w0,
+        loss_fn=lambda w: criterion.loss(apply(w, x_train), y_train),
+        train_metrics=metrics(x_train, y_train),
+        test_metrics=metrics(x_test, y_test),
+        train_outputs=lambda w: apply(w, x_train[:NUM_OUTPUTS_LOGGED]),
+        test_outputs=lambda w: apply(w, x_test[:NUM_OUTPUTS_LOGGED]),
+        spec=ds.spec,
+    )

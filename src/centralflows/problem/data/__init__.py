@@ -1,0 +1,52 @@
+"""Registry of the datasets; each module has DEFAULTS and load(options) -> Dataset."""
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from centralflows.problem.data.spec import DataSpec
+
+DATASETS = ("cifar10", "synthetic-cifar10", "sorting")
+_MODULES = {"cifar10": "cifar10", "synthetic-cifar10": "synthetic_cifar", "sorting": "sorting"}
+
+
+class DataError(ValueError):
+    """A dataset cannot be provided (missing or corrupt archive, no network, bad options)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A full-batch training problem's data, as numpy arrays.
+
+    Attributes:
+        name: one of DATASETS; recorded in every output so figures cannot silently use fake data.
+        spec: shapes the architecture needs.
+        x_train, x_test: float32 images [n, 32, 32, 3] (NHWC) or int32 tokens [n, length].
+        y_train, y_test: int32 labels [n] or [n, length]; -1 marks positions without a loss.
+        criterion: "mse" or "ce" (see `losses.get_criterion`).
+        binary: one output unit with labels {0, 1} (±1 targets for MSE).
+    """
+
+    name: str
+    spec: DataSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    criterion: str
+    binary: bool = False
+
+
+def get_dataset(name: str):
+    """Returns the module of dataset `name` (it defines `DEFAULTS` and `load(options)`).
+
+    Raises:
+        ValueError: `name` is not one of DATASETS (the message lists them).
+    """
+    if name not in DATASETS:
+        close = difflib.get_close_matches(name, DATASETS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}.{hint}")
+    return importlib.import_module(f"centralflows.problem.data.{_MODULES[name]}")

@@ -1,0 +1,69 @@
+"""LSTM language model for the sorting task (REFERENCE §3.3 `lstm`): 38,020 parameters for vocab 4.
+
+Embedding(vocab, 48) → 2 × LSTM(hidden 48) → Linear(48, vocab). The cells follow torch.nn.LSTM's
+equations and layout: per layer W_ih [in, 4h], W_hh [h, 4h] and two bias vectors b_ih, b_hh (the
+count 38,020 = 192 + 2·(2·4·48² + 2·4·48) + 196 needs both), gates in the order i, f, g, o.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.models.layers import dense, torch_uniform
+
+DEFAULTS = {"embed_dim": 48, "hidden": 48, "layers": 2}
+
+
+class LSTMLayer(nn.Module):
+    """One LSTM layer over [n, length, in] from a zero state; all parameters U(±1/√hidden) as in PyTorch."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        h4 = 4 * self.hidden
+        init = torch_uniform(self.hidden)
+        W_ih = self.param("weight_ih", init, (x.shape[-1], h4), jnp.float32)
+        W_hh = self.param("weight_hh", init, (self.hidden, h4), jnp.float32)
+        b_ih = self.param("bias_ih", init, (h4,), jnp.float32)
+        b_hh = self.param("bias_hh", init, (h4,), jnp.float32)
+        x_gates = jnp.swapaxes(x @ W_ih + b_ih, 0, 1)  # [length, n, 4h]: input part of all steps at once
+
+        def step(carry, xg):
+            h, c = carry
+            i, f, g, o = jnp.split(xg + h @ W_hh + b_hh, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        zeros = jnp.zeros((x.shape[0], self.hidden), x_gates.dtype)
+        _, hs = jax.lax.scan(step, (zeros, zeros), x_gates)
+        return jnp.swapaxes(hs, 0, 1)  # [n, length, hidden]
+
+
+class LSTM(nn.Module):
+    """Token ids [n, length] → logits [n, length, num_outputs]."""
+
+    vocab_size: int
+    embed_dim: int
+    hidden: int
+    layers: int
+    num_outputs: int
+
+    @nn.compact
+    def __call__(self, tokens):
+        # torch.nn.Embedding draws N(0, 1)
+        x = nn.Embed(
+            self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0), name="embedding"
+        )(tokens)
+        for i in range(self.layers):
+            x = LSTMLayer(self.hidden, name=f"layer{i}")(x)
+        return dense(self.num_outputs, self.hidden, name="out")(x)
+
+
+def build(options: dict, spec: DataSpec) -> nn.Module:
+    """Builds the LSTM for token inputs; `options` are DEFAULTS with overrides."""
+    if spec.kind != "sequence":
+        raise ValueError(f"lstm needs a sequence dataset, got kind '{spec.kind}'")
+    return LSTM(spec.vocab_size, options["embed_dim"], options["hidden"], options["layers"], spec.num_outputs)

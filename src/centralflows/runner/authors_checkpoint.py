@@ -1,0 +1,103 @@
+"""Starting a run from a checkpoint written by the authors' PyTorch code (their src/saving.py), without torch.
+
+Their Checkpointer writes `<experiment>/checkpoints/checkpoint_<i>.npz` with `np.savez`: one array per
+process and field ("discrete.w", "discrete.state", "central.w", ..., "midpoint.w_prev") and "step", the
+loop index i at which it was written (not counting a warm start). `w` is their flat parameter vector,
+`named_parameters()` concatenated in torch's layout; `state` is their optimizer state flattened the
+same way: [t] for GD, [t, ν] for Scalar RMSProp, [t, ν₁ … ν_d] for RMSProp (ν in w's layout).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from centralflows.problem.models import torch_init
+
+_NAME = re.compile(r"checkpoint_(\d+)\.npz")
+
+
+class AuthorsCheckpointError(ValueError):
+    """The authors' checkpoint cannot start this run (missing process, other architecture, ...)."""
+
+
+def find(path) -> Path:
+    """The checkpoint file `path` names: the file itself, or the largest step's checkpoint_<i>.npz in
+    the folder `path` or in its checkpoints/ subfolder (the authors' experiment folder)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, path / "checkpoints"):
+        found = [(int(m[1]), p) for p in folder.glob("checkpoint_*.npz") if (m := _NAME.fullmatch(p.name))]
+        if found:
+            return max(found)[1]
+    raise AuthorsCheckpointError(f"no checkpoint_<step>.npz in {path} or {path / 'checkpoints'}")
+
+
+def is_authors_checkpoint(path) -> bool:
+    """True when `path` (a file or folder, see find) holds the authors' layout, not this package's."""
+    try:
+        with np.load(find(path), allow_pickle=False) as data:
+            return "__meta__" not in data.files and any(k.endswith(".w") for k in data.files)
+    except (AuthorsCheckpointError, OSError, ValueError):
+        return False
+
+
+def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str) -> tuple:
+    """Reads the authors' checkpoint and maps process `from_process` onto this package's layout.
+
+    Args:
+        path: a checkpoint file, or a folder holding checkpoints (see find).
+        from_process: their process name ("discrete", "central", "midpoint", "stable").
+        arch, options: the architecture and its resolved options, which must be the checkpoint's.
+        spec: the dataset's DataSpec.
+        optimizer: "gd", "scalar_rmsprop" or "rmsprop", which must be the checkpoint's.
+
+    Returns:
+        (w, s, step): the flat parameter vector in this package's order (float64 numpy), the optimizer
+        state {"t", "nu"?} and the checkpoint's step.
+
+    Raises:
+        AuthorsCheckpointError: the process is missing, or w or the state do not fit the run.
+    """
+    file = find(path)
+    with np.load(file, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    processes = sorted({k.split(".")[0] for k in arrays if "." in k})
+    if f"{from_process}.w" not in arrays:
+        raise AuthorsCheckpointError(
+            f"{file} has no process '{from_process}'; it has {', '.join(processes)}: set load.from_process"
+        )
+    try:
+        w = _to_flat(arch, options, spec, arrays[f"{from_process}.w"])
+    except ValueError as err:
+        raise AuthorsCheckpointError(
+            f"{file}: {err}; check arch and its options against the authors' run"
+        ) from None
+    state = np.asarray(arrays[f"{from_process}.state"], np.float64).reshape(-1)
+    sizes = {"gd": 1, "scalar_rmsprop": 2, "rmsprop": 1 + w.size}
+    if state.size != sizes[optimizer]:
+        raise AuthorsCheckpointError(
+            f"{file}: the optimizer state has {state.size} entries, {optimizer} needs {sizes[optimizer]}; "
+            "check opt.name against the authors' run"
+        )
+    s = {"t": state[0]}
+    if optimizer == "scalar_rmsprop":
+        s["nu"] = state[1]
+    elif optimizer == "rmsprop":
+        s["nu"] = _to_flat(arch, options, spec, state[1:])
+    return w, s, int(arrays["step"])
+
+
+def _to_flat(arch, options, spec, vector) -> np.ndarray:
+    parameters = torch_init.unflatten_torch_vector(arch, options, spec, np.asarray(vector, np.float64))
+    return _ravel(torch_init.to_flax(arch, options, spec, parameters, np.float64))
+
+
+def _ravel(tree) -> np.ndarray:
+    """jax.flatten_util.ravel_pytree's order (dict keys sorted) in numpy, keeping float64."""
+    if isinstance(tree, dict):
+        return np.concatenate([_ravel(tree[k]) for k in sorted(tree)])
+    return tree.reshape(-1)
