@@ -1,16 +1,9 @@
-"""Entry point of `python -m centralflows`.
+"""Entry point of `python -m centralflows` (and of the `centralflows` command).
 
-python -m centralflows opt:gd data:cifar10 arch:mlp ...   # one run (the authors' main.py command line)
-python -m centralflows status --scale ci                  # every cell of a scale: state, step, ETA
+    python -m centralflows opt:gd data:cifar10 arch:mlp ...   # one run (the authors' main.py command line)
+    python -m centralflows status --scale ci                  # every cell of a scale: state, step, ETA
 """
 
-import sys
-
-if sys.argv[1:2] == ["status"]:
-    from centralflows.runner.status import main
-
-    raise SystemExit(main(sys.argv[2:]))
-
-from centralflows.runner.cli import main  # noqa: E402
+from centralflows.runner.cli import main
 
 raise SystemExit(main())

@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         128 + the signal number (143 for SIGTERM, 130 for SIGINT) when a signal stopped the run.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["status"],):  # the views of a workflow scale, not a run
+        from centralflows.runner.status import main as status
+
+        return status(argv[1:])
     try:
         config, extra, want_help = resolve(argv)
         if want_help:
