@@ -34,7 +34,7 @@ def test_tracker_matches_dense_eigh_and_grows_k(x64):
     assert tracker.hvps > 0
 
 
-@pytest.mark.parametrize("between_solves", ["quotients", "ritz"])
+@pytest.mark.parametrize("between_solves", ["quotients", "lobpcg"])
 def test_cheap_updates_between_full_solves_and_sign_alignment(x64, between_solves):
     loss_fn, w = tiny_mlp_loss()
     d = w.shape[0]
@@ -44,20 +44,21 @@ def test_cheap_updates_between_full_solves_and_sign_alignment(x64, between_solve
     theta0, U0 = tracker.update(w, P)
     hvps = tracker.hvps
     w2 = w + 1e-3 * jax.random.normal(jax.random.PRNGKey(0), w.shape, w.dtype)
-    theta1, U1 = tracker.update(w2, P)  # the cheap update: k HVPs
-    assert tracker.hvps - hvps == 2
+    theta1, U1 = tracker.update(w2, P)  # the cheap update
     H2 = np.asarray(jax.hessian(loss_fn)(w2))
     U0, U1 = np.asarray(U0), np.asarray(U1)
-    if between_solves == "quotients":  # the authors': the same vectors, their Rayleigh quotients
-        np.testing.assert_array_equal(U1, U0)
-        np.testing.assert_allclose(theta1, np.sort(np.diag(U0.T @ H2 @ U0))[::-1], rtol=1e-10)
-    else:  # Ritz pairs in span(U0): the same span, rotated to diagonalise H there
-        np.testing.assert_allclose(theta1, np.linalg.eigvalsh(U0.T @ H2 @ U0)[::-1], rtol=1e-10)
-        np.testing.assert_allclose(U1 @ U1.T, U0 @ U0.T, atol=1e-10)
-        np.testing.assert_allclose(U1.T @ H2 @ U1, np.diag(theta1), atol=1e-10)
-        assert np.all(np.sum(U1 * U0, axis=0) > 0)
+    quotients = np.sort(np.diag(U0.T @ H2 @ U0))[::-1]
     dense = dense_effective(loss_fn, w2, P)[0][::-1][:2]
-    np.testing.assert_allclose(theta1, dense, rtol=1e-3)  # first-order accurate
+    if between_solves == "quotients":  # the authors': the same vectors, their Rayleigh quotients (k HVPs)
+        assert tracker.hvps - hvps == 2
+        np.testing.assert_array_equal(U1, U0)
+        np.testing.assert_allclose(theta1, quotients, rtol=1e-10)
+        np.testing.assert_allclose(theta1, dense, rtol=1e-3)  # first-order accurate
+    else:  # one LOBPCG iteration from U0 (2k HVPs): Ritz pairs of span(U0, residuals): 5-15x closer here
+        assert tracker.hvps - hvps == 4
+        np.testing.assert_allclose(U1.T @ H2 @ U1, np.diag(theta1), atol=1e-10)
+        assert np.all(np.sum(U1 * U0, axis=0) > 0)  # signs aligned to the cached vectors
+        assert np.all(np.abs(theta1 - dense) < 0.25 * np.abs(quotients - dense))
     tracker.update(w2, P)
     theta3, U3 = tracker.update(w2, P)  # the 4th call is a full solve again
     assert tracker.last_full

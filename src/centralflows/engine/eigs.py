@@ -28,9 +28,9 @@ class EigConfig:
             ‖Av - θv‖ < tol·10·d·(‖Av‖ + |θ|).
         max_iter: LOBPCG iteration cap.
         chunk_size: how many Hessian-vector products run at once (None: all k).
-        between_solves: "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted)
-            or "ritz" (a Rayleigh-Ritz step in their span; smooth where two eigenvalues are
-            near-degenerate at the edge, docs/design.md). Both cost k HVPs.
+        between_solves: "lobpcg" (one LOBPCG iteration warm-started from the cached vectors: 2k HVPs;
+            it follows a rotating or newly rising eigenvector within a step, docs/design.md) or
+            "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs).
     """
 
     frequency: int = -1
@@ -40,7 +40,7 @@ class EigConfig:
     tol: float = 1e-10
     max_iter: int = 100
     chunk_size: int | None = None
-    between_solves: str = "quotients"
+    between_solves: str = "lobpcg"
 
     @classmethod
     def from_dict(cls, options: dict) -> EigConfig:
@@ -206,26 +206,12 @@ def _rayleigh_quotients(V, AV):
     return theta[order], V[:, order]
 
 
-@jax.jit
-def _rayleigh_ritz(V, AV):
-    """Ritz pairs of the operator in span(V) (one Rayleigh-Ritz step on the cached vectors).
-
-    Diagonal Rayleigh quotients would ignore the off-diagonal VᵀAV: in a near-degenerate pair the
-    cached vectors rotate away from the eigenvectors within a step, the quotients stay below the top
-    Ritz value (the central flow held them at 2 while the pair's top eigenvalue was 2.001) and the
-    next full solve corrects abruptly, which made Σ alternate from step to step.
-    """
-    theta, Z = jnp.linalg.eigh(_sym(V.T @ AV))
-    theta, Z = theta[::-1], Z[:, ::-1]
-    return theta, _align_signs(V @ Z, V)
-
-
 class EigTracker:
     """Tracks the top eigenpairs of P^{-1/2} H P^{-1/2} along a trajectory.
 
     Call `update(w, P)` once per measurement; it runs the full warm-started solver every
     `frequency` calls (or when `full=True`) and a cheap update of the cached vectors otherwise
-    (Rayleigh quotients, or a Rayleigh-Ritz step in their span: `between_solves`). Eigenvectors
+    (one warm-started LOBPCG iteration, or Rayleigh quotients: `between_solves`). Eigenvectors
     are returned P-orthonormal (U = P^{-1/2} V, UᵀPU = I), eigenvalues in effective units.
     The tracker's state (vectors, call counter, random key, counters) is a dict of arrays so that
     checkpoints can restore it exactly.
@@ -315,9 +301,12 @@ class EigTracker:
         self.last_full = full
         if full:
             self.full_solve(w, P)
-        else:
-            cheap = _rayleigh_ritz if self.config.between_solves == "ritz" else _rayleigh_quotients
-            self.theta, self.V = cheap(self.V, self._operator_rows(w, P)(self.V.T).T)
+        elif self.config.between_solves == "lobpcg" and self.dim > 4 * self.k:
+            theta, V, iters = run_lobpcg(self._operator_rows(w, P), self.V.T, self.config.tol, max_iter=1)
+            self.theta, self.V = theta, _align_signs(V.T, self.V)
+            self.hvps += self.k * (1 + iters)
+        else:  # quotients (or a block too large for LOBPCG, whose full solve is dense anyway)
+            self.theta, self.V = _rayleigh_quotients(self.V, self._operator_rows(w, P)(self.V.T).T)
             self.hvps += self.k
         return self.theta, self.eigenvectors(P)
 

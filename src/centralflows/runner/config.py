@@ -99,10 +99,10 @@ EIG = {
     "max_iter": Option(100, "LOBPCG iteration cap", **_count),
     "chunk_size": Option(None, "Hessian-vector products run at once (none: all k)", optional=True, **_count),
     "between_solves": Option(
-        "quotients",
-        "eigenpairs between full solves: the authors' Rayleigh quotients, or Rayleigh-Ritz in their span",
+        "lobpcg",
+        "eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' Rayleigh quotients",
         kind=str,
-        choices=("quotients", "ritz"),
+        choices=("lobpcg", "quotients"),
     ),  # fmt: skip
 }
 
