@@ -100,7 +100,7 @@ EIG = {
     "chunk_size": Option(None, "Hessian-vector products run at once (none: all k)", optional=True, **_count),
     "between_solves": Option(
         "lobpcg",
-        "eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' Rayleigh quotients",
+        "eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' quotients",
         kind=str,
         choices=("lobpcg", "quotients"),
     ),  # fmt: skip
