@@ -25,6 +25,11 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/check.smk"
 
 
+onstart:
+    check_cifar10_reachable()  # offline without the archive: stop before any job starts
+    forward_stop_signals()  # SIGINT / SIGTERM reach the running jobs at once
+
+
 rule all:
     default_target: True
     input:

@@ -164,3 +164,51 @@ def check_cifar10_reachable():
             f"error: the CIFAR-10 archive {CIFAR_ARCHIVE} is missing and {cifar10.URL} cannot be "
             f"reached ({error}).\n{cifar10._fetch_hint(config['data_root'])}\nNo job was started."
         )
+
+
+def forward_stop_signals():
+    """SIGINT and SIGTERM to Snakemake reach its running jobs at once. Snakemake's local executor waits for
+    a running job when asked to stop (SIGINT: cancel; SIGTERM: finish the running jobs), and a paper-scale
+    run takes hours; a run job that gets the signal checkpoints its last completed step and exits within
+    seconds (`centralflows.runner.experiment`), and its retry or the next invocation resumes from there.
+    Ctrl-C in a terminal already signals the whole process group; `kill PID` does not. Linux (/proc).
+    """
+    import os
+    import signal
+
+    def descendants(root: int) -> list[int]:
+        children = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (
+                OSError,
+                ValueError,
+                IndexError,
+            ):  # not a process, or it just exited
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+        found, todo = [], [root]
+        while todo:
+            kids = children.get(todo.pop(), [])
+            found += kids
+            todo += kids
+        return found
+
+    def forward(signum, frame, previous):
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.default_int_handler(signum, frame)
+
+    if not os.path.isdir("/proc"):
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        signal.signal(signum, lambda s, f, previous=previous: forward(s, f, previous))

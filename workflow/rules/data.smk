@@ -10,7 +10,3 @@ rule download_cifar10:
     localrule: True  # compute nodes of many clusters have no internet access
     script:
         "../scripts/download_cifar10.py"
-
-
-onstart:
-    check_cifar10_reachable()
