@@ -91,10 +91,9 @@ def get_mem_mb(wildcards, attempt):
 
 
 def get_all_run_tables():
-    """The long table and info of every run of the scale."""
+    """The run table (Parquet, its info in the metadata) of every run of the scale."""
     return {
-        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=PLAN.runs),
-        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=PLAN.runs),
+        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.parquet", run_id=PLAN.runs)
     }
 
 
@@ -122,12 +121,9 @@ def get_figure_reads(figure):
 
 
 def get_figure_tables(wildcards):
-    """The long tables and infos of the runs a figure reads (only those: a figure never waits on others)."""
+    """The run tables of the runs a figure reads (only those: a figure never waits on others)."""
     runs = dict.fromkeys(PLAN.cells[c] for c in get_figure_cells(wildcards.figure))
-    return {
-        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=runs),
-        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=runs),
-    }
+    return {"tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.parquet", run_id=runs)}
 
 
 def get_claim_cells():

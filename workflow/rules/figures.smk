@@ -6,7 +6,8 @@ for _figure in PLAN.figures:
         name:
             f"plot_{_figure}"
         input:
-            table=f"{RESULTS}/tables/figures/{_figure}.csv",
+            table=f"{RESULTS}/tables/figures/{_figure}.parquet",
+            cells=f"{RESULTS}/tables/figures/{_figure}.cells.csv",
             script=f"workflow/scripts/figures/{_figure}.py",
         output:
             pdf=report(
