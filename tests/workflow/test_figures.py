@@ -20,6 +20,11 @@ FIGURES = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]
 SCRIPTS = ROOT / "workflow/scripts/figures"
 
 
+def script_of(figure):
+    """The script that draws a figure: its own, or the one its registry entry's `script:` names."""
+    return SCRIPTS / f"{FIGURES[figure].get('script', figure)}.py"
+
+
 def adaptive_rows(long):
     """Rows of the RMSProp-variant quantities (REFERENCE §3.9) that the synthetic GD run lacks."""
     rng = np.random.default_rng(1)
@@ -94,7 +99,7 @@ def figure_table(tmp_path, figure, hdf5, roles, reads=None):
             figure=figure,
             entry=FIGURES[figure],
             roles=roles,
-            reads=reads or contract.script_reads(SCRIPTS / f"{figure}.py"),
+            reads=reads or contract.script_reads(script_of(figure)),
             cells={cell: "synthetic" for value in roles.values() for cell in contract.members(value)},
         ),
     )
@@ -109,7 +114,7 @@ def figure_table(tmp_path, figure, hdf5, roles, reads=None):
 
 def draw(figure, table_path, roles, tmp_path, script=None):
     """Runs a figure script's plot() under its contract; returns the contract (what it read)."""
-    script = script or SCRIPTS / f"{figure}.py"
+    script = script or script_of(figure)
     reads = contract.script_reads(script)
     active = contract.Contract(figure, roles, reads)
     pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
@@ -122,8 +127,20 @@ def draw(figure, table_path, roles, tmp_path, script=None):
 
 def test_every_registered_figure_has_a_script_whose_roles_match():
     for figure, entry in FIGURES.items():
-        reads = contract.script_reads(SCRIPTS / f"{figure}.py")
+        reads = contract.script_reads(script_of(figure))
         contract.check_roles(figure, reads, entry["cells"])
+
+
+def test_every_script_draws_a_registered_figure_and_no_two_differ_only_in_their_docstring():
+    used = {script_of(figure).name for figure in FIGURES}
+    assert {p.name for p in SCRIPTS.glob("*.py")} == used  # no orphan script
+    bodies = {}
+    for path in sorted(SCRIPTS.glob("*.py")):
+        body = path.read_text().split('"""', 2)[2]  # the code after the module docstring
+        assert body not in bodies, (
+            f"{path.name} repeats {bodies.get(body)}: give the figure `script:` instead"
+        )
+        bodies[body] = path.name
 
 
 @pytest.mark.slow  # 57 figures of a few seconds each; the contract tests below stay in the fast subset
@@ -136,7 +153,7 @@ def test_figure_script_draws_exactly_what_it_declares(figure, synthetic_run, tmp
 
 def misspell(tmp_path, figure, old, new, in_reads=False):
     """A copy of a figure script with one quantity renamed in plot() (and, with `in_reads`, in READS)."""
-    text = (SCRIPTS / f"{figure}.py").read_text()
+    text = script_of(figure).read_text()
     head, body = text.split("def plot(", 1)
     assert f'"{old}"' in body
     body = body.replace(f'"{old}"', f'"{new}"')

@@ -111,11 +111,16 @@ def get_figure_cells(figure):
     return [c for value in get_figure_roles(figure).values() for c in members(value)]
 
 
+def get_figure_script(figure):
+    """The script that draws a figure: `workflow/scripts/figures/<script or id>.py`."""
+    return config["figures"][figure].get("script", figure)
+
+
 def get_figure_reads(figure):
     """The READS declaration of a figure's script, its roles checked against the registry's."""
     from centralflows.analysis.contract import check_roles, script_reads
 
-    reads = script_reads(f"workflow/scripts/figures/{figure}.py")
+    reads = script_reads(f"workflow/scripts/figures/{get_figure_script(figure)}.py")
     check_roles(figure, reads, config["figures"][figure]["cells"])
     return reads
 
