@@ -18,7 +18,7 @@ CELL=${2:-lstm_gd}
 ID=$(run_id "$CELL")
 LOG=${CI_LOGS:-results/ci-logs}/fault_test
 mkdir -p "$LOG"
-SMK=(snakemake --cores 2 --config "scale=$SCALE" -- all "results/$SCALE/tables/runs/$ID.csv.gz")
+SMK=(snakemake --cores 2 --config "scale=$SCALE" -- all "results/$SCALE/tables/runs/$ID.parquet")
 
 echo "fault test: cell $CELL, run $ID"
 forget_run "$ID"

@@ -31,7 +31,7 @@ ids=() targets=()
 for cell in $CELLS; do
   id=$(run_id "$cell")
   ids+=("$id")
-  targets+=("results/$SCALE/tables/runs/$id.csv.gz")
+  targets+=("results/$SCALE/tables/runs/$id.parquet")
   forget_run "$id"
 done
 echo "SLURM subset: $CELLS -> ${ids[*]}"

@@ -16,7 +16,7 @@ def test_aggregate_names_a_truncated_file_and_how_to_recompute_it(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # e.g. a copy cut short
     fake = types.SimpleNamespace(
         input=types.SimpleNamespace(hdf5=str(path), job=str(run_dir / "job.json")),
-        output=types.SimpleNamespace(table=str(tmp_path / "t.csv.gz"), info=str(tmp_path / "t.json")),
+        output=types.SimpleNamespace(table=str(tmp_path / "t.parquet")),
         wildcards=types.SimpleNamespace(run_id="r1"),
         log=[str(tmp_path / "aggregate.log")],
     )
@@ -24,4 +24,4 @@ def test_aggregate_names_a_truncated_file_and_how_to_recompute_it(tmp_path):
         runpy.run_path(str(ROOT / "workflow/scripts/aggregate.py"), init_globals={"snakemake": fake})
     message = str(stop.value.code)
     assert f"{path} cannot be read" in message and f"rm -r {run_dir} && snakemake" in message
-    assert not (tmp_path / "t.csv.gz").exists()
+    assert not (tmp_path / "t.parquet").exists()

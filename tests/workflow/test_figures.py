@@ -1,7 +1,6 @@
 """Every figure script of the registry draws, under its READS contract, exactly what it declares on a
 synthetic figure table built by the `figure_table` rule's script; misspelled or empty reads fail."""
 
-import json
 import logging
 import runpy
 import sys
@@ -12,12 +11,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from centralflows.analysis import contract, plotting, tables
+from centralflows.analysis import contract, plotting, read
+from centralflows.analysis.metrics.adaptive import ablation_metrics
 
 from .conftest import LR, ROOT
 
 FIGURES = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]
 SCRIPTS = ROOT / "workflow/scripts/figures"
+
+
+def script_of(figure):
+    """The script that draws a figure: its own, or the one its registry entry's `script:` names."""
+    return SCRIPTS / f"{FIGURES[figure].get('script', figure)}.py"
 
 
 def adaptive_rows(long):
@@ -37,7 +42,6 @@ def adaptive_rows(long):
     frames = [
         pd.DataFrame(
             {
-                "run_id": "synthetic",
                 "process": process,
                 "step": np.repeat(steps, block.shape[1]),
                 "quantity": quantity,
@@ -65,12 +69,12 @@ def flow_rows(long):
 
 
 def test_ablation_metrics_on_synthetic_table(synthetic_run):
-    long, _ = tables.read_run(synthetic_run, "synthetic")
-    metrics = tables._ablation_metrics(adaptive_rows(long))
+    long, _ = read.read_run(synthetic_run)
+    metrics = ablation_metrics(adaptive_rows(long))
     assert metrics["ablated_over_central_final_sharpness"] == pytest.approx(1.3)
     assert metrics["ablated_over_central_final_loss"] == pytest.approx(1.2)
     assert metrics["ablated_over_central_final_ess"] == pytest.approx(0.8)
-    assert all(np.isnan(v) for v in tables._ablation_metrics(long).values())  # no ablated flow: NaN
+    assert all(np.isnan(v) for v in ablation_metrics(long).values())  # no ablated flow: NaN
 
 
 def synthetic_roles(entry) -> dict:
@@ -84,22 +88,18 @@ def synthetic_roles(entry) -> dict:
 def figure_table(tmp_path, figure, hdf5, roles, reads=None):
     """The figure table as the `figure_table` rule's own script builds it; every cell reads the synthetic
     run. Returns the table's path."""
-    long, _ = tables.read_run(hdf5, "synthetic")
-    long = adaptive_rows(long)
-    long.to_csv(tmp_path / "synthetic.csv.gz", index=False)
-    (tmp_path / "synthetic.json").write_text(json.dumps({"attrs": {"config": {"opt": {"lr": LR}}}}))
-    out = tmp_path / f"{figure}.csv"
+    long, attrs = read.read_run(hdf5)
+    read.write_run_table(adaptive_rows(long), {"attrs": attrs, "job": {}}, tmp_path / "synthetic.parquet")
+    out = tmp_path / f"{figure}.parquet"
     smk = SimpleNamespace(
-        input=SimpleNamespace(
-            tables=[str(tmp_path / "synthetic.csv.gz")], infos=[str(tmp_path / "synthetic.json")]
-        ),
-        output=[str(out)],
+        input=SimpleNamespace(tables=[str(tmp_path / "synthetic.parquet")]),
+        output=SimpleNamespace(table=str(out), cells=str(tmp_path / f"{figure}.cells.csv")),
         log=[str(tmp_path / "figure_table.log")],
         params=SimpleNamespace(
             figure=figure,
             entry=FIGURES[figure],
             roles=roles,
-            reads=reads or contract.script_reads(SCRIPTS / f"{figure}.py"),
+            reads=reads or contract.script_reads(script_of(figure)),
             cells={cell: "synthetic" for value in roles.values() for cell in contract.members(value)},
         ),
     )
@@ -114,7 +114,7 @@ def figure_table(tmp_path, figure, hdf5, roles, reads=None):
 
 def draw(figure, table_path, roles, tmp_path, script=None):
     """Runs a figure script's plot() under its contract; returns the contract (what it read)."""
-    script = script or SCRIPTS / f"{figure}.py"
+    script = script or script_of(figure)
     reads = contract.script_reads(script)
     active = contract.Contract(figure, roles, reads)
     pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
@@ -127,8 +127,20 @@ def draw(figure, table_path, roles, tmp_path, script=None):
 
 def test_every_registered_figure_has_a_script_whose_roles_match():
     for figure, entry in FIGURES.items():
-        reads = contract.script_reads(SCRIPTS / f"{figure}.py")
+        reads = contract.script_reads(script_of(figure))
         contract.check_roles(figure, reads, entry["cells"])
+
+
+def test_every_script_draws_a_registered_figure_and_no_two_differ_only_in_their_docstring():
+    used = {script_of(figure).name for figure in FIGURES}
+    assert {p.name for p in SCRIPTS.glob("*.py")} == used  # no orphan script
+    bodies = {}
+    for path in sorted(SCRIPTS.glob("*.py")):
+        body = path.read_text().split('"""', 2)[2]  # the code after the module docstring
+        assert body not in bodies, (
+            f"{path.name} repeats {bodies.get(body)}: give the figure `script:` instead"
+        )
+        bodies[body] = path.name
 
 
 @pytest.mark.slow  # 57 figures of a few seconds each; the contract tests below stay in the fast subset
@@ -141,7 +153,7 @@ def test_figure_script_draws_exactly_what_it_declares(figure, synthetic_run, tmp
 
 def misspell(tmp_path, figure, old, new, in_reads=False):
     """A copy of a figure script with one quantity renamed in plot() (and, with `in_reads`, in READS)."""
-    text = (SCRIPTS / f"{figure}.py").read_text()
+    text = script_of(figure).read_text()
     head, body = text.split("def plot(", 1)
     assert f'"{old}"' in body
     body = body.replace(f'"{old}"', f'"{new}"')
@@ -172,9 +184,9 @@ def test_an_empty_or_all_nan_curve_fails(synthetic_run, tmp_path):
     figure = "w1_28_gradient_norm"
     roles = synthetic_roles(FIGURES[figure])
     path = figure_table(tmp_path, figure, synthetic_run, roles)
-    table = pd.read_csv(path)
+    table = pd.read_parquet(path)
     table.loc[table["quantity"] == "predicted_grad_norm_sq", "value"] = np.nan
-    table.to_csv(path, index=False)
+    table.to_parquet(path, index=False)
     with pytest.raises(
         contract.ContractError, match="w1_28_gradient_norm: cell 'syn_main' has no central/predicted"
     ):
@@ -199,6 +211,20 @@ def test_a_cell_outside_the_roles_fails():
 
 
 def test_validation_panels_are_titled_with_the_runs_eta_not_the_cell_name():
-    table = pd.DataFrame({"cell": ["srmsprop_sequence.lstm.lr0.005"], "lr": [0.02]})
+    table = pd.DataFrame({"cell": ["srmsprop_sequence.lstm.lr0.005"]})
+    assert plotting.run_title(table, "srmsprop_sequence.lstm.lr0.005") == "lstm lr0.005"  # no metadata
+    table.attrs["cells"] = {"srmsprop_sequence.lstm.lr0.005": {"lr": 0.02}}
     assert plotting.run_title(table, "srmsprop_sequence.lstm.lr0.005") == "lstm η=0.02"
-    assert plotting.run_title(table.drop(columns="lr"), "srmsprop_sequence.lstm.lr0.005") == "lstm lr0.005"
+
+
+def test_figure_table_carries_the_cells_metadata_not_a_broadcast_eta(synthetic_run, tmp_path):
+    figure = "w1_28_gradient_norm"
+    roles = synthetic_roles(FIGURES[figure])
+    table = plotting.read_table(figure_table(tmp_path, figure, synthetic_run, roles))
+    assert "lr" not in table.columns and set(table["cell"]) == {"syn_main"}
+    assert plotting.learning_rate(table, "syn_main") == LR
+    assert plotting.metadata(table, "syn_main")["run_id"] == "synthetic"
+    # the onset drawn on figures is the summary's eos_onset_step (the synthetic run reaches 2 at step 40)
+    assert plotting.onset(table, "syn_main") == 40
+    with pytest.raises(contract.ContractError, match="no metadata for cell 'other'"):
+        plotting.learning_rate(table, "other")

@@ -1,4 +1,5 @@
-"""Aggregate, summary, claims and reference checks on a synthetic HDF5 file; the cell/grid expansion."""
+"""Run tables (HDF5 -> Parquet), the EOS onset, summary, claims and reference checks on a synthetic HDF5
+file; the cell/grid expansion."""
 
 import runpy
 
@@ -7,15 +8,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from centralflows.analysis import tables
+from centralflows.analysis import check, metrics, onset, read
+from centralflows.analysis.claims import apply_expectations, claim_failures, evaluate_claims
+from centralflows.analysis.metrics import gd, stationary
 from centralflows.plan import grid
 
 from .conftest import LR, ROOT
 
 
 def test_long_table_has_the_documented_columns_and_no_nan(synthetic_run):
-    table, attrs = tables.read_run(synthetic_run, "r1")
-    assert list(table.columns) == tables.LONG_COLUMNS
+    table, attrs = read.read_run(synthetic_run)
+    assert list(table.columns) == read.LONG_COLUMNS
     assert table["value"].notna().all()
     assert attrs["config"]["opt"]["lr"] == LR
     quantities = set(table["quantity"])
@@ -35,8 +38,8 @@ def test_long_table_has_the_documented_columns_and_no_nan(synthetic_run):
 
 
 def test_summary_metrics(synthetic_run):
-    table, attrs = tables.read_run(synthetic_run, "r1")
-    row = tables.summarize_run(table, attrs, {"run_id": "r1", "wall_s": 1.5, "slurm_job_id": "42"}, smooth=5)
+    table, attrs = read.read_run(synthetic_run)
+    row = metrics.summarize_run(table, attrs, smooth=5)
     assert row["eos_onset_step"] == 40
     assert row["central_top_eff_eig_max"] == pytest.approx(2.0)
     assert 1.8 < row["discrete_top_eff_eig_median_after_eos"] < 2.2
@@ -44,14 +47,59 @@ def test_summary_metrics(synthetic_run):
     assert row["max_distance_central_discrete"] == pytest.approx(0.1)
     assert row["central_stable_distance_before_eos_rel"] < 1e-3
     assert row["predicted_loss_rel_error"] < 0.1
-    assert row["slurm_job_id"] == "42" and row["n_params"] == 1234
-    assert set(row) | {"cell"} == set(tables.SUMMARY_COLUMNS)
+    assert set(row) == set(metrics.METRIC_COLUMNS)
+
+
+def test_run_table_round_trips_through_parquet_with_its_info_and_row_filters(synthetic_run, tmp_path):
+    table, attrs = read.read_run(synthetic_run)
+    info = {"attrs": attrs, "job": {"run_id": "r1", "wall_s": 1.5, "slurm_job_id": "42"}}
+    path = tmp_path / "r1.parquet"
+    read.write_run_table(table, info, path)
+    back = read.read_run_table(path)
+    pd.testing.assert_frame_equal(back, table)
+    assert isinstance(back["quantity"].dtype, pd.CategoricalDtype)
+    assert read.read_run_info(path) == info
+    # the row filter keeps exactly the (process, quantity) pairs asked for
+    some = read.read_run_table(
+        path, {"discrete": ["train_loss", "hessian_eigs"], "group": ["deltas"], "x": []}
+    )
+    pairs = set(zip(some["process"], some["quantity"], strict=True))
+    assert pairs == {("discrete", "train_loss"), ("discrete", "hessian_eigs"), ("group", "deltas")}
+    expected = table[table["process"].eq("discrete") & table["quantity"].isin(["train_loss", "hessian_eigs"])]
+    assert len(some) == len(expected) + int((table["quantity"] == "deltas").sum())
+    assert read.read_run_table(path, {"central": []}).empty
+    # the summary of the Parquet table is the summary of the table read from HDF5
+    assert metrics.summarize_run(back, attrs, 5) == pytest.approx(
+        metrics.summarize_run(table, attrs, 5), nan_ok=True
+    )
+
+
+def test_cell_metadata_table_names_each_cells_run_and_its_hyperparameters(synthetic_run):
+    _, attrs = read.read_run(synthetic_run)
+    infos = {"r1": {"attrs": attrs, "job": {"run_id": "r1", "wall_s": 1.5, "slurm_job_id": "42"}}}
+    meta = read.cell_metadata({"a": "r1", "b": "r1"}, infos)
+    assert list(meta.columns) == read.METADATA_COLUMNS and list(meta["cell"]) == ["a", "b"]
+    row = meta.iloc[0]
+    assert (row["run_id"], row["arch"], row["opt"], row["lr"]) == ("r1", "mlp", "gd", LR)
+    assert np.isnan(row["beta2"])  # GD has no beta2
+    assert (
+        row["slurm_job_id"] == "42" and row["n_params"] == 1234 and row["runs"] == "discrete central stable"
+    )
+
+
+def test_eos_onset_is_the_first_step_at_or_above_the_level():
+    top = pd.Series([1.0, 2.5, 1.96, 2.0, 2.1], index=[0, 5, 10, 15, 20])
+    assert onset.eos_onset(top) == 5  # a one-step spike counts: the same onset for summary and figures
+    assert onset.eos_onset(top, 2.2) == 5 and onset.eos_onset(top, 3.0) is None
+    assert onset.eos_onset(top.iloc[2:]) == 15  # exactly 2 is at EOS
+    assert onset.eos_onset(top.iloc[2:], onset.CENTRAL_AT_EOS) == 10  # 1.96: at EOS for the central flow
+    assert onset.eos_onset(top.iloc[:0]) is None
 
 
 def _summary(synthetic_run, cell="a"):
-    table, attrs = tables.read_run(synthetic_run, "r1")
-    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
-    return pd.DataFrame([{**row, "cell": cell}], columns=tables.SUMMARY_COLUMNS)
+    table, attrs = read.read_run(synthetic_run)
+    row = metrics.summarize_run(table, attrs, smooth=5)
+    return metrics.summary_table({cell: "r1"}, {"r1": {"attrs": attrs, "job": {}}}, {"r1": row})
 
 
 def test_claims_pass_fail_and_no_data(synthetic_run):
@@ -72,7 +120,7 @@ def test_claims_pass_fail_and_no_data(synthetic_run):
             "max": 0.0,
         },
     }
-    result = tables.evaluate_claims(summary, claims, {"pinned": ["a", "missing"], "too_strict": ["a"]})
+    result = evaluate_claims(summary, claims, {"pinned": ["a", "missing"], "too_strict": ["a"]})
     assert list(result["status"]) == ["pass", "no-data", "fail"]
     assert result.loc[0, "threshold"] == "<= 2.05"
 
@@ -83,16 +131,16 @@ def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
         "eos_onset_step": {"rtol": 0.0, "atol": 3},
         "final_train_loss_discrete": {"rtol": 0.05, "atol": 0.0},
     }
-    assert tables.compare_to_reference(summary, summary.copy(), tol) == []
+    assert check.compare_to_reference(summary, summary.copy(), tol) == []
     drifted = summary.copy()
     drifted.loc[0, "eos_onset_step"] += 2  # within 3 steps
-    assert tables.compare_to_reference(summary, drifted, tol) == []
+    assert check.compare_to_reference(summary, drifted, tol) == []
     drifted.loc[0, "final_train_loss_discrete"] *= 1.2
-    problems = tables.compare_to_reference(summary, drifted, tol)
+    problems = check.compare_to_reference(summary, drifted, tol)
     assert len(problems) == 1 and "final_train_loss_discrete" in problems[0]
     assert (
         "present in reference only"
-        in tables.compare_to_reference(
+        in check.compare_to_reference(
             summary, _summary(synthetic_run, "b").pipe(lambda b: pd.concat([summary, b])), tol
         )[0]
     )
@@ -218,8 +266,8 @@ def test_start_from_the_edge_loads_the_source_runs_edge_checkpoint(config, scale
 
 
 def test_part_one_claim_metrics(synthetic_run):
-    table, attrs = tables.read_run(synthetic_run, "r1")
-    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
+    table, attrs = read.read_run(synthetic_run)
+    row = metrics.summarize_run(table, attrs, smooth=5)
     assert row["n_eigs_reached_eos"] == 1  # the second synthetic eigenvalue stays at 1.6
     assert row["grad_norm_sq_oscillation_fraction"] > 0  # central ||grad||^2 in [0, 1) below 0.5 on average
     assert row["predicted_variance_rel_error"] == pytest.approx(
@@ -232,21 +280,21 @@ def test_part_one_claim_metrics(synthetic_run):
 
 def test_moving_average_keeps_length():
     s = pd.Series(np.arange(10.0))
-    assert len(tables.moving_average(s, 3)) == 10
+    assert len(read.moving_average(s, 3)) == 10
 
 
 def _long(process, quantity, steps, values, index=-1):
     """Long-table rows of one curve."""
     columns = {"process": process, "step": steps, "quantity": quantity, "index": index, "value": values}
-    return pd.DataFrame({"run_id": "r", **columns})
+    return pd.DataFrame(columns)
 
 
 def test_stationary_probe_keeps_only_its_logged_steps(synthetic_run):
-    table, _ = tables.read_run(synthetic_run, "r1")
+    table, _ = read.read_run(synthetic_run)
     probe = table[table["quantity"].str.startswith("stationary/")]
     assert set(probe["process"]) == {"central"}  # `central/stationary/*`, not the stationary flow
     assert (probe["step"] % 5 == 0).all() and probe["value"].notna().all()
-    assert len(tables.series(table, "central", "stationary/nu_cosine")) == 24  # steps 0, 5, ..., 115
+    assert len(read.series(table, "central", "stationary/nu_cosine")) == 24  # steps 0, 5, ..., 115
     assert "predicted_loss" in set(table.loc[table["process"] == "stationary", "quantity"])
 
 
@@ -272,40 +320,40 @@ def test_stationary_metrics_known_answers():
         ignore_index=True,
     )
     smoothed = pd.Series(1.0, index=t)
-    top_c = tables.top_eigenvalue(table, "central")
-    m = tables._stationary_metrics(table, top_c, smoothed, onset=50, central_error=0.1)
+    top_c = read.top_eigenvalue(table, "central")
+    m = stationary.stationary_metrics(table, top_c, smoothed, onset=50, central_error=0.1)
     assert m["stationary_nu_cosine_late_median"] == pytest.approx(0.999)
     assert m["p_hat_faster_than_baseline_fraction"] == pytest.approx(10 / 12)  # 12 points from step 40
     assert m["p_bar_slower_than_p_hat_fraction"] == pytest.approx(9 / 12)  # not at 40, 45, 95
     assert m["stationary_predicted_loss_rel_error"] == pytest.approx(0.2)  # |1.2 - 1| / 1 from step 50
     assert m["stationary_over_central_loss_error"] == pytest.approx(2.0)
     # a central flow that never reaches EOS: every probe point counts
-    never = tables._stationary_metrics(table, top_c * 0.5, smoothed, onset=None, central_error=0.1)
+    never = stationary.stationary_metrics(table, top_c * 0.5, smoothed, onset=None, central_error=0.1)
     assert never["p_hat_faster_than_baseline_fraction"] == pytest.approx(10 / 20)
     # a run without the probe or the stationary flow: no data
-    missing = tables._stationary_metrics(table.iloc[:0], top_c, smoothed, onset=50, central_error=0.1)
+    missing = stationary.stationary_metrics(table.iloc[:0], top_c, smoothed, onset=50, central_error=0.1)
     assert all(np.isnan(v) for v in missing.values())
 
 
 def test_prediction_rel_error_counts_steps_from_onset():
     ma = pd.Series(1.0, index=np.arange(10))
     predicted = pd.Series(np.where(np.arange(10) < 5, 3.0, 1.1), index=np.arange(10))
-    assert tables._prediction_rel_error(ma, predicted, 5) == pytest.approx(0.1)
-    assert tables._prediction_rel_error(ma, predicted, None) == pytest.approx((5 * 2.0 + 5 * 0.1) / 10)
-    assert np.isnan(tables._prediction_rel_error(ma, predicted.iloc[:0], None))
+    assert metrics.common.prediction_rel_error(ma, predicted, 5) == pytest.approx(0.1)
+    assert metrics.common.prediction_rel_error(ma, predicted, None) == pytest.approx((5 * 2.0 + 5 * 0.1) / 10)
+    assert np.isnan(metrics.common.prediction_rel_error(ma, predicted.iloc[:0], None))
 
 
 def test_stationary_metrics_on_the_synthetic_run(synthetic_run):
-    table, attrs = tables.read_run(synthetic_run, "r1")
-    row = tables.summarize_run(table, attrs, {"run_id": "r1"}, smooth=5)
+    table, attrs = read.read_run(synthetic_run)
+    row = metrics.summarize_run(table, attrs, smooth=5)
     cosine = 1 - 0.2 * np.exp(-np.array([85, 90]) / 15)  # the middle of the later 12 of 24 points
     assert row["stationary_nu_cosine_late_median"] == pytest.approx(cosine.mean())
     assert row["p_hat_faster_than_baseline_fraction"] == 1.0
     assert 0 < row["p_bar_slower_than_p_hat_fraction"] <= 1
     assert row["stationary_over_central_loss_error"] > 1  # prediction 0.08 vs 0.05 above GD's average
     without = table[(table["process"] != "stationary") & ~table["quantity"].str.startswith("stationary/")]
-    row = tables.summarize_run(without, attrs, {"run_id": "r1"}, smooth=5)
-    assert all(np.isnan(row[c]) for c in tables.STATIONARY_COLUMNS)
+    row = metrics.summarize_run(without, attrs, smooth=5)
+    assert all(np.isnan(row[c]) for c in stationary.STATIONARY_COLUMNS)
 
 
 def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_claim_should_hold():
@@ -318,22 +366,17 @@ def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_c
         },
     }  # fmt: skip
     cells = {"c": ["a", "b"], "short": ["b"]}
-    table = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "ci")
+    table = apply_expectations(evaluate_claims(summary, claims, cells), claims, "ci")
     assert list(table["status"]) == ["pass", "fail", "not-evaluable"]
     assert list(table["expected"]) == ["holds", "holds", "not evaluable"]
     assert table["reason"].iloc[2] == "not evaluable: run too short"
-    (failure,) = tables.claim_failures(table)
+    (failure,) = claim_failures(table)
     assert "claim c on b: fail" in failure
     # per cell: b is not evaluable at ci, a still holds; at another scale everything holds
     claims["c"]["expect"] = {"ci": {"b": "stand-in network"}}
-    assert (
-        tables.claim_failures(
-            tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "ci")
-        )
-        == []
-    )
-    paper = tables.apply_expectations(tables.evaluate_claims(summary, claims, cells), claims, "paper")
-    assert len(tables.claim_failures(paper)) == 2
+    assert claim_failures(apply_expectations(evaluate_claims(summary, claims, cells), claims, "ci")) == []
+    paper = apply_expectations(evaluate_claims(summary, claims, cells), claims, "paper")
+    assert len(claim_failures(paper)) == 2
 
 
 def test_central_smoothness_metrics_known_answers():
@@ -350,12 +393,12 @@ def test_central_smoothness_metrics_known_answers():
             ],
             ignore_index=True,
         )
-        top_c = tables.top_eigenvalue(table, "central")
-        m = tables._central_smoothness_metrics(table, {"central_sdcp_unconverged": 3}, top_c)
+        top_c = read.top_eigenvalue(table, "central")
+        m = gd.central_smoothness_metrics(table, {"central_sdcp_unconverged": 3}, top_c)
         assert m["central_sigma_trace_roughness"] == pytest.approx(roughness)
         assert m["central_max_seff_after_onset"] == pytest.approx(2.05)
         assert m["central_sdcp_unconverged"] == 3
-    never = tables._central_smoothness_metrics(table, {}, top_c * 0.5)
+    never = gd.central_smoothness_metrics(table, {}, top_c * 0.5)
     assert all(np.isnan(v) for v in never.values())
 
 

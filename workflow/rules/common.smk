@@ -91,10 +91,9 @@ def get_mem_mb(wildcards, attempt):
 
 
 def get_all_run_tables():
-    """The long table and info of every run of the scale."""
+    """The run table (Parquet, its info in the metadata) of every run of the scale."""
     return {
-        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=PLAN.runs),
-        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=PLAN.runs),
+        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.parquet", run_id=PLAN.runs)
     }
 
 
@@ -112,22 +111,24 @@ def get_figure_cells(figure):
     return [c for value in get_figure_roles(figure).values() for c in members(value)]
 
 
+def get_figure_script(figure):
+    """The script that draws a figure: `workflow/scripts/figures/<script or id>.py`."""
+    return config["figures"][figure].get("script", figure)
+
+
 def get_figure_reads(figure):
     """The READS declaration of a figure's script, its roles checked against the registry's."""
     from centralflows.analysis.contract import check_roles, script_reads
 
-    reads = script_reads(f"workflow/scripts/figures/{figure}.py")
+    reads = script_reads(f"workflow/scripts/figures/{get_figure_script(figure)}.py")
     check_roles(figure, reads, config["figures"][figure]["cells"])
     return reads
 
 
 def get_figure_tables(wildcards):
-    """The long tables and infos of the runs a figure reads (only those: a figure never waits on others)."""
+    """The run tables of the runs a figure reads (only those: a figure never waits on others)."""
     runs = dict.fromkeys(PLAN.cells[c] for c in get_figure_cells(wildcards.figure))
-    return {
-        "tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.csv.gz", run_id=runs),
-        "infos": expand(f"{RESULTS}/tables/runs/{{run_id}}.json", run_id=runs),
-    }
+    return {"tables": expand(f"{RESULTS}/tables/runs/{{run_id}}.parquet", run_id=runs)}
 
 
 def get_claim_cells():

@@ -6,8 +6,9 @@ for _figure in PLAN.figures:
         name:
             f"plot_{_figure}"
         input:
-            table=f"{RESULTS}/tables/figures/{_figure}.csv",
-            script=f"workflow/scripts/figures/{_figure}.py",
+            table=f"{RESULTS}/tables/figures/{_figure}.parquet",
+            cells=f"{RESULTS}/tables/figures/{_figure}.cells.csv",
+            script=f"workflow/scripts/figures/{get_figure_script(_figure)}.py",
         output:
             pdf=report(
                 f"{FIGURES}/{_figure}.pdf",
@@ -26,13 +27,14 @@ for _figure in PLAN.figures:
         localrule: True
         params:
             figure=_figure,
+            script=get_figure_script(_figure),
             entry=config["figures"][_figure],
             cells=get_figure_roles(_figure),
             cell_names=get_figure_cells(_figure),
             reads=get_figure_reads(_figure),
             smooth=config["scales"][SCALE]["smooth"],
             scale=SCALE,
-        # `{params.figure}`, not an f-string of `_figure`: Snakemake evaluates the script path when the
+        # `{params.script}`, not an f-string of `_figure`: Snakemake evaluates the script path when the
         # job runs, after the loop has ended, so `_figure` would name the last figure for every rule.
         script:
-            "../scripts/figures/{params.figure}.py"
+            "../scripts/figures/{params.script}.py"

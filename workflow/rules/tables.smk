@@ -1,4 +1,4 @@
-# HDF5 -> small tables: the compute/plot boundary (docs in centralflows.analysis.tables).
+# HDF5 -> small tables: the compute/plot boundary (docs in centralflows.analysis.read).
 
 
 rule aggregate:
@@ -6,8 +6,7 @@ rule aggregate:
         hdf5=rules.run.output.hdf5,
         job=rules.run.output.job,
     output:
-        table=f"{RESULTS}/tables/runs/{{run_id}}.csv.gz",
-        info=f"{RESULTS}/tables/runs/{{run_id}}.json",
+        table=f"{RESULTS}/tables/runs/{{run_id}}.parquet",
     log:
         f"{RESULTS}/logs/aggregate/{{run_id}}.log",
     localrule: True
@@ -50,7 +49,8 @@ rule figure_table:
     input:
         unpack(get_figure_tables),
     output:
-        f"{RESULTS}/tables/figures/{{figure}}.csv",
+        table=f"{RESULTS}/tables/figures/{{figure}}.parquet",
+        cells=f"{RESULTS}/tables/figures/{{figure}}.cells.csv",
     log:
         f"{RESULTS}/logs/figure_table/{{figure}}.log",
     localrule: True

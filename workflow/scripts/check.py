@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from centralflows.analysis.tables import claim_failures, compare_to_reference, log_to
+from centralflows.analysis.check import compare_to_reference
+from centralflows.analysis.claims import claim_failures
+from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 summary = pd.read_csv(snakemake.input.summary)  # noqa: F821

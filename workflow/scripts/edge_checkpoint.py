@@ -1,6 +1,6 @@
 """The source run's checkpoint at its edge step (centralflows.runner.restart.edge_checkpoint)."""
 
-from centralflows.analysis.tables import log_to
+from centralflows.runner.logs import log_to
 from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)

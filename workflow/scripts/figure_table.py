@@ -1,27 +1,24 @@
-"""The small table of one figure: the processes and quantities its script's READS declares, per role,
-with the cell name and eta. A declared quantity that a cell's run lacks fails here."""
+"""The small tables of one figure: the rows its script's READS declares, per role, read from the runs'
+Parquet files with row filters (cell name added; Parquet), and the per-cell metadata of its cells
+(cell, run_id, arch, opt, lr, ...; CSV). A declared quantity that a cell's run lacks fails here."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from centralflows.analysis.contract import ContractError, members, missing_reads
-from centralflows.analysis.tables import LONG_COLUMNS, log_to
+from centralflows.analysis.read import LONG_COLUMNS, cell_metadata, read_run_info, read_run_table
+from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821
 entry, cells, reads = params.entry, params.cells, params.reads
-runs, lrs = {}, {}
-for table_path, info_path in zip(snakemake.input.tables, snakemake.input.infos, strict=True):  # noqa: F821
-    runs[Path(info_path).stem] = pd.read_csv(table_path)
-    lrs[Path(info_path).stem] = json.loads(Path(info_path).read_text())["attrs"]["config"]["opt"]["lr"]
+paths = {Path(p).stem: p for p in snakemake.input.tables}  # noqa: F821
 frames = []
 for role, value in params.roles.items():
-    wanted = {(p, q) for p, quantities in reads[role].items() for q in quantities}
     for cell in members(value):
         run_id = cells[cell]
-        table = runs[run_id]
+        table = read_run_table(paths[run_id], reads[role])
         missing = missing_reads(table, reads[role])
         if missing:
             message = (
@@ -31,16 +28,13 @@ for role, value in params.roles.items():
             )
             log.error("%s", message)
             raise ContractError(message)
-        keep = pd.Series(list(zip(table["process"], table["quantity"], strict=True)), index=table.index).isin(
-            wanted
-        )
-        frame = table[keep].assign(cell=cell, lr=lrs[run_id])
         if entry["max_step"] is not None:
-            frame = frame[frame["step"] <= entry["max_step"]]
-        frames.append(frame)
+            table = table[table["step"] <= entry["max_step"]]
+        frames.append(table.assign(cell=cell))
 # A computed figure (`cells: {}`, e.g. a toy) gets an empty table with the usual columns.
-figure = (
-    pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LONG_COLUMNS, "cell", "lr"])
-)
-figure.to_csv(snakemake.output[0], index=False)  # noqa: F821
+figure = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LONG_COLUMNS, "cell"])
+figure = figure.astype({c: "category" for c in ("cell", "process", "quantity")})
+figure.to_parquet(snakemake.output.table, index=False)  # noqa: F821
+infos = {run_id: read_run_info(paths[run_id]) for run_id in set(cells.values())}
+cell_metadata(cells, infos).to_csv(snakemake.output.cells, index=False)  # noqa: F821
 log.info("%d rows for cells %s", len(figure), list(cells))

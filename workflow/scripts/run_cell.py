@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jax
 
-from centralflows.analysis.tables import log_to
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
+from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 if snakemake.params.compilation_cache:  # noqa: F821

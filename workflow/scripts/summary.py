@@ -1,19 +1,18 @@
-"""One row per cell with its key metrics (columns: centralflows.analysis.tables.SUMMARY_COLUMNS)."""
+"""One row per cell: its metadata and its run's metrics (centralflows.analysis.metrics.SUMMARY_COLUMNS)."""
 
-import json
 from pathlib import Path
 
-import pandas as pd
-
-from centralflows.analysis.tables import SUMMARY_COLUMNS, log_to, summarize_run
+from centralflows.analysis.metrics import summarize_run, summary_table
+from centralflows.analysis.read import read_run_info, read_run_table
+from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 smooth = snakemake.params.smooth  # noqa: F821
-by_run = {}
-for table_path, info_path in zip(snakemake.input.tables, snakemake.input.infos, strict=True):  # noqa: F821
-    info = json.loads(Path(info_path).read_text())
-    by_run[Path(info_path).stem] = summarize_run(pd.read_csv(table_path), info["attrs"], info["job"], smooth)
-rows = [{**by_run[run_id], "cell": cell} for cell, run_id in snakemake.params.cells.items()]  # noqa: F821
-summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+infos, metrics = {}, {}
+for path in snakemake.input.tables:  # noqa: F821
+    run_id = Path(path).stem
+    infos[run_id] = read_run_info(path)
+    metrics[run_id] = summarize_run(read_run_table(path), infos[run_id]["attrs"], smooth)
+summary = summary_table(snakemake.params.cells, infos, metrics)  # noqa: F821
 summary.to_csv(snakemake.output[0], index=False)  # noqa: F821
-log.info("summary of %d cells (%d runs)", len(summary), len(by_run))
+log.info("summary of %d cells (%d runs)", len(summary), len(metrics))

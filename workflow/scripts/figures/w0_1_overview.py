@@ -15,7 +15,7 @@ def plot(table, pdf, png, params):
     cell = params.cells["main"]
     fig, (loss, sharp) = plotting.subplots(2)
     plotting.plot_loss(loss, table, cell, ["discrete", "central"], prediction=True, smooth=params.smooth)
-    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    plotting.mark_onset(loss, plotting.onset(table, cell))
     loss.set_title("train loss")
     plotting.sharpness_panel(sharp, table, cell, ["discrete", "central"])
     sharp.set_title("sharpness")

@@ -1,4 +1,5 @@
-"""W1.10: EOS on every vision architecture (CNN, ResNet, ViT): loss and sharpness vs 2/eta per eta."""
+"""W1.10, W1.11: EOS on every vision (CNN, ResNet, ViT) or sequence architecture (LSTM, Transformer,
+Mamba, on the sorting task): loss and sharpness vs 2/eta per eta."""
 
 from centralflows.analysis import plotting
 

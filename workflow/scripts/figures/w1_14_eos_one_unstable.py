@@ -4,6 +4,7 @@ Window: from 20 steps before the onset to the step the second eigenvalue reaches
 """
 
 from centralflows.analysis import plotting
+from centralflows.analysis.onset import eos_onset
 
 # What plot() reads, per role of the registry entry's `cells:` (centralflows.analysis.contract)
 READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
@@ -11,8 +12,8 @@ READS = {"main": {"discrete": ["train_loss", "hessian_eigs"]}}
 
 def plot(table, pdf, png, params):
     cell = params.cells["main"]
-    onset, limit = plotting.gd_onset(table, cell), 2 / plotting.learning_rate(table, cell)
-    stop = plotting.first_above(plotting.curve(table, cell, "discrete", "hessian_eigs", 1), limit)
+    onset, lr = plotting.onset(table, cell), plotting.learning_rate(table, cell)
+    stop = eos_onset(lr * plotting.curve(table, cell, "discrete", "hessian_eigs", 1))
     view = plotting.between(table, None if onset is None else onset - 20, stop)
     fig, (loss, sharp) = plotting.subplots(2)
     plotting.plot_loss(loss, view, cell)

@@ -16,7 +16,7 @@ def plot(table, pdf, png, params):
     cell = params.cells["main"]
     fig, (loss, sharp, dist) = plotting.subplots(3, width=4.0)
     plotting.plot_loss(loss, table, cell, ["discrete", "stable"])
-    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    plotting.mark_onset(loss, plotting.onset(table, cell))
     loss.set_title("train loss")
     plotting.sharpness_panel(sharp, table, cell, ["discrete", "stable"])
     sharp.set_title("sharpness")

@@ -19,7 +19,7 @@ def plot(table, pdf, png, params):
     plotting.plot_loss(
         loss, table, cell, ["discrete", "stable", "central"], prediction=True, smooth=params.smooth
     )
-    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    plotting.mark_onset(loss, plotting.onset(table, cell))
     loss.set_title("train loss")
     plotting.sharpness_panel(sharp, table, cell, ["discrete", "stable", "central"])
     sharp.set_title("sharpness")

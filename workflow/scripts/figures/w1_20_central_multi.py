@@ -20,7 +20,7 @@ def plot(table, pdf, png, params):
         eigs, table, cell, "central", "hessian_eigs", color="black", label="central flow"
     )
     plotting.threshold(eigs, 2 / plotting.learning_rate(table, cell), "2/η")
-    plotting.mark_onset(eigs, plotting.gd_onset(table, cell))
+    plotting.mark_onset(eigs, plotting.onset(table, cell))
     eigs.set(xlabel="step", ylabel="Hessian eigenvalue", title="top eigenvalues")
     eigs.legend(frameon=False, fontsize="x-small")
     plotting.distance_panel(dist, table, cell)

@@ -12,7 +12,7 @@ def plot(table, pdf, png, params):
     fig, axes = plotting.subplots(len(directions), width=4.0)
     for ax, i in zip(axes, directions, strict=True):
         plotting.variance_panel(ax, table, cell, i, params.smooth)
-        plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+        plotting.mark_onset(ax, plotting.onset(table, cell))
     axes[0].set_ylabel("squared displacement")
     plotting.save(fig, pdf, png)
 

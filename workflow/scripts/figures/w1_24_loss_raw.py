@@ -10,7 +10,7 @@ def plot(table, pdf, png, params):
     cell = params.cells["main"]
     fig, (ax,) = plotting.subplots(width=5.5)
     plotting.plot_loss(ax, table, cell)
-    plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    plotting.mark_onset(ax, plotting.onset(table, cell))
     ax.legend(frameon=False)
     ax.set_title("GD train loss")
     plotting.save(fig, pdf, png)

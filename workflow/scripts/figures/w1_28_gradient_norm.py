@@ -23,7 +23,7 @@ def plot(table, pdf, png, params):
         label="central flow $\\|\\nabla L(w(t))\\|^2$",
     )
     plotting.line(ax, plotting.curve(table, cell, "central", "predicted_grad_norm_sq"), **plotting.PREDICTION)
-    plotting.mark_onset(ax, plotting.gd_onset(table, cell))
+    plotting.mark_onset(ax, plotting.onset(table, cell))
     ax.set(xlabel="step", ylabel="squared gradient norm", yscale="log", title="gradient norm")
     ax.legend(frameon=False, fontsize="small")
     plotting.save(fig, pdf, png)

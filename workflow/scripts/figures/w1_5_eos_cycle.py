@@ -23,7 +23,7 @@ def phases(sharpness, limit, onset):
 
 def plot(table, pdf, png, params):
     cell = params.cells["main"]
-    onset = plotting.gd_onset(table, cell)
+    onset = plotting.onset(table, cell)
     view = table if onset is None else plotting.between(table, onset - 20, onset + 80)
     fig, (loss, sharp, disp) = plotting.subplots(3, width=4.0)
     plotting.plot_loss(loss, view, cell)

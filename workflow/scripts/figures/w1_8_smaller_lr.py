@@ -10,7 +10,7 @@ def plot(table, pdf, png, params):
     cell = params.cells["main"]
     fig, (loss, sharp) = plotting.subplots(2)
     plotting.plot_loss(loss, table, cell)
-    plotting.mark_onset(loss, plotting.gd_onset(table, cell))
+    plotting.mark_onset(loss, plotting.onset(table, cell))
     loss.set_title("train loss")
     plotting.sharpness_panel(sharp, table, cell)
     sharp.set_title(f"sharpness (2/η = {2 / plotting.learning_rate(table, cell):.4g})")

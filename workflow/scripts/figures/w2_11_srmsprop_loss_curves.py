@@ -1,4 +1,5 @@
-"""W2.11: predicted (dashed black) vs actual Scalar RMSProp loss for every architecture and eta."""
+"""W2.11 and its RMSProp counterpart: predicted (dashed black) vs actual Scalar RMSProp or RMSProp loss
+for every architecture and eta."""
 
 from centralflows.analysis import plotting
 

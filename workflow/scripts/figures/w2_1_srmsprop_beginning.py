@@ -16,7 +16,7 @@ def plot(table, pdf, png, params):
     for unit in plotting.indices(table, cell, "discrete", "train_outputs/0"):
         s = plotting.curve(table, cell, "discrete", "train_outputs/0", unit)
         plotting.line(outputs, s, color=f"C{unit}", label=f"output {unit}")
-    onset = plotting.eos_onset(table, cell)
+    onset = plotting.onset(table, cell, quantity="effective_hessian_eigs")
     for ax in (loss, gnorm, outputs):
         if onset is not None:
             ax.axvline(onset, **plotting.THRESHOLD)

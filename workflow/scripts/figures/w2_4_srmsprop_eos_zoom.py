@@ -1,4 +1,5 @@
-"""W2.4: the 2x3 EOS grid zoomed on the first cycle (beta2 = 0.99)."""
+"""W2.4, W2.5: the 2x3 EOS grid zoomed on the first cycle, at beta2 = 0.99 (W2.4) or 0.999 (W2.5: nu
+grows less, S drops more)."""
 
 from centralflows.analysis import plotting
 

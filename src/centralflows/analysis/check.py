@@ -1,0 +1,36 @@
+"""The reference check: a summary against its committed reference, within per-column tolerances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def compare_to_reference(summary: pd.DataFrame, reference: pd.DataFrame, tolerances: dict) -> list[str]:
+    """Differences between a summary and its reference beyond `tolerances` ({column: {rtol, atol}}).
+
+    Rows are matched by cell; a cell missing on either side and a NaN on one side only are drifts.
+
+    Returns:
+        Human-readable lines, one per drift (empty = no drift).
+    """
+    problems = []
+    mine, ref = summary.set_index("cell"), reference.set_index("cell")
+    for cell in sorted(set(mine.index) ^ set(ref.index)):
+        problems.append(f"cell {cell}: present in {'summary' if cell in mine.index else 'reference'} only")
+    for cell in sorted(set(mine.index) & set(ref.index)):
+        for column, tol in tolerances.items():
+            if column not in ref.columns or column not in mine.columns:
+                problems.append(
+                    f"column {column}: missing from {'reference' if column not in ref.columns else 'summary'}"
+                )
+                continue
+            got, want = float(mine.at[cell, column]), float(ref.at[cell, column])
+            if np.isnan(got) and np.isnan(want):
+                continue
+            limit = tol["atol"] + tol["rtol"] * abs(want)
+            if np.isnan(got) != np.isnan(want) or abs(got - want) > limit:
+                problems.append(
+                    f"cell {cell}, {column}: {got:.6g} vs reference {want:.6g} (allowed +-{limit:.3g})"
+                )
+    return sorted(set(problems), key=problems.index)

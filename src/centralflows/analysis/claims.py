@@ -1,0 +1,106 @@
+"""Claims of REFERENCE §4 on the per-cell summary: measured value, threshold, pass, and the expectation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def evaluate_claims(
+    summary: pd.DataFrame, claims: dict, cells_by_claim: dict[str, list[str]]
+) -> pd.DataFrame:
+    """One row per (claim, cell): the measured summary metric against the claim's [min, max].
+
+    `pass` is True/False, or NA (status `no-data`) when the metric is NaN or the cell did not run.
+    """
+    rows = []
+    by_cell = summary.set_index("cell")
+    for claim_id, claim in claims.items():
+        lo, hi = claim["min"], claim["max"]
+        threshold = " and ".join(
+            t for t in ([f">= {lo:g}"] if lo is not None else []) + ([f"<= {hi:g}"] if hi is not None else [])
+        )
+        measured = {
+            cell: float(by_cell.at[cell, claim["metric"]]) if cell in by_cell.index else np.nan
+            for cell in cells_by_claim[claim_id]
+        }
+        if claim.get("order"):
+            # One row for the whole cell list: the smallest relative step along the claimed order
+            # (> 0: ordered), e.g. sharpness at equal loss decreasing as eta grows.
+            sign = 1.0 if claim["order"] == "increasing" else -1.0
+            v = list(measured.values())
+            steps = [sign * (b - a) / max(abs(a), abs(b), 1e-30) for a, b in zip(v, v[1:], strict=False)]
+            measured = {
+                " < ".join(measured) if sign > 0 else " > ".join(measured): min(steps, default=np.nan)
+            }
+        for cell, value in measured.items():
+            ok = (
+                pd.NA
+                if np.isnan(value)
+                else bool((lo is None or value >= lo) and (hi is None or value <= hi))
+            )
+            status = "no-data" if ok is pd.NA else ("pass" if ok else "fail")
+            rows.append(
+                {
+                    "claim": claim_id,
+                    "reference": f"REFERENCE §4.{claim['reference']}",
+                    "description": claim["description"],
+                    "cell": cell,
+                    "metric": claim["metric"],
+                    "value": value,
+                    "threshold": threshold,
+                    "pass": ok,
+                    "status": status,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "claim",
+            "reference",
+            "description",
+            "cell",
+            "metric",
+            "value",
+            "threshold",
+            "pass",
+            "status",
+        ],
+    )
+
+
+HOLDS = "holds"
+
+
+def claim_expectation(claim: dict, scale: str, cell: str) -> str:
+    """`holds`, or the reason `claim` is not evaluable on `cell` at `scale` (its `expect:` entry).
+
+    `expect: {<scale>: holds | <reason> | {<cell>: holds | <reason>}}`; whatever is not listed holds.
+    """
+    expect = claim.get("expect", {}).get(scale, HOLDS)
+    return expect.get(cell, HOLDS) if isinstance(expect, dict) else expect
+
+
+def apply_expectations(claims_table: pd.DataFrame, claims: dict, scale: str) -> pd.DataFrame:
+    """Adds `expected` (holds / not evaluable) and `reason`; a claim not evaluable at this scale gets the
+    status `not-evaluable` whatever it measured (the value stays in the table)."""
+    reasons = [
+        claim_expectation(claims[c], scale, cell)
+        for c, cell in zip(claims_table["claim"], claims_table["cell"], strict=True)
+    ]
+    holds = [r == HOLDS for r in reasons]
+    out = claims_table.assign(
+        expected=["holds" if h else "not evaluable" for h in holds],
+        reason=["" if h else r for h, r in zip(holds, reasons, strict=True)],
+    )
+    out.loc[~pd.Series(holds, index=out.index, dtype=bool), "status"] = "not-evaluable"
+    return out
+
+
+def claim_failures(claims_table: pd.DataFrame) -> list[str]:
+    """The claims expected to hold that did not pass (a fail, or no data), one line each."""
+    bad = claims_table[(claims_table["expected"] == "holds") & (claims_table["status"] != "pass")]
+    return [
+        f"claim {r.claim} on {r.cell}: {r.status} ({r.metric} = {r.value:g}, expected {r.threshold})"
+        for r in bad.itertuples()
+    ]

@@ -1,0 +1,29 @@
+"""The edge-of-stability onset: one definition for the summary, the claims and the figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# At EOS the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp) reaches 2.
+EOS = 2.0
+
+# The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
+# to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
+CENTRAL_AT_EOS = 1.95
+
+# The central flow *holds* its top effective eigenvalue at 2 from this level on (the smoothness metrics
+# start there: between CENTRAL_AT_EOS and 2 the flow is still entering the edge).
+CENTRAL_HELD = 1.999
+
+
+def eos_onset(top: pd.Series, level: float = EOS) -> int | None:
+    """The EOS onset: the first logged step at which `top` (a step-indexed top effective eigenvalue, or
+    any one effective eigenvalue) is >= `level`; None if it never is.
+
+    Args:
+        top: effective eigenvalue per step; for GD from raw eigenvalues S that is eta * S, so the onset
+            is the first step with S >= 2/eta.
+        level: EOS (2) for the discrete process; CENTRAL_AT_EOS or CENTRAL_HELD for the central flow.
+    """
+    crossed = top[top >= level]
+    return int(crossed.index[0]) if len(crossed) else None
