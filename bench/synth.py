@@ -141,13 +141,17 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--compare-sdcp", type=Path, help="also time the solve_sdcp of this sdcp.py file")
+    parser.add_argument("--between-solves", default="lobpcg", choices=("lobpcg", "quotients"),
+                        help="the eigen-tracker's update between solves (eig.between_solves)")  # fmt: skip
     args = parser.parse_args(argv)
 
     problem, checks = synth_problem()
     opt = make_optimizer("gd", 0.2)
     kern = Kernels(problem, opt)
     s0 = opt.init_state(problem.w0)
-    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=10)
+    eig = EigConfig(
+        frequency=1, track_threshold=1.5, initial_k=1, max_k=10, between_solves=args.between_solves
+    )
     procs = {
         "discrete": Discrete(kern, problem.w0, s0, eig),
         "stable": StableFlow(kern, problem.w0, s0, eig),
@@ -216,6 +220,7 @@ def main(argv=None):
         "total_s": time.perf_counter() - t_start,
         "central_third_derivatives_total": procs["central"].third_derivatives,
         "device": str(jax.devices()[0]),
+        "between_solves": args.between_solves,
     }
     if args.compare_sdcp:  # the same instances, same process and load: a ratio robust to a busy machine
         before = sdcp_timings(solver=_load_solver(args.compare_sdcp))
