@@ -5,10 +5,10 @@ import runpy
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from centralflows.analysis import tables
 from centralflows.plan import grid
+from centralflows.plan.workflow import load_config
 
 from .conftest import LR, ROOT
 
@@ -100,7 +100,7 @@ def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
 
 @pytest.fixture(scope="module")
 def config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    return load_config(ROOT / "config.yaml")
 
 
 def test_run_ids_are_deterministic_readable_and_shared(config):
@@ -133,18 +133,38 @@ def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
         grid.resolve_names(config, ["nope"])
 
 
-def test_scale_axes_may_depend_on_another_axis():
+def test_scale_axes_map_paper_values_and_may_depend_on_another_axis():
     spec = {
         "run": {"opt": {"name": "gd"}},
         "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
-        "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, 1.5], "vit": [0.3, 0.4]}}},
+        "scale_axes": {"ci": {"opt.lr": {0.02: 0.5, 0.01: 0.25}}},  # keyed by value: order is free
     }
+    cells = grid.expand_grid("g", spec)
+    assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.25
+    assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 0.5
+    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}, "vit": {0.01: 0.3, 0.02: 0.4}}
     cells = grid.expand_grid("g", spec)
     assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 1.5  # names keep the paper values
     assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.3
     assert cells["g.vit.lr0.01"]["run"]["opt"]["lr"] == 0.01
-    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": [1.0, 1.5]}
-    with pytest.raises(ValueError, match="no entry for any of"):
+    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}}
+    with pytest.raises(ValueError, match=r"no entry for 0.01 of cell \['vit', 0.01\]"):
+        grid.expand_grid("g", spec)
+
+
+@pytest.mark.parametrize(
+    ("by_value", "message"),
+    [
+        ({0.01: 1.0, 0.03: 1.5}, "0.03 is not a value of the axis"),  # a mistyped paper value
+        ({"cmn": {0.01: 1.0}}, "'cmn' is not a value of another axis"),
+    ],
+)
+def test_a_scale_axes_key_that_is_no_axis_value_is_named(by_value, message):
+    spec = {
+        "axes": {"arch.name": ["cnn"], "opt.lr": [0.01, 0.02]},
+        "scale_axes": {"ci": {"opt.lr": by_value}},
+    }
+    with pytest.raises(ValueError, match=f"grid 'g', scale_axes ci.opt.lr: {message}"):
         grid.expand_grid("g", spec)
 
 
@@ -181,7 +201,9 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
             "g": {
                 "run": {"opt": {"name": "gd"}},
                 "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
-                "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, None], "vit": [None, 0.4]}}},
+                "scale_axes": {
+                    "ci": {"opt.lr": {"cnn": {0.01: 1.0, 0.02: None}, "vit": {0.01: None, 0.02: 0.4}}}
+                },
             }
         },
         "cells": {"solo": {"run": {}}},
