@@ -109,7 +109,7 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     assert first.cells["mlp_gd_central"].startswith("mlp-gd-lr0.06-synthetic-cifar10-")
     # ci builds every figure, plays the ViT by the MLP, and leaves the CE sequence sweep out
     assert set(first.figures) == set(config["figures"])
-    assert first.runs[first.cells["vit_gd_lr0.02"]]["arch"] == {"name": "mlp", "width": 32}
+    assert first.runs[first.cells["gd_example"]]["arch"] == {"name": "mlp", "width": 32}
     assert "gd_sequence_ce.lstm.lr0.05" not in first.cells and "gd_sequence_lstm.lstm.lr0.1" in first.cells
     assert "gd_sequence_ce.lstm.lr0.1" in paper_cells(config)
     run = first.runs[first.cells["mlp_gd"]]
@@ -215,14 +215,14 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
 
 def test_start_from_loads_the_source_cells_checkpoint(config):
     paper = grid.plan(config, "paper")
-    run = paper.runs[paper.cells["resnet_rmsprop_stationary"]]
-    source = paper.cells["resnet_rmsprop"]
+    run = paper.runs[paper.cells["rmsprop_example_stationary"]]
+    source = paper.cells["rmsprop_example"]
     assert run["load"] == {
         "path": f"results/paper/runs/{source}/checkpoints/checkpoint_500.npz",
         "from_process": "discrete",
     }
     bad = grid.deep_merge(
-        config, {"cells": {"resnet_rmsprop_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
+        config, {"cells": {"rmsprop_example_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
     )
     with pytest.raises(ValueError, match="not a checkpoint"):
         grid.plan(bad, "quick")
@@ -231,11 +231,11 @@ def test_start_from_loads_the_source_cells_checkpoint(config):
 @pytest.mark.parametrize("scale", ["paper", "quick", "ci"])
 def test_start_from_the_edge_loads_the_source_runs_edge_checkpoint(config, scale):
     plan = grid.plan(config, scale)
-    run = plan.runs[plan.cells["vit_gd_lr0.02_from_eos"]]
-    source = plan.cells["vit_gd_lr0.02"]
+    run = plan.runs[plan.cells["gd_example_from_eos"]]
+    source = plan.cells["gd_example"]
     assert run["load"] == {"path": f"results/{scale}/restarts/{source}/edge.npz", "from_process": "discrete"}
-    mute = grid.deep_merge(config, {"cells": {"vit_gd_lr0.02": {"run": {"eig": {"frequency": -1}}}}})
-    with pytest.raises(ValueError, match="'vit_gd_lr0.02' at step edge: that cell logs no eigenvalues"):
+    mute = grid.deep_merge(config, {"cells": {"gd_example": {"run": {"eig": {"frequency": -1}}}}})
+    with pytest.raises(ValueError, match="'gd_example' at step edge: that cell logs no eigenvalues"):
         grid.plan(mute, scale)
 
 
@@ -386,7 +386,7 @@ def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config)
     claims = pd.DataFrame(
         {
             "claim": ["multiple_eigs_at_eos", "central_pins_at_2"],
-            "cell": ["vit_gd_lr0.02", "lstm_gd"],
+            "cell": ["gd_example", "lstm_gd"],
             "value": [float("nan"), 1.0],
             "status": ["no-data", "pass"],
             "expected": ["holds", "holds"],
