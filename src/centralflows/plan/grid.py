@@ -246,12 +246,9 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
         raise ValueError(f"unknown scale {scale_name!r}; defined: {sorted(config['scales'])}")
     scale = config["scales"][scale_name]
     cells = all_cells(config)
-    skipped = scale.get("skip_figures", [])
-    result = Plan(
-        scale_name, figures=[f for f in _selected(scale["figures"], config["figures"]) if f not in skipped]
-    )
+    result = Plan(scale_name, figures=_selected(scale["figures"], config["figures"]))
     result.claims = _selected(scale["claims"], config.get("claims", {}))
-    for registry, chosen in (("figures", result.figures), ("figures", skipped), ("claims", result.claims)):
+    for registry, chosen in (("figures", result.figures), ("claims", result.claims)):
         for name in chosen:
             if name not in config.get(registry, {}):
                 raise ValueError(f"scale {scale_name!r} names unknown {registry[:-1]} {name!r}")
