@@ -8,6 +8,8 @@
 # workflow uses the single environment of environment.yml (per-rule envs would install JAX per rule).
 from snakemake.utils import min_version, validate
 
+from centralflows.plan.workflow import add_registries
+
 min_version("9.0")
 
 
@@ -15,6 +17,8 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+# the cells, grids, figures (with captions) and claims: registries under workflow/, each validated
+add_registries(config)
 
 
 include: "workflow/rules/common.smk"

@@ -6,11 +6,10 @@ run_id() {
   python - "$1" "$SCALE" <<'PY'
 import sys
 
-import yaml
-
 from centralflows.plan.grid import plan
+from centralflows.plan.workflow import load_config
 
-print(plan(yaml.safe_load(open("config.yaml")), sys.argv[2]).cells[sys.argv[1]])
+print(plan(load_config("config.yaml"), sys.argv[2]).cells[sys.argv[1]])
 PY
 }
 

@@ -72,7 +72,7 @@ if [ -n "$cancelled" ]; then
   [ -n "$resumed" ] || fail "$cid: the retry after scancel did not resume from a checkpoint"
   echo "$cid: job $cancelled cancelled, retried as job $job, resumed from $resumed"
 fi
-for id in $(python -c 'import sys,yaml; from centralflows.plan.grid import plan; print(*plan(yaml.safe_load(open("config.yaml")), sys.argv[1]).runs)' "$SCALE"); do
+for id in $(python -c 'import sys; from centralflows.plan.grid import plan; from centralflows.plan.workflow import load_config; print(*plan(load_config("config.yaml"), sys.argv[1]).runs)' "$SCALE"); do
   [[ " ${ids[*]} " == *" $id "* ]] && continue
   [ -z "$(json_field "results/$SCALE/runs/$id/job.json" slurm_job_id)" ] || fail "$id (outside the subset) was rerun"
 done

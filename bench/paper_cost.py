@@ -243,9 +243,9 @@ def main():
     parser.add_argument("--growth", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    import yaml
+    from centralflows.plan.workflow import load_config
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = load_config(ROOT / "config.yaml")
     cells = paper_cells(config)
     if args.worker or args.growth:
         import jax

@@ -2,9 +2,9 @@
 stops typos at parse time."""
 
 import pytest
-import yaml
 
 from centralflows.plan import grid
+from centralflows.plan.workflow import load_config
 
 from .conftest import ROOT, snakemake
 
@@ -52,8 +52,8 @@ def test_unknown_scale_is_named(workflow_copy):
 
 
 def test_w1_18_restart_waits_for_the_edge_of_its_source_run_at_paper_scale(workflow_copy):
-    plan = grid.plan(yaml.safe_load((ROOT / "config.yaml").read_text()), "paper")
-    source, restart = plan.cells["vit_gd_lr0.02"], plan.cells["vit_gd_lr0.02_from_eos"]
+    plan = grid.plan(load_config(ROOT / "config.yaml"), "paper")
+    source, restart = plan.cells["gd_example"], plan.cells["gd_example_from_eos"]
     edge = f"results/paper/restarts/{source}/edge.npz"
     result = snakemake(
         "-n", "--forceall", "--cores", "2", "--config", "scale=paper", "--",

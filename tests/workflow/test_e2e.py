@@ -28,4 +28,4 @@ def test_ci_subset_end_to_end_and_its_report(workflow_copy):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     html = report.read_text(errors="replace")
-    assert "r2_hessian" in html and "Top Hessian eigenvalues of GD" in html  # caption of config.yaml
+    assert "r2_hessian" in html and "Top Hessian eigenvalues of GD" in html  # its caption

@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from centralflows.analysis import contract, plotting, read
 from centralflows.analysis.metrics.adaptive import ablation_metrics
+from centralflows.plan.workflow import load_config
 
 from .conftest import LR, ROOT
 
-FIGURES = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]
+FIGURES = load_config(ROOT / "config.yaml")["figures"]
 SCRIPTS = ROOT / "workflow/scripts/figures"
 
 

@@ -1,4 +1,4 @@
-"""The README's figure table lists exactly the figures registered in config.yaml."""
+"""The README's figure table lists exactly the figures registered in workflow/figures.yaml."""
 
 import subprocess
 import sys

@@ -6,10 +6,11 @@ import yaml
 
 from centralflows.plan.grid import plan
 from centralflows.plan.resources import cell_key, load_table, mem_mb, runtime_minutes
+from centralflows.plan.workflow import load_config
 
 from .conftest import ROOT
 
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = load_config(ROOT / "config.yaml")
 RESOURCES = CONFIG["resources"]
 
 

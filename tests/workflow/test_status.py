@@ -7,9 +7,9 @@ import sys
 import time
 
 import pytest
-import yaml
 
 from centralflows.plan import grid
+from centralflows.plan.workflow import load_config
 from centralflows.runner import status
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import run
@@ -59,7 +59,7 @@ def test_every_cell_of_the_scale_is_listed(tmp_path, capsys):
         status.main(["--scale", "ci", "--results", str(tmp_path), "--config", str(ROOT / "config.yaml")]) == 0
     )
     out = capsys.readouterr().out
-    plan = grid.plan(yaml.safe_load((ROOT / "config.yaml").read_text()), "ci")
+    plan = grid.plan(load_config(ROOT / "config.yaml"), "ci")
     for cell in plan.cells:
         assert f"\n{cell} " in out
     assert f"{len(plan.runs)} runs ({len(plan.cells)} cells): {len(plan.runs)} pending" in out

@@ -6,12 +6,12 @@ import runpy
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from centralflows.analysis import check, metrics, onset, read
 from centralflows.analysis.claims import apply_expectations, claim_failures, evaluate_claims
 from centralflows.analysis.metrics import gd, stationary
 from centralflows.plan import grid
+from centralflows.plan.workflow import load_config
 
 from .conftest import LR, ROOT
 
@@ -148,7 +148,7 @@ def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
 
 @pytest.fixture(scope="module")
 def config():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    return load_config(ROOT / "config.yaml")
 
 
 def test_run_ids_are_deterministic_readable_and_shared(config):
@@ -157,8 +157,8 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     assert first.cells["mlp_gd_central"].startswith("mlp-gd-lr0.06-synthetic-cifar10-")
     # ci builds every figure, plays the ViT by the MLP, and leaves the CE sequence sweep out
     assert set(first.figures) == set(config["figures"])
-    assert first.runs[first.cells["vit_gd_lr0.02"]]["arch"] == {"name": "mlp", "width": 32}
-    assert "gd_sequence_ce.lstm.lr0.05" not in first.cells and "gd_sequence_lstm.lstm.lr0.1" in first.cells
+    assert first.runs[first.cells["gd_example"]]["arch"] == {"name": "mlp", "width": 32}
+    assert "gd_sequence_ce.lstm.lr0.05" not in first.cells and "gd_sequence.lstm.lr0.1" in first.cells
     assert "gd_sequence_ce.lstm.lr0.1" in paper_cells(config)
     run = first.runs[first.cells["mlp_gd"]]
     assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
@@ -181,18 +181,38 @@ def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
         grid.resolve_names(config, ["nope"])
 
 
-def test_scale_axes_may_depend_on_another_axis():
+def test_scale_axes_map_paper_values_and_may_depend_on_another_axis():
     spec = {
         "run": {"opt": {"name": "gd"}},
         "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
-        "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, 1.5], "vit": [0.3, 0.4]}}},
+        "scale_axes": {"ci": {"opt.lr": {0.02: 0.5, 0.01: 0.25}}},  # keyed by value: order is free
     }
+    cells = grid.expand_grid("g", spec)
+    assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.25
+    assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 0.5
+    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}, "vit": {0.01: 0.3, 0.02: 0.4}}
     cells = grid.expand_grid("g", spec)
     assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 1.5  # names keep the paper values
     assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.3
     assert cells["g.vit.lr0.01"]["run"]["opt"]["lr"] == 0.01
-    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": [1.0, 1.5]}
-    with pytest.raises(ValueError, match="no entry for any of"):
+    spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}}
+    with pytest.raises(ValueError, match=r"no entry for 0.01 of cell \['vit', 0.01\]"):
+        grid.expand_grid("g", spec)
+
+
+@pytest.mark.parametrize(
+    ("by_value", "message"),
+    [
+        ({0.01: 1.0, 0.03: 1.5}, "0.03 is not a value of the axis"),  # a mistyped paper value
+        ({"cmn": {0.01: 1.0}}, "'cmn' is not a value of another axis"),
+    ],
+)
+def test_a_scale_axes_key_that_is_no_axis_value_is_named(by_value, message):
+    spec = {
+        "axes": {"arch.name": ["cnn"], "opt.lr": [0.01, 0.02]},
+        "scale_axes": {"ci": {"opt.lr": by_value}},
+    }
+    with pytest.raises(ValueError, match=f"grid 'g', scale_axes ci.opt.lr: {message}"):
         grid.expand_grid("g", spec)
 
 
@@ -220,7 +240,7 @@ def test_mamba_trains_on_250_sorting_examples_in_every_paper_sequence_grid(confi
     mamba_grids = {
         c.split(".")[0] for c, rid in paper.cells.items() if paper.runs[rid]["arch"]["name"] == "mamba"
     }
-    assert mamba_grids >= {"gd_sequence_mamba", "gd_sequence_ce", "srmsprop_sequence", "rmsprop_sequence"}
+    assert mamba_grids >= {"gd_sequence", "gd_sequence_ce", "srmsprop_sequence", "rmsprop_sequence"}
 
 
 def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
@@ -229,7 +249,9 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
             "g": {
                 "run": {"opt": {"name": "gd"}},
                 "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
-                "scale_axes": {"ci": {"opt.lr": {"cnn": [1.0, None], "vit": [None, 0.4]}}},
+                "scale_axes": {
+                    "ci": {"opt.lr": {"cnn": {0.01: 1.0, 0.02: None}, "vit": {0.01: None, 0.02: 0.4}}}
+                },
             }
         },
         "cells": {"solo": {"run": {}}},
@@ -241,14 +263,14 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
 
 def test_start_from_loads_the_source_cells_checkpoint(config):
     paper = grid.plan(config, "paper")
-    run = paper.runs[paper.cells["resnet_rmsprop_stationary"]]
-    source = paper.cells["resnet_rmsprop"]
+    run = paper.runs[paper.cells["rmsprop_example_stationary"]]
+    source = paper.cells["rmsprop_example"]
     assert run["load"] == {
         "path": f"results/paper/runs/{source}/checkpoints/checkpoint_500.npz",
         "from_process": "discrete",
     }
     bad = grid.deep_merge(
-        config, {"cells": {"resnet_rmsprop_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
+        config, {"cells": {"rmsprop_example_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
     )
     with pytest.raises(ValueError, match="not a checkpoint"):
         grid.plan(bad, "quick")
@@ -257,11 +279,11 @@ def test_start_from_loads_the_source_cells_checkpoint(config):
 @pytest.mark.parametrize("scale", ["paper", "quick", "ci"])
 def test_start_from_the_edge_loads_the_source_runs_edge_checkpoint(config, scale):
     plan = grid.plan(config, scale)
-    run = plan.runs[plan.cells["vit_gd_lr0.02_from_eos"]]
-    source = plan.cells["vit_gd_lr0.02"]
+    run = plan.runs[plan.cells["gd_example_from_eos"]]
+    source = plan.cells["gd_example"]
     assert run["load"] == {"path": f"results/{scale}/restarts/{source}/edge.npz", "from_process": "discrete"}
-    mute = grid.deep_merge(config, {"cells": {"vit_gd_lr0.02": {"run": {"eig": {"frequency": -1}}}}})
-    with pytest.raises(ValueError, match="'vit_gd_lr0.02' at step edge: that cell logs no eigenvalues"):
+    mute = grid.deep_merge(config, {"cells": {"gd_example": {"run": {"eig": {"frequency": -1}}}}})
+    with pytest.raises(ValueError, match="'gd_example' at step edge: that cell logs no eigenvalues"):
         grid.plan(mute, scale)
 
 
@@ -407,7 +429,7 @@ def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config)
     claims = pd.DataFrame(
         {
             "claim": ["multiple_eigs_at_eos", "central_pins_at_2"],
-            "cell": ["vit_gd_lr0.02", "lstm_gd"],
+            "cell": ["gd_example", "lstm_gd"],
             "value": [float("nan"), 1.0],
             "status": ["no-data", "pass"],
             "expected": ["holds", "holds"],

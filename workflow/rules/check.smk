@@ -1,5 +1,5 @@
 # `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values,
-# and every claim the registry expects to hold at this scale (`expect:` in config.yaml) must pass
+# and every claim the registry expects to hold at this scale (`expect:` in workflow/claims.yaml) must pass
 # (targets go before --config, which takes every following word). Regenerate the reference after an
 # intended change with
 #   snakemake check --cores 2 --config scale=ci update_reference=True

@@ -1,4 +1,4 @@
-"""Writes the figure table of README.md (figure id -> catalog ids -> cells -> file) from config.yaml.
+"""Writes the figure table of README.md (figure id -> catalog ids -> cells -> file) from the registry.
 
 python workflow/scripts/figure_index.py          # rewrite the block in README.md
 python workflow/scripts/figure_index.py --check  # exit 1 if README.md is out of date
@@ -8,9 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from centralflows.plan.grid import figure_cell_names
+from centralflows.plan.workflow import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- figure-index:start -->", "<!-- figure-index:end -->"
@@ -37,7 +36,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = load_config(ROOT / "config.yaml")
     readme = (ROOT / "README.md").read_text()
     new = render(readme, config)
     if args.check:

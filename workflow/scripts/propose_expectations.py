@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from centralflows.plan.grid import all_cells, cell_run_config, get_path
+from centralflows.plan.workflow import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = load_config(ROOT / "config.yaml")
     claims = pd.read_csv(path)
     for claim, by_cell in proposals(config, claims, args.scale).items():
         every = set(claims.loc[claims["claim"] == claim, "cell"]) == set(by_cell)

@@ -50,7 +50,7 @@ def check_roles(figure: str, reads: Reads, roles) -> None:
     """The roles of the registry entry's `cells:` and of the script's READS must be the same."""
     if set(reads) != set(roles):
         raise ContractError(
-            f"figure {figure}: config.yaml names the cell roles {sorted(roles)} but its script's READS "
+            f"figure {figure}: the registry names the cell roles {sorted(roles)} but its script's READS "
             f"declares {sorted(reads)}; make them the same"
         )
 

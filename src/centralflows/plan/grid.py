@@ -46,16 +46,17 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
     """Cells of one grid: the product of its axes, each merged into the grid's `run`.
 
     A cell is named `<grid>.<label>.<label>...`, one label per axis in the order written:
-    the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`).
-    `scale_axes[<scale>][<axis>]` replaces an axis's values position by position at that scale
-    (e.g. larger learning rates for the tiny ci networks); cell names keep the paper values. The
-    replacement may also be a mapping from a value of another axis to a list, e.g.
-    `{cnn: [1.0, 1.5], vit: [0.3, 0.4]}`: the tiny networks need different learning rates. A `null`
-    replacement leaves that cell out at that scale (`skip_scales`; see `resolve_names`).
+    the value itself for strings, `<last key><value:g>` for numbers (`gd_vision.cnn.lr0.01`): its
+    coordinates in the paper's grid. `scale_axes[<scale>][<axis>]` maps a paper value of the axis to
+    its value at that scale, e.g. `{0.01: 0.06, 0.02: 0.08}` (larger learning rates for the tiny ci
+    networks; cell names keep the paper values), or, where the replacement depends on another axis,
+    maps a value of that axis to such a map: `{lstm: {0.01: 0.02}, mamba: {0.01: 0.015}}`. A `null`
+    leaves that cell out at that scale (`skip_scales`; see `resolve_names`).
     `run_by_value[<label>]` is merged into the run of every cell with that axis label, e.g.
     `{mamba: {data: {n: 250}}}`: the paper trains Mamba on fewer examples than the other models.
     """
     axes = grid["axes"]
+    _check_scale_axes(name, grid)
     cells = {}
     for positions in itertools.product(*(range(len(v)) for v in axes.values())):
         run = grid.get("run", {})
@@ -66,16 +67,15 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
             labels.append(
                 _label(value) if isinstance(value, str) else f"{path.split('.')[-1]}{_label(value)}"
             )
+        values = {path: axes[path][pos] for path, pos in zip(axes, positions, strict=True)}
         scales, skip_scales = dict(grid.get("scales", {})), []
         for scale, overrides in grid.get("scale_axes", {}).items():
-            for path, values in overrides.items():
-                pos = positions[list(axes).index(path)]
-                if isinstance(values, dict):  # keyed by this cell's value of another axis
-                    values = _values_for(values, labels, name, scale, path)
-                if values[pos] is None:
+            for path, by_value in overrides.items():
+                value = _scale_value(by_value, path, values, f"grid {name!r}, scale_axes {scale}.{path}")
+                if value is None:
                     skip_scales.append(scale)
                 else:
-                    scales[scale] = set_path(scales.get(scale, {}), path, values[pos])
+                    scales[scale] = set_path(scales.get(scale, {}), path, value)
         for label in labels:  # per-value settings, e.g. Mamba's n = 250 in a sequence grid
             run = deep_merge(run, grid.get("run_by_value", {}).get(label))
         cell = {"run": run, "scales": scales, "grid": name}
@@ -85,13 +85,35 @@ def expand_grid(name: str, grid: dict) -> dict[str, dict]:
     return cells
 
 
-def _values_for(by_value: dict, labels: list[str], grid: str, scale: str, path: str) -> list:
-    for label in labels:
-        if label in by_value:
-            return by_value[label]
-    raise ValueError(
-        f"grid {grid!r}, scale_axes {scale}.{path}: no entry for any of {labels} (has {sorted(by_value)})"
-    )
+def _scale_value(by_value: dict, path: str, values: dict, where: str):
+    """The value at one scale of axis `path` for the cell with axis values `values` (see expand_grid)."""
+    nested = [v for p, v in values.items() if p != path and isinstance(by_value.get(v), dict)]
+    if nested:  # keyed by this cell's value of another axis
+        by_value = by_value[nested[0]]
+    if values[path] not in by_value or isinstance(by_value[values[path]], dict):
+        raise ValueError(
+            f"{where}: no entry for {values[path]!r} of cell {list(values.values())} (has {list(by_value)})"
+        )
+    return by_value[values[path]]
+
+
+def _check_scale_axes(name: str, grid: dict) -> None:
+    """Every key of a `scale_axes` map is a paper value of its axis (or of another axis, for a nested
+    map), so that a mistyped value stops the parse instead of leaving its cell at the paper value."""
+    axes = grid["axes"]
+    for scale, overrides in grid.get("scale_axes", {}).items():
+        for path, by_value in overrides.items():
+            where = f"grid {name!r}, scale_axes {scale}.{path}"
+            if path not in axes:
+                raise ValueError(f"{where}: {path!r} is not an axis of the grid (axes: {list(axes)})")
+            others = [v for p, vs in axes.items() if p != path for v in vs]
+            for key, value in by_value.items():
+                inner = value if isinstance(value, dict) else {key: value}
+                if isinstance(value, dict) and key not in others:
+                    raise ValueError(f"{where}: {key!r} is not a value of another axis (values: {others})")
+                for paper in inner:
+                    if paper not in axes[path]:
+                        raise ValueError(f"{where}: {paper!r} is not a value of the axis ({axes[path]})")
 
 
 def all_cells(config: dict) -> dict[str, dict]:
@@ -224,12 +246,9 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
         raise ValueError(f"unknown scale {scale_name!r}; defined: {sorted(config['scales'])}")
     scale = config["scales"][scale_name]
     cells = all_cells(config)
-    skipped = scale.get("skip_figures", [])
-    result = Plan(
-        scale_name, figures=[f for f in _selected(scale["figures"], config["figures"]) if f not in skipped]
-    )
+    result = Plan(scale_name, figures=_selected(scale["figures"], config["figures"]))
     result.claims = _selected(scale["claims"], config.get("claims", {}))
-    for registry, chosen in (("figures", result.figures), ("figures", skipped), ("claims", result.claims)):
+    for registry, chosen in (("figures", result.figures), ("claims", result.claims)):
         for name in chosen:
             if name not in config.get(registry, {}):
                 raise ValueError(f"scale {scale_name!r} names unknown {registry[:-1]} {name!r}")

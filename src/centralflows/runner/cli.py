@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         from centralflows.runner.status import main as status
 
         return status(argv[1:])
+    if argv[:1] == ["plan"]:  # the resolved plan of a workflow scale: cell, run id, arch, eta, steps
+        from centralflows.plan.table import main as plan_table
+
+        return plan_table(argv[1:])
     try:
         config, extra, want_help = resolve(argv)
         if want_help:

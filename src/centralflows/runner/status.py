@@ -21,9 +21,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import yaml
 
 from centralflows.plan.grid import plan
+from centralflows.plan.workflow import WorkflowConfigError, load_config
 from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
 
 RECENT = 20  # logged steps the rate is averaged over (the first, which includes compilation, never)
@@ -150,7 +150,11 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = load_config(path)
+    except WorkflowConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     scale = args.scale or config.get("scale")
     if scale not in config.get("scales", {}):
         print(

@@ -1,0 +1,87 @@
+"""The resolved plan of one scale as a table: `python -m centralflows plan --scale ci`.
+
+One row per cell the scale computes: its run id, the architecture, optimizer, learning rate, steps
+and dataset it really runs with at that scale, and the figures that read it. Cell names say what a
+cell stands for in the paper (grid cells keep the paper's coordinates); this table is where a cell's
+settings at a smaller scale are read. Where a scale swaps the paper's architecture or dataset for a
+stand-in, the column says so: `mlp (for vit)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from centralflows.plan.grid import all_cells, figure_roles, get_path, plan
+from centralflows.plan.workflow import WorkflowConfigError, load_config
+
+COLUMNS = ("cell", "run", "arch", "opt", "eta", "steps", "data", "figures")
+
+
+def _with_paper(value, paper) -> str:
+    return str(value) if value == paper else f"{value} (for {paper})"
+
+
+def plan_rows(config: dict, scale: str) -> list[dict]:
+    """The rows of the plan table at one scale, in plan order (a restart's source before it)."""
+    result, cells = plan(config, scale), all_cells(config)
+    readers: dict[str, list[str]] = {}
+    for figure in result.figures:
+        for value in figure_roles(config, figure, scale).values():
+            for cell in [value] if isinstance(value, str) else value:
+                readers.setdefault(cell, []).append(figure)
+    rows = []
+    for cell, rid in result.cells.items():
+        run, paper = result.runs[rid], cells[cell]["run"]
+        lr = get_path(run, "opt.lr")
+        rows.append(
+            {
+                "cell": cell,
+                "run": rid,
+                "arch": _with_paper(get_path(run, "arch.name"), get_path(paper, "arch.name")),
+                "opt": get_path(run, "opt.name"),
+                "eta": "-" if lr is None else f"{float(lr):g}",
+                "steps": run.get("steps", "-"),
+                "data": _with_paper(get_path(run, "data.name"), get_path(paper, "data.name")),
+                "figures": ", ".join(dict.fromkeys(readers.get(cell, []))) or "-",
+            }
+        )
+    return rows
+
+
+def render(rows: list[dict], scale: str) -> str:
+    """Aligned columns, and a last line counting the cells and the runs they share."""
+    table = [list(COLUMNS)] + [[str(row[c]) for c in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
+    runs = len({row["run"] for row in rows})
+    lines.append(f"scale {scale}: {len(rows)} cells, {runs} runs (cells with one run id share it)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m centralflows plan", description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", help="scale of config.yaml (default: its `scale:`)")
+    parser.add_argument("--config", default="config.yaml", help="workflow config (default: config.yaml)")
+    parser.add_argument("--tsv", action="store_true", help="tab-separated, with a header line")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(Path(args.config))
+        scale = args.scale or config["scale"]
+        if scale not in config["scales"]:
+            raise WorkflowConfigError(f"unknown scale {scale!r}; defined: {', '.join(config['scales'])}")
+        rows = plan_rows(config, scale)
+    except (WorkflowConfigError, ValueError) as error:  # ValueError: a registry that names no cell
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.tsv:
+        print("\t".join(COLUMNS))
+        print("\n".join("\t".join(str(row[c]) for c in COLUMNS) for row in rows))
+    else:
+        print(render(rows, scale))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
