@@ -23,7 +23,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")
+from centralflows.engine.registry import PROCESSES, SDCP_THRESHOLD
+
 LONG_COLUMNS = ["run_id", "process", "step", "quantity", "index", "value"]
 # Diagnostics that no figure reads (timings, solver logs, the central flow's internal tensors).
 SKIPPED_PREFIXES = ("times/", "eig_logs/", "flow_aux/")
@@ -54,7 +55,7 @@ STATIONARY_COLUMNS = [
 
 # The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
 # to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
-CENTRAL_AT_EOS = 1.95
+CENTRAL_AT_EOS = SDCP_THRESHOLD
 
 # Acceleration via regularization (REFERENCE §4 item 12; `_ablation_metrics`).
 ABLATION_COLUMNS = [

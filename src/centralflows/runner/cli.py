@@ -7,11 +7,12 @@ import os
 import re
 import sys
 
+from centralflows.engine.registry import OPTIMIZERS
 from centralflows.runner import config as C
 from centralflows.runner.config import NO_VALUE, ConfigError, Option
 
 USAGE = """\
-usage: python -m centralflows opt:{gd,scalar_rmsprop,rmsprop} [data:NAME] arch:NAME [--OPTION VALUE ...]
+usage: python -m centralflows opt:{OPTIMIZERS} [data:NAME] arch:NAME [--OPTION VALUE ...]
 
 Runs the discrete optimizer and its flows in lockstep and writes OUT/data.hdf5 (authors' layout).
 opt:NAME and arch:NAME are required; data:NAME defaults to cifar10. Options take `--a.b=v` or
@@ -24,7 +25,7 @@ architecture names --arch.nhead / --arch.num-heads = --arch.heads, --arch.hidden
 
 example: python -m centralflows opt:gd data:cifar10 arch:mlp --data.classes=4 --data.n=1000 \\
            --data.criterion=mse --opt.lr=0.02 --runs discrete central --steps=1000 --eig.frequency=1
-"""
+""".replace("{OPTIMIZERS}", "{" + ",".join(OPTIMIZERS) + "}")
 
 ALIASES = {"initial_neigs": "initial_k"}  # the authors' spelling -> ours, on the last name part
 # the authors' architecture option names (their dataclass fields) -> ours
