@@ -201,9 +201,9 @@ class LoadConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    opt: OptConfig = OptConfig
-    data: DataConfig = DataConfig
-    arch: ArchConfig = ArchConfig
+    opt: OptConfig = dataclasses.field(default_factory=OptConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    arch: ArchConfig = dataclasses.field(default_factory=ArchConfig)
     runs: list = option("processes to run in lockstep", ["discrete"], item=str, choices=tuple(PROCESSES))
     steps: int = option(
         "number of steps (units of time)", kind=int, required=True, check=lambda x: x >= 0,
@@ -219,13 +219,13 @@ class RunConfig:
         check=lambda x: x >= -1, allowed="an integer >= -1",
     )  # fmt: skip
     dtype: str = option("floating-point precision of the run", "float32", choices=DTYPES)
-    eig: EigConfig = EigConfig
+    eig: EigConfig = dataclasses.field(default_factory=EigConfig)
     # one section per process (PROCESS_SECTIONS), each with an `eig` block of overrides of `eig`
-    checkpoint: CheckpointConfig = CheckpointConfig
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     checkpoint_file: str | None = option(
         "resume from this checkpoint (continues the same trajectory and file)", kind=str, optional=True
     )
-    load: LoadConfig = LoadConfig
+    load: LoadConfig = dataclasses.field(default_factory=LoadConfig)
     out: str | None = option(
         "output directory (none: results/runs/<run id>, the workflow's run id)", kind=str, optional=True
     )
@@ -287,8 +287,8 @@ def _section_schema(cls) -> dict:
     out = {}
     extra = ENGINE_OPTIONS.get(cls, {})
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.default):
-            out[f.name] = _section_schema(f.default)
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out[f.name] = _section_schema(f.default_factory)  # a section
             continue
         meta = f.metadata.get("option", extra.get(f.name))
         if meta is None:

@@ -130,7 +130,7 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
     for path in (out_dir, *out_dir.parents):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
-    if config.get("checkpoint_file"):  # the checkpoint is checked against the config when it is loaded
+    if config["checkpoint_file"]:  # the checkpoint is checked against the config when it is loaded
         stored, _ = _stored_config(out_dir, None)
         if stored is not None and (differ := config_difference(stored, config)):
             raise ConfigError(
@@ -235,8 +235,8 @@ def _device() -> str:
 
 
 def _checkpoint_due(step: int, start: int, options: dict) -> bool:
-    freq = options.get("frequency", -1)
-    return step != start and ((freq > 0 and step % freq == 0) or step in options.get("steps", []))
+    freq = options["frequency"]
+    return step != start and ((freq > 0 and step % freq == 0) or step in options["steps"])
 
 
 def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
@@ -258,12 +258,11 @@ def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
 
 def _init_attr(config: dict) -> str:
     """What the initial weights are, for the HDF5 root attribute `init`."""
-    if (config.get("load") or {}).get("path"):
+    if config["load"]["path"]:
         return f"loaded from {config['load']['path']} ({config['load']['from_process']})"
-    init = config.get("init", "torch")
-    if init == "torch":
-        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config.get('seed', 0)})"
-    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config.get('seed', 0)})"
+    if config["init"] == "torch":
+        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config['seed']})"
+    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config['seed']})"
 
 
 def run(config: dict, progress: bool = True) -> Path:
@@ -302,11 +301,11 @@ def _read_checkpoint(config: dict, key: str) -> tuple[dict, dict]:
 
 
 def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path:
-    if config.get("dtype", "float32") == "float64":
+    if config["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
-    dtype = jnp.float64 if config.get("dtype") == "float64" else jnp.float32
+    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
     out_dir = Path(config["out"])
-    resume = config.get("checkpoint_file")
+    resume = config["checkpoint_file"]
     if resume:
         tree, meta = _read_checkpoint(config, "checkpoint_file")
         if differ := config_difference(meta.get("config", {}), config):
@@ -318,7 +317,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             )
     problem = build_problem(config, dtype)
     opt = make_optimizer(**config["opt"])
-    kernels = Compiled(problem, opt, config["eig"].get("chunk_size"))
+    kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
     attrs = {
         # the run's config; a resume is recorded by resumed_at_step / resumed_from, not in it, so a
@@ -344,8 +343,8 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         log.info("resumed from %s at step %d", resume, start)
     else:
         start = 0
-        load = config.get("load") or {}
-        if load.get("path"):
+        load = config["load"]
+        if load["path"]:
             # start every process from one process's point in a checkpoint (e.g. GD at the edge)
             if authors_checkpoint.is_authors_checkpoint(load["path"]):
                 w, s, start = _load_authors(config, problem, load, dtype)
@@ -367,7 +366,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                     "edge" in meta
                 ):  # an edge checkpoint (centralflows.runner.restart): its source and criterion
                     loaded["edge"] = meta["edge"]
-        warm = max(config.get("warm_start", -1), 0)
+        warm = max(config["warm_start"], 0)
         if config["steps"] <= start + warm:
             raise ConfigError(
                 f"nothing to run: the run starts at step {start + warm} and ends at step {config['steps']}",
@@ -377,7 +376,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             w, s = opt.step(w, s, kernels.grad(w))
         start += warm
         processes = make_processes(config, kernels, w, s)
-        if load.get("path"):
+        if load["path"]:
             attrs["loaded_from"] = loaded  # the restart point (e.g. W1.18's edge step and its source)
         with signals.deferred():
             logger = H5Logger(out_dir, {**attrs, "start_step": start})
@@ -398,7 +397,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
     try:
         for step in bar:
             done, snapshot = step, state()
-            if _checkpoint_due(step, start, config.get("checkpoint", {})):
+            if _checkpoint_due(step, start, config["checkpoint"]):
                 checkpoint(step, snapshot)
             values, times = {}, {}
             for name, p in processes.items():
@@ -431,7 +430,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         else:
             done, snapshot = config["steps"], None
             if config["steps"] > start and _checkpoint_due(
-                config["steps"], start, config.get("checkpoint", {})
+                config["steps"], start, config["checkpoint"]
             ):
                 checkpoint(config["steps"], state())
     except RunStopped as err:
