@@ -389,7 +389,7 @@ def schema_for(data: str | None = None, arch: str | None = None) -> tuple[dict, 
     return schema, data, arch
 
 
-def _option(schema: dict, path: list[str]) -> Option | dict | None:
+def schema_node(schema: dict, path: list[str]) -> Option | dict | None:
     node = schema
     for i, key in enumerate(path):
         if i == 2 and path[0] in _PROCESS_EIG and path[1] == "eig":
@@ -423,7 +423,7 @@ def _check_keys(tree: dict, schema: dict, prefix: str = "", skip: tuple = ()):
         path = f"{prefix}{key}"
         if not prefix and key in skip:
             continue
-        node = _option(schema, path.split("."))
+        node = schema_node(schema, path.split("."))
         if node is None:
             raise _unknown(path, schema)
         if isinstance(node, dict):  # a section, or a process's eig overrides ({} in the schema)
@@ -432,7 +432,7 @@ def _check_keys(tree: dict, schema: dict, prefix: str = "", skip: tuple = ()):
             _check_keys(value, schema, path + ".")
 
 
-def _describe(opt: Option) -> str:
+def describe(opt: Option) -> str:
     if opt.choices:
         text = ", ".join(opt.choices)
         text = f"a list of values from {text}" if opt.type is list else f"one of {text}"
@@ -494,7 +494,7 @@ def _choose(value, choices: tuple):
     raise ValueError
 
 
-def _convert(path: str, value, opt: Option):
+def convert_value(path: str, value, opt: Option):
     """The value of `path` converted to the option's kind and checked; ConfigError otherwise."""
     if value is NO_VALUE:
         if opt.type is bool:
@@ -502,7 +502,7 @@ def _convert(path: str, value, opt: Option):
         if opt.type is list:
             value = []
         else:
-            raise ConfigError(f"'{path}' needs a value: {_describe(opt)}", key=path)
+            raise ConfigError(f"'{path}' needs a value: {describe(opt)}", key=path)
     if opt.optional and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
         return None
     try:
@@ -522,7 +522,7 @@ def _convert(path: str, value, opt: Option):
             raise ValueError
     except (ValueError, TypeError):
         raise ConfigError(
-            f"invalid value for '{path}': {value!r} (allowed: {_describe(opt)})", key=path
+            f"invalid value for '{path}': {value!r} (allowed: {describe(opt)})", key=path
         ) from None
     return out
 
@@ -533,13 +533,13 @@ def _merge(schema: dict, overrides: dict, prefix: str = "") -> dict:
         path = f"{prefix}{key}"
         given = overrides.get(key, {} if isinstance(node, dict) else None)
         if isinstance(node, dict) and key == "eig" and prefix[:-1] in _PROCESS_EIG:
-            out[key] = {k: _convert(f"{path}.{k}", v, EIG[k]) for k, v in given.items()}
+            out[key] = {k: convert_value(f"{path}.{k}", v, EIG[k]) for k, v in given.items()}
         elif isinstance(node, dict):
             out[key] = _merge(node, given, path + ".")
         elif key in overrides:
-            out[key] = _convert(path, given, node)
+            out[key] = convert_value(path, given, node)
         elif node.required:
-            raise ConfigError(f"'{path}' is required: {_describe(node)}", key=path)
+            raise ConfigError(f"'{path}' is required: {describe(node)}", key=path)
         else:
             out[key] = copy.deepcopy(node.default)
     return out
@@ -586,14 +586,14 @@ def resolve_config(overrides: dict | None = None) -> dict:
     for section in ("data", "arch"):
         if not isinstance(overrides.get(section, {}), dict):
             raise ConfigError(f"'{section}' must be a mapping of options", key=section)
-    data_name = _convert(
+    data_name = convert_value(
         "data.name", overrides.get("data", {}).get("name", "cifar10"), SCHEMA["data"]["name"]
     )
     arch_name = overrides.get("arch", {}).get("name")
     if arch_name is None:
-        raise ConfigError(f"'arch.name' is required: {_describe(SCHEMA['arch']['name'])}", key="arch.name")
+        raise ConfigError(f"'arch.name' is required: {describe(SCHEMA['arch']['name'])}", key="arch.name")
     schema, data_name, arch_name = schema_for(
-        data_name, _convert("arch.name", arch_name, SCHEMA["arch"]["name"])
+        data_name, convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
     )
     for section in ("data", "arch"):
         _check_keys({section: overrides.get(section, {})}, schema)
@@ -609,7 +609,7 @@ def resolve_config(overrides: dict | None = None) -> dict:
                 f"'opt.{key}' has no effect with opt.name {opt['name']}; remove it", key=f"opt.{key}"
             )
     if not config["runs"]:
-        raise ConfigError(f"'runs' is empty: {_describe(SCHEMA['runs'])}", key="runs")
+        raise ConfigError(f"'runs' is empty: {describe(SCHEMA['runs'])}", key="runs")
     config["runs"] = list(dict.fromkeys(config["runs"]))
     for process in ("ablated", "stationary"):
         if process in config["runs"] and not optimizer_class(opt["name"]).has_ema:

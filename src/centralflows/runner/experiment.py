@@ -429,9 +429,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             _show_progress(bar, values, processes)
         else:
             done, snapshot = config["steps"], None
-            if config["steps"] > start and _checkpoint_due(
-                config["steps"], start, config["checkpoint"]
-            ):
+            if config["steps"] > start and _checkpoint_due(config["steps"], start, config["checkpoint"]):
                 checkpoint(config["steps"], state())
     except RunStopped as err:
         signals.depth += 1  # a second signal must not cut the checkpoint short
