@@ -201,6 +201,9 @@ class LoadConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One run cell. After `eig`, SCHEMA inserts one section per process (PROCESS_SECTIONS), each with an
+    `eig` block of that process's overrides of `eig`."""
+
     opt: OptConfig = dataclasses.field(default_factory=OptConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     arch: ArchConfig = dataclasses.field(default_factory=ArchConfig)
@@ -220,7 +223,6 @@ class RunConfig:
     )  # fmt: skip
     dtype: str = option("floating-point precision of the run", "float32", choices=DTYPES)
     eig: EigConfig = dataclasses.field(default_factory=EigConfig)
-    # one section per process (PROCESS_SECTIONS), each with an `eig` block of overrides of `eig`
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     checkpoint_file: str | None = option(
         "resume from this checkpoint (continues the same trajectory and file)", kind=str, optional=True
