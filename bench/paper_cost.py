@@ -118,20 +118,18 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     """Everything measured for one cell (in this process)."""
     import jax
 
+    from centralflows.engine.compiled import Compiled
     from centralflows.engine.eigs import EigConfig
     from centralflows.engine.optimizers import make_optimizer
-    from centralflows.engine.processes import CentralFlow, Discrete, Kernels, StableFlow
+    from centralflows.engine.processes import CentralFlow, Discrete, StableFlow
     from centralflows.problem.build import build_problem
     from centralflows.runner.experiment import eig_config
 
     config = bench_config(run, n)
     start = time.perf_counter()
     problem = build_problem(config)
-    o = config["opt"]
-    opt = make_optimizer(
-        o["name"], o["lr"], o.get("beta2", 0.99), o.get("eps", 0.0), o.get("bias_correction", False)
-    )
-    kernels = Kernels(problem, opt, config["eig"].get("chunk_size"))
+    opt = make_optimizer(**config["opt"])
+    kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
     out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "processes": {}}
     eig = eig_config(config, "discrete")

@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import CentralFlow, Discrete, Kernels, StableFlow
+from centralflows.engine.processes import CentralFlow, Discrete, StableFlow
 from centralflows.engine.sdcp import solve_sdcp
 
 
@@ -147,7 +148,7 @@ def main(argv=None):
 
     problem, checks = synth_problem()
     opt = make_optimizer("gd", 0.2)
-    kern = Kernels(problem, opt)
+    kern = Compiled(problem, opt)
     s0 = opt.init_state(problem.w0)
     eig = EigConfig(
         frequency=1, track_threshold=1.5, initial_k=1, max_k=10, between_solves=args.between_solves

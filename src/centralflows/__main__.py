@@ -2,7 +2,6 @@
 
 python -m centralflows opt:gd data:cifar10 arch:mlp ...   # one run (the authors' main.py command line)
 python -m centralflows status --scale ci                  # every cell of a scale: state, step, ETA
-python -m centralflows plan --scale ci                    # every cell of a scale: run id, arch, eta
 """
 
 from centralflows.runner.cli import main

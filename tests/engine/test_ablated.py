@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from centralflows.engine.ablated import AblatedFlow
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.derivatives import third_derivative_pairs, upper_pairs
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import Kernels
 from tests.engine.helpers import as_problem, cubic_loss
 
 EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=3, max_k=6, tol=1e-12)
@@ -20,7 +20,7 @@ def at_the_edge(name, spectrum=(2.05, 1.99)):
     loss_fn, w0, _ = cubic_loss(list(spectrum))
     d, eta = w0.shape[0], 1.0
     opt = make_optimizer(name, eta, beta2=0.9)
-    kern = Kernels(as_problem(loss_fn, w0), opt)
+    kern = Compiled(as_problem(loss_fn, w0), opt)
     nu = (eta * spectrum[0] / 1.99) ** 2
     s = {"t": jnp.ones(()), "nu": jnp.full(d, nu) if name == "rmsprop" else jnp.asarray(nu)}
     return loss_fn, kern, AblatedFlow(kern, w0, s, EIG, nsubsteps=4, initialize=False)
@@ -89,6 +89,6 @@ def test_scalar_rmsprop_ablated_flow_is_minus_two_over_s_grad_at_the_edge(x64):
 
 def test_gd_has_no_ablated_flow(x64):
     loss_fn, w0, _ = cubic_loss([2.05])
-    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
     with pytest.raises(ValueError, match="adaptive preconditioner"):
         AblatedFlow(kern, w0, {"t": jnp.zeros(())}, EIG)

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import CentralFlow, Kernels
+from centralflows.engine.processes import CentralFlow
 from centralflows.problem.build import build_problem
 
 CONFIG = {
@@ -32,7 +33,7 @@ def edge_run(between_solves: str):
     """(tr Σ, the top two effective eigenvalues) of the central flow's first 30 steps."""
     problem = build_problem(CONFIG, jnp.float32)
     opt = make_optimizer("gd", 0.08)
-    kern = Kernels(problem, opt)
+    kern = Compiled(problem, opt)
     eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=3, tol=1e-9,
                     between_solves=between_solves)  # fmt: skip
     central = CentralFlow(kern, problem.w0, opt.init_state(problem.w0), eig)

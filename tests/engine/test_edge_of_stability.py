@@ -4,9 +4,10 @@ predicted loss tracks the time-averaged GD loss."""
 import numpy as np
 import pytest
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import CentralFlow, Discrete, Kernels
+from centralflows.engine.processes import CentralFlow, Discrete
 from tests.engine.helpers import as_problem, small_synth
 
 
@@ -21,7 +22,7 @@ def moving_average(x, window=21):
 def test_central_flow_at_the_edge_of_stability(x64):
     loss_fn, w0 = small_synth()
     opt = make_optimizer("gd", 0.5)
-    kern = Kernels(as_problem(loss_fn, w0), opt)
+    kern = Compiled(as_problem(loss_fn, w0), opt)
     s0 = opt.init_state(w0)
     eig = EigConfig(frequency=1, track_threshold=1.5, max_k=4, tol=1e-9)
     discrete, central = Discrete(kern, w0, s0, eig), CentralFlow(kern, w0, s0, eig)

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import CentralFlow, Discrete, Kernels, Midpoint, StableFlow
+from centralflows.engine.processes import CentralFlow, Discrete, Midpoint, StableFlow
 from tests.conftest import tiny_mlp_loss
 from tests.engine.helpers import as_problem, cubic_loss
 
@@ -20,7 +21,7 @@ EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=8, tol=1e-1
 )
 def test_one_central_substep_satisfies_the_sdcp(x64, spectrum):
     loss_fn, w0, _ = cubic_loss(spectrum)
-    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
     flow = CentralFlow(kern, w0, {"t": jnp.zeros(())}, EIG, nsubsteps=4)
     flow.measure()
     theta, U = flow.eigs.theta, flow.eigs.eigenvectors(1.0)
@@ -41,7 +42,7 @@ def test_one_central_substep_satisfies_the_sdcp(x64, spectrum):
 def test_below_the_edge_central_equals_stable_and_X_is_zero(x64):
     loss_fn, w0 = tiny_mlp_loss()
     opt = make_optimizer("gd", 0.05)  # effective sharpness well below 2 on this problem
-    kern = Kernels(as_problem(loss_fn, w0), opt)
+    kern = Compiled(as_problem(loss_fn, w0), opt)
     s0 = opt.init_state(w0)
     central = CentralFlow(kern, w0, s0, EIG)
     stable = StableFlow(kern, w0, s0, EIG)
@@ -62,7 +63,7 @@ def test_small_learning_rate_gd_tracks_gradient_flow(x64):
     errors = []
     for lr in (0.02, 0.01):
         opt = make_optimizer("gd", lr)
-        kern = Kernels(as_problem(loss_fn, w0), opt)
+        kern = Compiled(as_problem(loss_fn, w0), opt)
         s0 = opt.init_state(w0)
         disc = Discrete(kern, w0, s0, EigConfig())
         stable = StableFlow(kern, w0, s0, EigConfig())
@@ -77,7 +78,7 @@ def test_small_learning_rate_gd_tracks_gradient_flow(x64):
 def test_midpoint_is_the_second_order_average(x64):
     loss_fn, w0 = tiny_mlp_loss()
     opt = make_optimizer("gd", 0.1)
-    kern = Kernels(as_problem(loss_fn, w0), opt)
+    kern = Compiled(as_problem(loss_fn, w0), opt)
     s0 = opt.init_state(w0)
     disc, mid = Discrete(kern, w0, s0, EigConfig()), Midpoint(kern, w0, s0, EigConfig())
     ws = []
@@ -103,7 +104,7 @@ def test_flow_counter_rate_gives_the_hand_computed_preconditioner(x64, rate):
     A = np.diag([0.5, 0.2, 0.1])  # L = ½ wᵀAw: S_eff stays small, so 4 substeps
     w0 = jnp.asarray([1.0, -2.0, 0.5])
     opt = make_optimizer("rmsprop", lr, beta2=beta2, eps=eps, bias_correction=True, flow_t_rate=rate)
-    kern = Kernels(as_problem(lambda w: 0.5 * w @ jnp.asarray(A) @ w, w0), opt)
+    kern = Compiled(as_problem(lambda w: 0.5 * w @ jnp.asarray(A) @ w, w0), opt)
     flow = StableFlow(kern, w0, opt.init_state(w0), EIG)
     assert flow.measure()["substeps"] == n
     flow.step()
@@ -124,7 +125,7 @@ def test_flow_counter_rate_gives_the_hand_computed_preconditioner(x64, rate):
 
 def test_a_binding_max_k_cap_is_logged_and_warned_once(x64, capsys):
     loss_fn, w0, _ = cubic_loss([2.3, 2.2, 2.1, 1.2])  # three effective eigenvalues above 1.5 at η = 1
-    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
     s0 = {"t": jnp.zeros(())}
     capped = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=2, tol=1e-12))
     roomy = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=8, tol=1e-12))

@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig, EigTracker
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import Kernels
 from centralflows.engine.stationary import (
     StationaryConfig,
     StationaryFlow,
@@ -36,7 +36,7 @@ def random_problem(d=6, seed=0):
 
 
 def solver_for(loss_fn, d, opt, cfg=CFG):
-    kern = Kernels(as_problem(loss_fn, jnp.zeros(d)), opt)
+    kern = Compiled(as_problem(loss_fn, jnp.zeros(d)), opt)
     # all d pairs from the start: one compilation of the (dense) eigen-solve on these tiny problems
     eig = EigConfig.from_dict({**EIG.__dict__, "initial_k": d, "max_k": d})
     return StationarySolver(kern, EigTracker(loss_fn, eig, d, jnp.float64), cfg)
@@ -123,7 +123,7 @@ def rmsprop_on_a_quadratic(eta):
     H, b = random_problem()
     loss_fn = quadratic(H, b)
     opt = make_optimizer("rmsprop", eta)
-    kern = Kernels(as_problem(loss_fn, jnp.zeros(6)), opt)
+    kern = Compiled(as_problem(loss_fn, jnp.zeros(6)), opt)
     return H, b, loss_fn, opt, kern, EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
 
 

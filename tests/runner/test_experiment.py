@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import CentralFlow, Kernels, Midpoint
+from centralflows.engine.processes import CentralFlow, Midpoint
 from centralflows.runner.checkpoint import latest_checkpoint
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import group_logs, run
@@ -205,7 +206,7 @@ def test_midpoint_deltas_are_the_iterate_minus_its_own_midpoint(x64):
     loss_fn, w0, (g, H, T) = cubic_loss([4.1, 3.98])
     g, H, T = map(np.asarray, (g, H, T))
     eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=8, tol=1e-12)
-    kern = Kernels(as_problem(loss_fn, w0), make_optimizer("gd", lr))
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", lr))
     s0 = {"t": jnp.zeros(())}
     processes = {"central": CentralFlow(kern, w0, s0, eig, 1), "midpoint": Midpoint(kern, w0, s0, eig, 2)}
     w = [np.asarray(w0)]  # GD by hand: ∇L = g + Hw + ½T[w, w]

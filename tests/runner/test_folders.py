@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
+from centralflows.engine.processes import Discrete
 from centralflows.runner.checkpoint import latest_checkpoint, save_checkpoint
 from centralflows.runner.config import ConfigError, resolve_config
-from centralflows.runner.experiment import Discrete, RunStopped, prepare_out_dir, run
+from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
 
 CELL = {
     "opt": {"name": "gd", "lr": 0.05},

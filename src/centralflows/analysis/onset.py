@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from centralflows.engine.registry import SDCP_THRESHOLD
+
 # At EOS the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp) reaches 2.
 EOS = 2.0
 
 # The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
 # to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
-CENTRAL_AT_EOS = 1.95
+CENTRAL_AT_EOS = SDCP_THRESHOLD
 
 # The central flow *holds* its top effective eigenvalue at 2 from this level on (the smoothness metrics
 # start there: between CENTRAL_AT_EOS and 2 the flow is still entering the edge).

@@ -27,7 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")
+from centralflows.engine.registry import PROCESSES
+
 LONG_COLUMNS = ["process", "step", "quantity", "index", "value"]
 # Diagnostics that no figure reads (timings, solver logs, the central flow's internal tensors).
 SKIPPED_PREFIXES = ("times/", "eig_logs/", "flow_aux/")

@@ -31,8 +31,6 @@ Why this definition:
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from centralflows.engine.processes import CentralFlow
 
 
@@ -44,21 +42,14 @@ class AblatedFlow(CentralFlow):
     """
 
     name = "ablated"
+    penalty = False
 
     def __init__(self, kernels, *args, **kwargs):
-        if kernels.opt.name == "gd":
+        if not kernels.opt.has_ema:
             raise ValueError(
                 "the ablated flow needs an adaptive preconditioner (scalar_rmsprop or rmsprop): "
                 "for GD no state channel can hold the edge once the curvature penalty is removed"
             )
+        # a scalar P: only the top effective eigenvalue can bind (module docstring)
+        self.top_only = kernels.opt.scalar_preconditioner
         super().__init__(kernels, *args, **kwargs)
-
-    def _velocity(self, theta, U):
-        dt = 1.0 / self.nsubsteps
-        k_c = int(jnp.sum(theta > self.sdcp_threshold))
-        if self.kern.opt.name == "scalar_rmsprop":
-            k_c = min(k_c, 1)  # a scalar P: only the top effective eigenvalue can bind (module docstring)
-        # the third derivatives still enter α through dH/dt along the stable velocity
-        self.third_derivatives += k_c * (k_c + 1) // 2
-        vel = self.kern.central_velocity(k_c, penalty=False)
-        return vel(self.w, self.s, theta[:k_c], U[:, :k_c], jnp.asarray(dt, self.w.dtype))

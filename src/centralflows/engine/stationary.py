@@ -22,6 +22,7 @@ fixed point: the quasi-static limit of the central flow, where ν has relaxed to
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,10 +30,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.engine.derivatives import pair_index, third_derivative_pairs, upper_pairs
+from centralflows.engine.central import (
+    combine,
+    critical_count,
+    n_pairs,
+    pair_coefficients,
+    sdcp_data,
+    state_channel,
+)
+from centralflows.engine.compiled import Compiled
+from centralflows.engine.derivatives import third_derivative_pairs
 from centralflows.engine.eigs import EigConfig, EigTracker
 from centralflows.engine.optimizers import Optimizer
-from centralflows.engine.processes import Kernels, Process, _apply_initial_state_update, _euler
+from centralflows.engine.predictions import predictions
+from centralflows.engine.processes import Process, euler
+from centralflows.engine.registry import SDCP_THRESHOLD
 from centralflows.engine.sdcp import solve_sdcp
 
 
@@ -53,12 +65,17 @@ class StationaryConfig:
             coordinates of P̂ below that level are reported at the floor.
     """
 
-    step: float = 1.0
-    max_iter: int = 100
-    tol: float = 1e-6
-    tol_eig: float = 1e-5
-    sdcp_threshold: float = 1.95
+    step: float = 0.5
+    max_iter: int = 200
+    tol: float = 1e-5
+    tol_eig: float = 1e-4
+    sdcp_threshold: float = SDCP_THRESHOLD
     floor: float = 1e-12
+
+    @classmethod
+    def from_dict(cls, options: dict) -> StationaryConfig:
+        """The options of `options` that are fields (a config section may hold others, e.g. nsubsteps)."""
+        return cls(**{key: options[key] for key in cls.__dataclass_fields__ if key in options})
 
 
 @dataclass
@@ -96,57 +113,44 @@ def frozen_nu_velocity(opt: Optimizer, s: dict, g, theta, U, dt):
     Returns:
         (dnu_dt, X)
     """
-    k = U.shape[1]
     d = U.shape[0]
-    p = jnp.broadcast_to(opt.precond(s), (d,))
-    drift = lambda nu, g_: opt.dstate_dt({**s, "nu": nu}, g_)["nu"]
-    dnu_stable = drift(s["nu"], g)
+    channel = state_channel(opt, s, (d,), leaf="nu")
     # H u_i = λ_i P u_i, taken at λ_i = 2 (the authors' "HU ≈ 2PU"): this makes β exactly
     # self-adjoint and PSD, so the SDCP is the QP the solver assumes even far from the edge; the
     # fixed point is unchanged because there X lives on the eigenvalue-2 eigenspace.
-    HU = 2 * p[:, None] * U
-
-    i, j = upper_pairs(k)
-    pair = pair_index(k)
-    weight = jnp.where(i == j, 1.0, 2.0).astype(U.dtype)  # ordered pairs (k, l): weight 2 off-diagonal
-
-    def d2f(a, b):  # ½ ∂²_g f(s, g)[a, b]
-        inner = lambda g_: jax.jvp(lambda x: drift(s["nu"], x), (g_,), (a,))[1]
-        return 0.5 * jax.jvp(inner, (g,), (b,))[1]
-
-    dnu_X = jax.vmap(d2f)(HU[:, i].T, HU[:, j].T)  # [m, ...]
-
-    def UtPdotU(dnu):  # Uᵀ (dP/dt) U
-        pdot = jax.jvp(lambda nu: jnp.broadcast_to(opt.precond({**s, "nu": nu}), (d,)), (s["nu"],), (dnu,))[1]
-        return U.T @ (pdot[:, None] * U)
-
-    alpha = jnp.diag(2 - theta) + 2 * dt * UtPdotU(dnu_stable)
-    beta = 2 * dt * jax.vmap(UtPdotU)(dnu_X)[pair].transpose(2, 3, 0, 1)  # [k, k, k, k]
+    HU = 2 * channel[2](channel[0])[:, None] * U
+    alpha, beta, parts = sdcp_data(channel, g, theta, U, HU, dt)  # dH/dt = 0: w is frozen
     X = solve_sdcp(alpha, beta)
-    c = X[i, j] * weight
-    return dnu_stable + jnp.tensordot(c, dnu_X, axes=1), X
+    return combine(pair_coefficients(X), parts["ds_dt_stable"], parts["ds_dt_X"]), X
+
+
+def solver_eig_config(eig: EigConfig, d: int) -> EigConfig:
+    """The eigen-tracker options of a fixed-point solve: it solves at every iteration (frequency 1) and
+    must see a few eigenvalues past the edge (track_threshold 1.5 unless set); max_k is capped at d."""
+    threshold = 1.5 if eig.track_threshold is None else eig.track_threshold
+    return dataclasses.replace(eig, frequency=1, max_k=min(eig.max_k, d), track_threshold=threshold)
 
 
 class StationarySolver:
     """Fixed-point solver for ν̄(w) (gradient term on) and ν̂(w) (off: P̂), warm-started across calls.
 
     Args:
-        kernels: the run's `Kernels` (loss, optimizer; RMSProp or Scalar RMSProp).
+        kernels: the run's `Compiled` (loss, optimizer; RMSProp or Scalar RMSProp).
         tracker: the eigen-tracker of P^{-1/2}HP^{-1/2} used (and warm-started) by the iteration;
             its config should track a few eigenvalues beyond the edge (track_threshold ~1.5).
         config: `StationaryConfig`.
     """
 
-    def __init__(self, kernels: Kernels, tracker: EigTracker, config: StationaryConfig = StationaryConfig()):
+    def __init__(self, kernels: Compiled, tracker: EigTracker, config: StationaryConfig = StationaryConfig()):
         opt = kernels.opt
-        if opt.name not in ("rmsprop", "scalar_rmsprop"):
+        if not opt.has_ema:
             raise ValueError(f"the stationary EMA needs an EMA of squared gradients, not opt '{opt.name}'")
         if not 0 < config.step <= 1:
             raise ValueError(f"StationaryConfig.step must lie in (0, 1], got {config.step}")
         self.kern = kernels
         self.tracker = tracker
         self.config = config
-        self.scalar = opt.name == "scalar_rmsprop"
+        self.scalar = opt.scalar_preconditioner
         self._steps = {}
 
     def _step_fn(self, k_c: int, with_gradient: bool):
@@ -193,11 +197,7 @@ class StationarySolver:
             s_n = {**s, "nu": nu}
             P = jnp.broadcast_to(opt.precond(s_n), w.shape)
             theta, U = self.tracker.update(w, P, full=True)
-            k_c = int(jnp.sum(theta > cfg.sdcp_threshold))
-            if self.scalar:
-                k_c = min(
-                    k_c, 1
-                )  # a scalar P can only bind the top eigenvalue (see centralflows.engine.ablated)
+            k_c = critical_count(theta, cfg.sdcp_threshold, top_only=self.scalar)
             step = self._step_fn(k_c, with_gradient)
             new, X = step(s_n, g, theta[:k_c], U[:, :k_c], jnp.asarray(dt, w.dtype))
             scale = float(jnp.max(nu))
@@ -242,17 +242,13 @@ class StationaryProbe:
     `hat_warm_iter` iterations, and `p_hat_converged` records whether tol was met.
     """
 
-    def __init__(self, kernels: Kernels, eig: EigConfig, every: int, seed: int = 0,
+    def __init__(self, kernels: Compiled, eig: EigConfig, every: int, seed: int = 0,
                  config: StationaryConfig = StationaryConfig(), hat_warm_iter: int = 20):  # fmt: skip
         if every < 1:
             raise ValueError(f"StationaryProbe needs every >= 1, got {every}")
         d, dtype = kernels.problem.w0.shape[0], kernels.problem.w0.dtype
-        options = {**eig.__dict__, "frequency": 1, "max_k": min(eig.max_k, d)}
-        if options.get("track_threshold") is None:
-            options["track_threshold"] = 1.5
-        tracker = lambda offset: EigTracker(
-            kernels.loss_fn, EigConfig.from_dict(options), d, dtype, seed + offset
-        )
+        options = solver_eig_config(eig, d)
+        tracker = lambda offset: EigTracker(kernels.loss_fn, options, d, dtype, seed + offset)
         self.kern = kernels
         self.every = every
         self.bar = StationarySolver(kernels, tracker(0), config)
@@ -328,18 +324,15 @@ class StationaryFlow(Process):
     """
 
     name = "stationary"
+    is_flow = True
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, solver: StationaryConfig = StationaryConfig(),
         initialize=True,
     ):  # fmt: skip
         if initialize:
-            s = _apply_initial_state_update(kernels, w, s)
-        # the fixed-point iteration solves at every iteration and must see a few eigenvalues past the edge
-        options = {**eig.__dict__, "frequency": 1, "max_k": min(eig.max_k, w.shape[0])}
-        if options.get("track_threshold") is None:
-            options["track_threshold"] = 1.5
-        super().__init__(kernels, w, s, EigConfig.from_dict(options), seed)
+            s = kernels.initial_state(w, s)
+        super().__init__(kernels, w, s, solver_eig_config(eig, w.shape[0]), seed)
         self.nsubsteps = nsubsteps
         self.solver = StationarySolver(kernels, self.eigs, solver)
         self.third_derivatives = 0
@@ -352,13 +345,12 @@ class StationaryFlow(Process):
 
             def velocity(w, X, U, P):
                 g = jax.grad(loss_fn)(w)
-                i, j = upper_pairs(U.shape[1])
-                c = X[i, j] * jnp.where(i == j, 1.0, 2.0).astype(w.dtype)
+                c = pair_coefficients(X)
                 gradH = third_derivative_pairs(loss_fn, w, U, chunk)  # [m, d]
                 return -(g + 0.5 * c @ gradH) / P
 
             self._velocity_fns[k_c] = jax.jit(velocity)
-        self.third_derivatives += k_c * (k_c + 1) // 2
+        self.third_derivatives += n_pairs(k_c)
         return self._velocity_fns[k_c](self.w, X, U, P)
 
     def _solve(self):
@@ -373,14 +365,10 @@ class StationaryFlow(Process):
         eig_logs, _ = self._eig_logs(self.w, sol.P, full=False)  # cheap update (eig.between_solves)
         self.pending = self._dw_dt(sol.X, sol.U, sol.P)
         HU = sol.P[:, None] * sol.U * sol.theta[: sol.X.shape[0]]
-        HUX = HU @ sol.X
         logs.update(eig_logs)
         logs.update(
             {
-                "predicted_loss": logs["train_loss"] + jnp.trace(sol.X),
-                "predicted_grad_norm_sq": logs["grad_norm_sq"] + jnp.sum(HUX * HU),
-                "predicted_variances": jnp.linalg.eigvalsh(sol.X)[::-1],
-                "sigma_trace": jnp.sum((sol.U @ sol.X) * sol.U),
+                **predictions(logs, sol.X, HU, sol.U, jnp.linalg.eigvalsh(sol.X)[::-1]),
                 "flow_aux/X": sol.X,
                 "flow_aux/stationary_iterations": sol.iterations,
                 "flow_aux/stationary_residual": sol.residual,
@@ -397,7 +385,7 @@ class StationaryFlow(Process):
             if n > 0:
                 sol = self._solve()
                 dw_dt = self._dw_dt(sol.X, sol.U, sol.P)
-            self.w, _ = _euler(self.w, self.s, dw_dt, zero, dt)
+            self.w, _ = euler(self.w, self.s, dw_dt, zero, dt)
         self.s = {**self.s, "t": self.s["t"] + 1}  # flow time = step count; ν is a function of w
 
     def state_dict(self) -> dict:

@@ -242,6 +242,7 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
     The cells computed are those the scale's figures and claims name, plus the scale's `extra_cells`.
     """
     scale_name = scale_name or config["scale"]
+    check_names(config)
     if scale_name not in config["scales"]:
         raise ValueError(f"unknown scale {scale_name!r}; defined: {sorted(config['scales'])}")
     scale = config["scales"][scale_name]
@@ -311,3 +312,22 @@ def edge_checkpoint_path(source: dict, source_cell: str, scale_name: str) -> str
             f"start_from {source_cell!r} at step edge: that cell logs no eigenvalues (set eig.frequency 1)"
         )
     return f"results/{scale_name}/restarts/{run_id(source)}/edge.npz"
+
+
+def check_names(config: dict):
+    """Raises ValueError naming a key of the workflow config that is not a registered name: the scales'
+    `datasets`/`archs` overrides and the resources' `per_kstep`/`process_weight` (the registries are the
+    package's: DATASETS, ARCHITECTURES, PROCESSES; the config schema does not repeat them)."""
+    from centralflows.engine.registry import PROCESSES
+    from centralflows.problem.data import DATASETS
+    from centralflows.problem.models import ARCHITECTURES
+
+    runtime = config.get("resources", {}).get("runtime", {})
+    places = [(f"scales.{s}.datasets", v.get("datasets", {}), DATASETS) for s, v in config["scales"].items()]
+    places += [(f"scales.{s}.archs", v.get("archs", {}), ARCHITECTURES) for s, v in config["scales"].items()]
+    places += [("resources.runtime.per_kstep", runtime.get("per_kstep", {}), ARCHITECTURES)]
+    places += [("resources.runtime.process_weight", runtime.get("process_weight", {}), PROCESSES)]
+    for where, mapping, names in places:
+        for key in mapping:
+            if key not in names:
+                raise ValueError(f"{where}: unknown name {key!r}; valid names: {', '.join(names)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from centralflows.engine.optimizers import make_optimizer
 from centralflows.problem.models import torch_init
 
 _NAME = re.compile(r"checkpoint_(\d+)\.npz")
@@ -53,7 +54,7 @@ def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str
         from_process: their process name ("discrete", "central", "midpoint", "stable").
         arch, options: the architecture and its resolved options, which must be the checkpoint's.
         spec: the dataset's DataSpec.
-        optimizer: "gd", "scalar_rmsprop" or "rmsprop", which must be the checkpoint's.
+        optimizer: a name of `centralflows.engine.registry.OPTIMIZERS`, which must be the checkpoint's.
 
     Returns:
         (w, s, step): the flat parameter vector in this package's order (float64 numpy), the optimizer
@@ -77,17 +78,17 @@ def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str
             f"{file}: {err}; check arch and its options against the authors' run"
         ) from None
     state = np.asarray(arrays[f"{from_process}.state"], np.float64).reshape(-1)
-    sizes = {"gd": 1, "scalar_rmsprop": 2, "rmsprop": 1 + w.size}
-    if state.size != sizes[optimizer]:
+    # the authors' state vector is (t, ν...), ν a scalar or one entry per weight: the layout of ours
+    template = make_optimizer(optimizer, 1.0).init_state(np.zeros(w.size))
+    size = sum(np.size(leaf) for leaf in template.values())
+    if state.size != size:
         raise AuthorsCheckpointError(
-            f"{file}: the optimizer state has {state.size} entries, {optimizer} needs {sizes[optimizer]}; "
+            f"{file}: the optimizer state has {state.size} entries, {optimizer} needs {size}; "
             "check opt.name against the authors' run"
         )
     s = {"t": state[0]}
-    if optimizer == "scalar_rmsprop":
-        s["nu"] = state[1]
-    elif optimizer == "rmsprop":
-        s["nu"] = _to_flat(arch, options, spec, state[1:])
+    if "nu" in template:
+        s["nu"] = state[1] if np.ndim(template["nu"]) == 0 else _to_flat(arch, options, spec, state[1:])
     return w, s, int(arrays["step"])
 
 

@@ -7,11 +7,12 @@ import os
 import re
 import sys
 
+from centralflows.engine.registry import OPTIMIZERS
 from centralflows.runner import config as C
 from centralflows.runner.config import NO_VALUE, ConfigError, Option
 
 USAGE = """\
-usage: python -m centralflows opt:{gd,scalar_rmsprop,rmsprop} [data:NAME] arch:NAME [--OPTION VALUE ...]
+usage: python -m centralflows opt:{OPTIMIZERS} [data:NAME] arch:NAME [--OPTION VALUE ...]
 
 Runs the discrete optimizer and its flows in lockstep and writes OUT/data.hdf5 (authors' layout).
 opt:NAME and arch:NAME are required; data:NAME defaults to cifar10. Options take `--a.b=v` or
@@ -24,7 +25,7 @@ architecture names --arch.nhead / --arch.num-heads = --arch.heads, --arch.hidden
 
 example: python -m centralflows opt:gd data:cifar10 arch:mlp --data.classes=4 --data.n=1000 \\
            --data.criterion=mse --opt.lr=0.02 --runs discrete central --steps=1000 --eig.frequency=1
-"""
+""".replace("{OPTIMIZERS}", "{" + ",".join(OPTIMIZERS) + "}")
 
 ALIASES = {"initial_neigs": "initial_k"}  # the authors' spelling -> ours, on the last name part
 # the authors' architecture option names (their dataclass fields) -> ours
@@ -104,7 +105,7 @@ def _negate(overrides: dict) -> dict:
         if leaf.startswith("no_") and value is NO_VALUE:
             target = f"{head}.{leaf[3:]}" if head else leaf[3:]
             schema = _schema(overrides, with_components=head.split(".")[0] in ("data", "arch"))
-            opt = C._option(schema, target.split("."))
+            opt = C.schema_node(schema, target.split("."))
             if isinstance(opt, Option) and opt.type is bool:
                 if target in overrides:
                     raise ConfigError(
@@ -142,7 +143,7 @@ def split_cli_only(overrides: dict) -> tuple[dict, dict]:
                 f"invalid value for 'device': {extra['device']!r} (allowed: cpu, cuda)", key="device"
             )
     if "overwrite" in overrides:
-        extra["overwrite"] = C._convert("overwrite", overrides.pop("overwrite"), Option(False, ""))
+        extra["overwrite"] = C.convert_value("overwrite", overrides.pop("overwrite"), Option(False, ""))
     if "expid" in overrides:
         expid = overrides.pop("expid")
         if not isinstance(expid, str) or not expid:
@@ -241,7 +242,7 @@ def usage(overrides: dict | None = None) -> str:
             form = f"{_flag(key)} / {_flag(f'{head}.no_{leaf}' if head else f'no_{leaf}')}"
         else:
             form = f"{_flag(key)} {'V [V ...]' if opt.type is list else 'V'}"
-        allowed = f"{C._describe(opt)}; " if opt.choices or opt.allowed else ""
+        allowed = f"{C.describe(opt)}; " if opt.choices or opt.allowed else ""
         default = "required" if opt.required else f"default {opt.default!r}"
         text = f"{opt.help} ({allowed}{default})"
         if key == "steps":  # the command line counts as the authors' main.py does (count_steps)

@@ -10,12 +10,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-OPTIMIZERS = ("gd", "scalar_rmsprop", "rmsprop")
-FLOW_T_RATES = ("step", "authors")  # as optimizers.FLOW_T_RATES
-PROCESSES = ("discrete", "midpoint", "stable", "central", "ablated", "stationary")  # as processes.PROCESSES
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.optimizers import FLOW_T_RATES, hyperparameters
+from centralflows.engine.registry import OPTIMIZERS, PROCESSES, SDCP_THRESHOLD, optimizer_class
+from centralflows.engine.stationary import StationaryConfig
+from centralflows.plan.grid import deep_merge, run_id
+from centralflows.problem.build import INITS
+from centralflows.problem.data import DATASETS
+from centralflows.problem.losses import CRITERIA
+
 DTYPES = ("float32", "float64")
-INITS = ("torch", "jax")  # as problem.INITS
-CRITERIA = ("mse", "ce")
 STATUSES = ("running", "completed", "diverged", "stopped", "failed")
 
 
@@ -82,162 +86,237 @@ class Option:
 _positive = dict(check=lambda x: 0 < x < math.inf, allowed="a number > 0")  # inf: a run of NaNs
 _count = dict(kind=int, check=lambda x: x >= 1, allowed="an integer >= 1")
 _frequency = dict(kind=int, check=lambda x: x == -1 or x >= 1, allowed="an integer >= 1, or -1 for never")
+_threshold = dict(help="effective eigenvalues >= this enter the SDCP", **_positive)
+_nsubsteps = dict(help="Euler substeps per unit time (dt = 1/nsubsteps)", **_count)
 
-EIG = {
-    "frequency": Option(
-        -1, "run the full eigensolver every N calls (-1: never; 1 for the figures)", **_frequency
-    ),
-    "track_threshold": Option(
-        1.5,
-        "track one more eigenpair while the smallest effective eigenvalue is >= this (x 1/lr for GD)",
-        optional=True,
-        **_positive,
-    ),
-    "initial_k": Option(1, "eigenpairs tracked at the start (alias: initial_neigs)", **_count),
-    "max_k": Option(10, "cap on the number of tracked eigenpairs", **_count),
-    "tol": Option(1e-10, "LOBPCG relative tolerance (authors' convention, REFERENCE §3.5)", **_positive),
-    "max_iter": Option(100, "LOBPCG iteration cap", **_count),
-    "chunk_size": Option(None, "Hessian-vector products run at once (none: all k)", optional=True, **_count),
-    "between_solves": Option(
-        "lobpcg",
-        "eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' quotients",
-        kind=str,
-        choices=("lobpcg", "quotients"),
-    ),  # fmt: skip
+
+def option(help: str, default=None, **kwargs) -> dataclasses.Field:
+    """A field of a config section: its default, and (as metadata) the rest of its `Option`."""
+    factory = (lambda: list(default)) if isinstance(default, list) else None
+    meta = {"option": dict(help=help, **kwargs)}
+    if factory:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# The run configuration, one frozen dataclass per section. The engine's own option types (EigConfig,
+# StationaryConfig) are sections too: their defaults are theirs, and what the config adds (help, checks)
+# is in ENGINE_OPTIONS below. The CLI options, their help, the defaults and the validation (SCHEMA) are
+# derived from these classes; a resolved config is the nested dict of the same keys.
+@dataclass(frozen=True)
+class OptConfig:
+    name: str = option("optimizer (positional opt:NAME)", kind=str, required=True, choices=tuple(OPTIMIZERS))
+    lr: float = option("learning rate eta", kind=float, required=True, **_positive)
+    beta2: float = option(
+        "EMA factor of the squared gradient (RMSProp variants)", 0.99,
+        check=lambda x: 0 < x < 1, allowed="a number in (0, 1)",
+    )  # fmt: skip
+    eps: float = option(
+        "added outside the square root: P = (sqrt(nu) + eps)/lr (RMSProp variants)", 0.0,
+        check=lambda x: 0 <= x < math.inf, allowed="a number >= 0",
+    )  # fmt: skip
+    bias_correction: bool = option("divide nu by 1 - beta2^t (RMSProp variants)", False)
+    flow_t_rate: str = option(
+        "rate of the flows' step counter t: step (1: flow time = steps) or authors (1/beta2, their code)",
+        "step", choices=FLOW_T_RATES,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """`data` also takes the options of the chosen dataset module (its DEFAULTS)."""
+
+    name: str = option("dataset (positional data:NAME): " + " | ".join(DATASETS), "cifar10")
+    criterion: str = option("loss: mse (with the 1/2) or ce", "mse", choices=CRITERIA)
+    n: int = option("number of training examples", 1000, **_count)
+    root: str | None = option(
+        "directory of the dataset cache (none: the dataset's default)", kind=str, optional=True
+    )
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """`arch` also takes the options of the chosen architecture module (its DEFAULTS)."""
+
+    name: str = option("architecture (positional arch:NAME)", kind=str, required=True)
+
+
+@dataclass(frozen=True)
+class StableConfig:
+    min_nsubsteps: int = option("least Euler substeps per unit time; max(this, ceil(2 S_eff))", 4, **_count)
+    max_seff: float = option(
+        "stop the stable flow once S_eff exceeds this (alias: max_Seff)", 100.0, **_positive
+    )
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    nsubsteps: int = option(default=4, **_nsubsteps)
+    sdcp_threshold: float = option(default=SDCP_THRESHOLD, **_threshold)
+    frequency_in_substeps: bool = option("count eig.frequency in substeps, not steps (Mamba-CE)", False)
+    max_seff: float = option(
+        "stop the central flow once S_eff exceeds this: it has left the edge (2)", 10.0, **_positive
+    )
+    stationary_every: int = option(
+        "every N steps log nu-bar, P-hat and their speeds along the flow (0: off; RMSProp variants)", 0,
+        check=lambda x: x >= 0, allowed="an integer >= 0",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AblatedConfig:
+    """The central flow without its curvature penalty (centralflows.engine.ablated; RMSProp variants only)."""
+
+    nsubsteps: int = option(default=4, **_nsubsteps)
+    sdcp_threshold: float = option(default=SDCP_THRESHOLD, **_threshold)
+    frequency_in_substeps: bool = option("count eig.frequency in substeps, not steps", False)
+
+
+@dataclass(frozen=True)
+class StationaryFlowConfig:
+    """dw/dt = -Pbar(w)^-1 [grad L + 1/2 grad<Sigma,H>] (centralflows.engine.stationary; RMSProp variants
+    only); the section also holds the fixed-point solver's options (StationaryConfig)."""
+
+    nsubsteps: int = option("Euler substeps per unit time; nu-bar is re-solved at each", 4, **_count)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    frequency: int = option("save a checkpoint every N steps (-1: never)", -1, **_frequency)
+    steps: list = option(
+        "also save checkpoints at these steps", [], item=int,
+        check=lambda xs: all(x >= 0 for x in xs), allowed="integers >= 0",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    path: str | None = option(
+        "start all processes from a point stored in this checkpoint", kind=str, optional=True
+    )
+    from_process: str | None = option(
+        "which process of load.path to start from", kind=str, optional=True, choices=tuple(PROCESSES)
+    )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run cell. After `eig`, SCHEMA inserts one section per process (PROCESS_SECTIONS), each with an
+    `eig` block of that process's overrides of `eig`."""
+
+    opt: OptConfig = dataclasses.field(default_factory=OptConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    arch: ArchConfig = dataclasses.field(default_factory=ArchConfig)
+    runs: list = option("processes to run in lockstep", ["discrete"], item=str, choices=tuple(PROCESSES))
+    steps: int = option(
+        "number of steps (units of time)", kind=int, required=True, check=lambda x: x >= 0,
+        allowed="an integer >= 0",
+    )  # fmt: skip
+    seed: int = option("seed of the initialisation and of the eigensolver's random vectors", 0)
+    init: str = option(
+        "initial weights: torch (the authors' PyTorch init after torch.manual_seed(seed), exactly) or jax "
+        "(the same distributions drawn from JAX's generator)", "torch", choices=INITS,
+    )  # fmt: skip
+    warm_start: int = option(
+        "discrete steps taken before the processes start (-1 or 0: off)", -1,
+        check=lambda x: x >= -1, allowed="an integer >= -1",
+    )  # fmt: skip
+    dtype: str = option("floating-point precision of the run", "float32", choices=DTYPES)
+    eig: EigConfig = dataclasses.field(default_factory=EigConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    checkpoint_file: str | None = option(
+        "resume from this checkpoint (continues the same trajectory and file)", kind=str, optional=True
+    )
+    load: LoadConfig = dataclasses.field(default_factory=LoadConfig)
+    out: str | None = option(
+        "output directory (none: results/runs/<run id>, the workflow's run id)", kind=str, optional=True
+    )
+
+
+# The process registry's config side: the section of each process (None: its `eig` overrides only),
+# inserted into SCHEMA after `eig`. Its options are the process's keyword arguments
+# (`centralflows.runner.experiment.process_options`).
+PROCESS_SECTIONS = {
+    "discrete": None,
+    "midpoint": None,
+    "stable": StableConfig,
+    "central": CentralConfig,
+    "ablated": AblatedConfig,
+    "stationary": StationaryFlowConfig,
 }
 
-# The schema of a run cell. Leaves are Options; `eig` under a process holds that process's overrides
-# of the global `eig` block (e.g. discrete.eig.frequency = -1 to solve at the midpoints only).
-# `data` and `arch` also take the options of the chosen dataset / architecture module (their DEFAULTS).
-SCHEMA = {
-    "opt": {
-        "name": Option(None, "optimizer (positional opt:NAME)", kind=str, required=True, choices=OPTIMIZERS),
-        "lr": Option(None, "learning rate eta", kind=float, required=True, **_positive),
-        "beta2": Option(
-            0.99,
-            "EMA factor of the squared gradient (RMSProp variants)",
-            check=lambda x: 0 < x < 1,
-            allowed="a number in (0, 1)",
+# What the config adds to the engine's own option types: help and checks (defaults are the engine's).
+ENGINE_OPTIONS = {
+    EigConfig: {
+        "frequency": dict(
+            help="run the full eigensolver every N calls (-1: never; 1 for the figures)", **_frequency
         ),
-        "eps": Option(
-            0.0,
-            "added outside the square root: P = (sqrt(nu) + eps)/lr (RMSProp variants)",
-            check=lambda x: 0 <= x < math.inf,
-            allowed="a number >= 0",
-        ),
-        "bias_correction": Option(False, "divide nu by 1 - beta2^t (RMSProp variants)"),
-        "flow_t_rate": Option(
-            "step",
-            "rate of the flows' step counter t: step (1: flow time = steps) or authors (1/beta2, their code)",
-            choices=FLOW_T_RATES,
-        ),
+        "track_threshold": dict(
+            help="track one more eigenpair while the smallest effective eigenvalue is >= this "
+            "(x 1/lr for GD)",
+            optional=True,
+            **_positive,
+        ),  # fmt: skip
+        "initial_k": dict(help="eigenpairs tracked at the start (alias: initial_neigs)", **_count),
+        "max_k": dict(help="cap on the number of tracked eigenpairs", **_count),
+        "tol": dict(help="LOBPCG relative tolerance (authors' convention, REFERENCE §3.5)", **_positive),
+        "max_iter": dict(help="LOBPCG iteration cap", **_count),
+        "chunk_size": dict(help="Hessian-vector products run at once (none: all k)", optional=True, **_count),
+        "between_solves": dict(
+            help="eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' "
+            "Rayleigh quotients",
+            kind=str,
+            choices=("lobpcg", "quotients"),
+        ),  # fmt: skip
     },
-    "data": {
-        "name": Option("cifar10", "dataset (positional data:NAME): cifar10 | synthetic-cifar10 | sorting"),
-        "criterion": Option("mse", "loss: mse (with the 1/2) or ce", choices=CRITERIA),
-        "n": Option(1000, "number of training examples", **_count),
-        "root": Option(
-            None, "directory of the dataset cache (none: the dataset's default)", kind=str, optional=True
-        ),
-    },
-    "arch": {
-        "name": Option(None, "architecture (positional arch:NAME)", kind=str, required=True),
-    },
-    "runs": Option(["discrete"], "processes to run in lockstep", item=str, choices=PROCESSES),
-    "steps": Option(
-        None,
-        "number of steps (units of time)",
-        kind=int,
-        required=True,
-        check=lambda x: x >= 0,
-        allowed="an integer >= 0",
-    ),
-    "seed": Option(0, "seed of the initialisation and of the eigensolver's random vectors"),
-    "init": Option(
-        "torch",
-        "initial weights: torch (the authors' PyTorch init after torch.manual_seed(seed), exactly) or jax "
-        "(the same distributions drawn from JAX's generator)",
-        choices=INITS,
-    ),
-    "warm_start": Option(
-        -1,
-        "discrete steps taken before the processes start (-1 or 0: off)",
-        check=lambda x: x >= -1,
-        allowed="an integer >= -1",
-    ),
-    "dtype": Option("float32", "floating-point precision of the run", choices=DTYPES),
-    "eig": EIG,
-    "discrete": {"eig": {}},
-    "midpoint": {"eig": {}},
-    "stable": {
-        "eig": {},
-        "min_nsubsteps": Option(4, "least Euler substeps per unit time; max(this, ceil(2 S_eff))", **_count),
-        "max_seff": Option(
-            100.0, "stop the stable flow once S_eff exceeds this (alias: max_Seff)", **_positive
-        ),
-    },
-    "central": {
-        "eig": {},
-        "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
-        "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
-        "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps (Mamba-CE)"),
-        "max_seff": Option(
-            10.0, "stop the central flow once S_eff exceeds this: it has left the edge (2)", **_positive
-        ),
-        "stationary_every": Option(
-            0,
-            "every N steps log nu-bar, P-hat and their speeds along the flow (0: off; RMSProp variants)",
-            check=lambda x: x >= 0,
-            allowed="an integer >= 0",
-        ),
-    },
-    # the central flow without its curvature penalty (centralflows.engine.ablated; RMSProp variants only)
-    "ablated": {
-        "eig": {},
-        "nsubsteps": Option(4, "Euler substeps per unit time (dt = 1/nsubsteps)", **_count),
-        "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
-        "frequency_in_substeps": Option(False, "count eig.frequency in substeps, not steps"),
-    },
-    # dw/dt = -Pbar(w)^-1 [grad L + 1/2 grad<Sigma,H>] (centralflows.engine.stationary; RMSProp variants only)
-    "stationary": {
-        "eig": {},
-        "nsubsteps": Option(4, "Euler substeps per unit time; nu-bar is re-solved at each", **_count),
-        "step": Option(
-            0.5,
-            "pseudo-time step of the nu fixed-point iteration, in (0, 1]",
+    StationaryConfig: {
+        "step": dict(
+            help="pseudo-time step of the nu fixed-point iteration, in (0, 1]",
             check=lambda x: 0 < x <= 1,
             allowed="a number in (0, 1]",
-        ),
-        "max_iter": Option(200, "cap on fixed-point iterations per solve", **_count),
-        "tol": Option(1e-5, "stop when max|d nu| / max nu < tol (and S_eff <= 2 + tol_eig)", **_positive),
-        "tol_eig": Option(1e-4, "tolerance on S_eff <= 2 at the fixed point", **_positive),
-        "sdcp_threshold": Option(1.95, "effective eigenvalues >= this enter the SDCP", **_positive),
+        ),  # fmt: skip
+        "max_iter": dict(help="cap on fixed-point iterations per solve", **_count),
+        "tol": dict(help="stop when max|d nu| / max nu < tol (and S_eff <= 2 + tol_eig)", **_positive),
+        "tol_eig": dict(help="tolerance on S_eff <= 2 at the fixed point", **_positive),
+        "sdcp_threshold": _threshold,
+        # `floor` is not a run option: P-hat's invertibility floor, only the probe's concern
     },
-    "checkpoint": {
-        "frequency": Option(-1, "save a checkpoint every N steps (-1: never)", **_frequency),
-        "steps": Option(
-            [],
-            "also save checkpoints at these steps",
-            item=int,
-            check=lambda xs: all(x >= 0 for x in xs),
-            allowed="integers >= 0",
-        ),
-    },
-    "checkpoint_file": Option(
-        None, "resume from this checkpoint (continues the same trajectory and file)", kind=str, optional=True
-    ),
-    "load": {
-        "path": Option(
-            None, "start all processes from a point stored in this checkpoint", kind=str, optional=True
-        ),
-        "from_process": Option(
-            None, "which process of load.path to start from", kind=str, optional=True, choices=PROCESSES
-        ),
-    },
-    "out": Option(None, "output directory (none: results/runs/<run_id>)", kind=str, optional=True),
 }
 
-_OPT_ONLY = ("beta2", "eps", "bias_correction")  # options that GD does not have
+
+def _section_schema(cls) -> dict:
+    """{key: Option or sub-schema} of a config section class (its defaults, its fields' metadata)."""
+    out = {}
+    extra = ENGINE_OPTIONS.get(cls, {})
+    for f in dataclasses.fields(cls):
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out[f.name] = _section_schema(f.default_factory)  # a section
+            continue
+        meta = f.metadata.get("option", extra.get(f.name))
+        if meta is None:
+            continue  # an engine option the run configuration does not expose
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = Option(default, **meta)
+    return out
+
+
+def _run_schema() -> dict:
+    schema = _section_schema(RunConfig)
+    out = {}
+    for key, node in schema.items():
+        out[key] = node
+        if key == "eig":  # the process sections follow the global eig block
+            for name, section in PROCESS_SECTIONS.items():
+                out[name] = {"eig": {}, **(_section_schema(section) if section else {})}
+    out["stationary"].update(_section_schema(StationaryConfig))
+    return out
+
+
+EIG = _section_schema(EigConfig)
+# The schema of a run cell. Leaves are Options; `eig` under a process holds that process's overrides
+# of the global `eig` block (e.g. discrete.eig.frequency = -1 to solve at the midpoints only).
+SCHEMA = _run_schema()
+
 _PROCESS_EIG = {p: "eig" for p in PROCESSES}  # sections whose `eig` holds overrides of EIG
 
 
@@ -312,7 +391,7 @@ def schema_for(data: str | None = None, arch: str | None = None) -> tuple[dict, 
     return schema, data, arch
 
 
-def _option(schema: dict, path: list[str]) -> Option | dict | None:
+def schema_node(schema: dict, path: list[str]) -> Option | dict | None:
     node = schema
     for i, key in enumerate(path):
         if i == 2 and path[0] in _PROCESS_EIG and path[1] == "eig":
@@ -346,7 +425,7 @@ def _check_keys(tree: dict, schema: dict, prefix: str = "", skip: tuple = ()):
         path = f"{prefix}{key}"
         if not prefix and key in skip:
             continue
-        node = _option(schema, path.split("."))
+        node = schema_node(schema, path.split("."))
         if node is None:
             raise _unknown(path, schema)
         if isinstance(node, dict):  # a section, or a process's eig overrides ({} in the schema)
@@ -355,7 +434,7 @@ def _check_keys(tree: dict, schema: dict, prefix: str = "", skip: tuple = ()):
             _check_keys(value, schema, path + ".")
 
 
-def _describe(opt: Option) -> str:
+def describe(opt: Option) -> str:
     if opt.choices:
         text = ", ".join(opt.choices)
         text = f"a list of values from {text}" if opt.type is list else f"one of {text}"
@@ -417,7 +496,7 @@ def _choose(value, choices: tuple):
     raise ValueError
 
 
-def _convert(path: str, value, opt: Option):
+def convert_value(path: str, value, opt: Option):
     """The value of `path` converted to the option's kind and checked; ConfigError otherwise."""
     if value is NO_VALUE:
         if opt.type is bool:
@@ -425,7 +504,7 @@ def _convert(path: str, value, opt: Option):
         if opt.type is list:
             value = []
         else:
-            raise ConfigError(f"'{path}' needs a value: {_describe(opt)}", key=path)
+            raise ConfigError(f"'{path}' needs a value: {describe(opt)}", key=path)
     if opt.optional and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
         return None
     try:
@@ -445,7 +524,7 @@ def _convert(path: str, value, opt: Option):
             raise ValueError
     except (ValueError, TypeError):
         raise ConfigError(
-            f"invalid value for '{path}': {value!r} (allowed: {_describe(opt)})", key=path
+            f"invalid value for '{path}': {value!r} (allowed: {describe(opt)})", key=path
         ) from None
     return out
 
@@ -456,13 +535,13 @@ def _merge(schema: dict, overrides: dict, prefix: str = "") -> dict:
         path = f"{prefix}{key}"
         given = overrides.get(key, {} if isinstance(node, dict) else None)
         if isinstance(node, dict) and key == "eig" and prefix[:-1] in _PROCESS_EIG:
-            out[key] = {k: _convert(f"{path}.{k}", v, EIG[k]) for k, v in given.items()}
+            out[key] = {k: convert_value(f"{path}.{k}", v, EIG[k]) for k, v in given.items()}
         elif isinstance(node, dict):
             out[key] = _merge(node, given, path + ".")
         elif key in overrides:
-            out[key] = _convert(path, given, node)
+            out[key] = convert_value(path, given, node)
         elif node.required:
-            raise ConfigError(f"'{path}' is required: {_describe(node)}", key=path)
+            raise ConfigError(f"'{path}' is required: {describe(node)}", key=path)
         else:
             out[key] = copy.deepcopy(node.default)
     return out
@@ -478,17 +557,9 @@ def nest(overrides: dict) -> dict:
             if not isinstance(node, dict):
                 raise ConfigError(f"'{key}' conflicts with a value given for '{part}'", key=key)
         if isinstance(value, dict):
-            node[parts[-1]] = _deep_merge(node.get(parts[-1], {}), nest(value))
+            node[parts[-1]] = deep_merge(node.get(parts[-1], {}), nest(value))
         else:
             node[parts[-1]] = value
-    return out
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _deep_merge(out[key], value) if both else value
     return out
 
 
@@ -499,7 +570,7 @@ def resolve_config(overrides: dict | None = None) -> dict:
     `centralflows.problem.models.get_architecture(name).DEFAULTS`. Keys may be nested or dotted
     ({"opt": {"lr": 0.1}} or {"opt.lr": 0.1}); strings are converted to the kind of the option, so
     command-line values can be passed as they are. When `out` is not given it is
-    `results/runs/<run_id>`.
+    `default_out`: `results/runs/<run id>`, the id the workflow gives the same overrides.
 
     Returns:
         A new, complete config (nested dict); dataset, optimizer and process names canonical.
@@ -509,19 +580,22 @@ def resolve_config(overrides: dict | None = None) -> dict:
             (saying what is allowed).
     """
     overrides = nest(copy.deepcopy(overrides or {}))
+    given = copy.deepcopy(overrides)  # what the run id names (see default_out)
+    given.setdefault("data", {}).setdefault("name", None)  # the id names the dataset, given or default
+    given["data"].pop("root", None)  # where the data lives is not part of a run's identity
     # keys outside data/arch first: a typo there is reported without loading any model code
     _check_keys(overrides, SCHEMA, skip=("data", "arch"))
     for section in ("data", "arch"):
         if not isinstance(overrides.get(section, {}), dict):
             raise ConfigError(f"'{section}' must be a mapping of options", key=section)
-    data_name = _convert(
+    data_name = convert_value(
         "data.name", overrides.get("data", {}).get("name", "cifar10"), SCHEMA["data"]["name"]
     )
     arch_name = overrides.get("arch", {}).get("name")
     if arch_name is None:
-        raise ConfigError(f"'arch.name' is required: {_describe(SCHEMA['arch']['name'])}", key="arch.name")
+        raise ConfigError(f"'arch.name' is required: {describe(SCHEMA['arch']['name'])}", key="arch.name")
     schema, data_name, arch_name = schema_for(
-        data_name, _convert("arch.name", arch_name, SCHEMA["arch"]["name"])
+        data_name, convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
     )
     for section in ("data", "arch"):
         _check_keys({section: overrides.get(section, {})}, schema)
@@ -530,17 +604,20 @@ def resolve_config(overrides: dict | None = None) -> dict:
     config = _merge(schema, overrides)
 
     opt = config["opt"]
-    if opt["name"] == "gd":
-        for key in _OPT_ONLY:
-            if key in overrides.get("opt", {}) and opt[key] != DEFAULTS["opt"][key]:
-                raise ConfigError(f"'opt.{key}' has no effect with opt.name gd; remove it", key=f"opt.{key}")
+    own = hyperparameters(opt["name"])
+    for key in sorted({key for name in OPTIMIZERS for key in hyperparameters(name)} - set(own)):
+        if key in overrides.get("opt", {}) and opt[key] != DEFAULTS["opt"][key]:
+            raise ConfigError(
+                f"'opt.{key}' has no effect with opt.name {opt['name']}; remove it", key=f"opt.{key}"
+            )
     if not config["runs"]:
-        raise ConfigError(f"'runs' is empty: {_describe(SCHEMA['runs'])}", key="runs")
+        raise ConfigError(f"'runs' is empty: {describe(SCHEMA['runs'])}", key="runs")
     config["runs"] = list(dict.fromkeys(config["runs"]))
     for process in ("ablated", "stationary"):
-        if process in config["runs"] and opt["name"] == "gd":
+        if process in config["runs"] and not optimizer_class(opt["name"]).has_ema:
             raise ConfigError(
-                f"the {process} flow needs an EMA preconditioner: opt.name scalar_rmsprop or rmsprop",
+                f"the {process} flow needs an EMA preconditioner: opt.name "
+                + " or ".join(name for name in OPTIMIZERS if optimizer_class(name).has_ema),
                 key="runs",
             )
     for process in PROCESSES:
@@ -556,53 +633,26 @@ def resolve_config(overrides: dict | None = None) -> dict:
             key="load.from_process",
         )
     if config["out"] is None:
-        config["out"] = os.path.join("results", "runs", run_id(config))
+        config["out"] = default_out(given, config)
     return config
+
+
+def _given_values(given: dict, config: dict) -> dict:
+    """The keys of `given` (nested overrides) with their values as resolved in `config`."""
+    out = {}
+    for key, value in given.items():
+        resolved = config.get(key, value) if isinstance(config, dict) else value
+        both = isinstance(value, dict) and isinstance(resolved, dict)
+        out[key] = _given_values(value, resolved) if both else resolved
+    return out
+
+
+def default_out(given: dict, config: dict) -> str:
+    """`results/runs/<run id>`: the workflow's run id (`centralflows.plan.grid.run_id`) of the overrides
+    given, with their values as resolved (so `--opt.lr 0.02` names the run a cell with `lr: 0.02` does)."""
+    return os.path.join("results", "runs", run_id(_given_values(given, config)))
 
 
 def effective_eig_config(config: dict, process: str) -> dict:
     """The global `eig` block with the process's own overrides (config[process]["eig"]) on top."""
     return {**config["eig"], **config.get(process, {}).get("eig", {})}
-
-
-def _g(value) -> str:
-    if isinstance(value, list | tuple):
-        return "x".join(_g(v) for v in value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def run_id(config: dict) -> str:
-    """A deterministic, readable slug of the trajectory a config describes.
-
-    Names optimizer, dataset, architecture, the optimizer's hyperparameters, criterion, n, the
-    dataset/architecture options that differ from their module defaults, then warm start, dtype (if
-    not float32) and seed, e.g. "gd-cifar10-mlp-lr0.02-mse-n1000-s0". Measurement options (runs,
-    steps, eig, checkpoints) are not part of it. Floats are formatted with :g.
-    """
-    opt, data, arch = config["opt"], config["data"], config["arch"]
-    parts = [opt["name"], data["name"], arch["name"], f"lr{_g(opt['lr'])}"]
-    if opt["name"] != "gd":
-        parts += [f"b2{_g(opt['beta2'])}", f"eps{_g(opt['eps'])}"] + (
-            ["bc"] if opt["bias_correction"] else []
-        )
-    parts += [data["criterion"], f"n{_g(data['n'])}"]
-    for section, kind in ((data, "data"), (arch, "arch")):
-        try:
-            module_defaults = _component(kind, section["name"])[1].DEFAULTS
-        except ImportError:
-            module_defaults = {}
-        for key, value in section.items():
-            default = module_defaults.get(key)
-            same = _g(value) == _g(default) if isinstance(value, list | tuple) else value == default
-            if key not in ("name", "criterion", "n", "root") and not same:
-                parts.append(f"{key}{_g(value)}")
-    if config.get("warm_start", -1) > 0:
-        parts.append(f"ws{config['warm_start']}")
-    if config.get("dtype", "float32") != "float32":
-        parts.append(config["dtype"].replace("float", "f"))
-    if config.get("init", "torch") != "torch":
-        parts.append(f"init{config['init']}")
-    parts.append(f"s{config.get('seed', 0)}")
-    return "-".join(parts).replace("/", "_").replace(" ", "")

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from centralflows.engine.ablated import AblatedFlow
+from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.processes import PROCESSES, CentralFlow, Discrete, Kernels, Midpoint, StableFlow
-from centralflows.engine.stationary import StationaryConfig, StationaryFlow, StationaryProbe
+from centralflows.engine.registry import PROCESSES, process_class
+from centralflows.engine.stationary import StationaryConfig, StationaryProbe
 from centralflows.runner import authors_checkpoint
 from centralflows.runner.checkpoint import (
     CheckpointError,
@@ -28,7 +28,7 @@ from centralflows.runner.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from centralflows.runner.config import ConfigError, flatten
+from centralflows.runner.config import ConfigError, effective_eig_config, flatten
 from centralflows.runner.io import FINAL, PARTIAL, H5Logger, open_for_reading
 
 log = logging.getLogger("centralflows")
@@ -130,7 +130,7 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
     for path in (out_dir, *out_dir.parents):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
-    if config.get("checkpoint_file"):  # the checkpoint is checked against the config when it is loaded
+    if config["checkpoint_file"]:  # the checkpoint is checked against the config when it is loaded
         stored, _ = _stored_config(out_dir, None)
         if stored is not None and (differ := config_difference(stored, config)):
             raise ConfigError(
@@ -176,48 +176,39 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
 
 def eig_config(config: dict, process: str) -> EigConfig:
     """The global `eig` options merged with the process's own overrides (e.g. discrete.eig.frequency)."""
-    return EigConfig.from_dict({**config["eig"], **config.get(process, {}).get("eig", {})})
-
-
-def make_processes(config: dict, kernels: Kernels, w, s, initialize: bool = True) -> dict:
-    """The requested processes, all starting from (w, s), in the canonical order."""
-    seed = config.get("seed", 0)
-    made = {}
-    for offset, name in enumerate(p for p in PROCESSES if p in config["runs"]):
-        eig, pseed = eig_config(config, name), 1000 * (seed + 1) + 10 * offset
-        if name == "discrete":
-            made[name] = Discrete(kernels, w, s, eig, pseed)
-        elif name == "midpoint":
-            made[name] = Midpoint(kernels, w, s, eig, pseed)
-        elif name == "stable":
-            opts = config["stable"]
-            made[name] = StableFlow(
-                kernels, w, s, eig, pseed, opts["min_nsubsteps"], opts["max_seff"], initialize
-            )
-        elif name in ("central", "ablated"):
-            opts, cls = config[name], CentralFlow if name == "central" else AblatedFlow
-            made[name] = cls(
-                kernels, w, s, eig, pseed, opts["nsubsteps"], opts["sdcp_threshold"],
-                opts["frequency_in_substeps"], initialize, opts.get("max_seff", CentralFlow.max_seff),
-            )  # fmt: skip
-            if name == "central" and opts["stationary_every"] > 0:
-                made[name].probe = StationaryProbe(
-                    kernels, eig, opts["stationary_every"], pseed + 5, stationary_solver(config)
-                )
-        else:
-            nsubsteps = config["stationary"]["nsubsteps"]
-            solver = stationary_solver(config)
-            made[name] = StationaryFlow(kernels, w, s, eig, pseed, nsubsteps, solver, initialize)
-    return made
+    return EigConfig.from_dict(effective_eig_config(config, process))
 
 
 def stationary_solver(config: dict) -> StationaryConfig:
     """The ν̄ / P̂ fixed-point solver options (the `stationary` block), shared by the flow and the probe."""
-    opts = config["stationary"]
-    return StationaryConfig(
-        step=opts["step"], max_iter=opts["max_iter"], tol=opts["tol"], tol_eig=opts["tol_eig"],
-        sdcp_threshold=opts["sdcp_threshold"],
-    )  # fmt: skip
+    return StationaryConfig.from_dict(config["stationary"])
+
+
+def process_options(config: dict, name: str) -> dict:
+    """The keyword options of process `name`: its config section, less its eig overrides (see eig_config)
+    and the central flow's probe; the stationary flow takes its solver's options as one StationaryConfig."""
+    options = {key: value for key, value in config[name].items() if key not in ("eig", "stationary_every")}
+    if name == "stationary":
+        options = {"nsubsteps": options["nsubsteps"], "solver": stationary_solver(config)}
+    return options
+
+
+def make_processes(config: dict, kernels: Compiled, w, s, initialize: bool = True) -> dict:
+    """The requested processes, all starting from (w, s), in the canonical order."""
+    seed = config["seed"]
+    made = {}
+    for offset, name in enumerate(p for p in PROCESSES if p in config["runs"]):
+        eig, pseed = eig_config(config, name), 1000 * (seed + 1) + 10 * offset
+        cls = process_class(name)
+        options = process_options(config, name)
+        if cls.is_flow:  # the flows apply F once at construction, unless a checkpoint restores them
+            options["initialize"] = initialize
+        made[name] = cls(kernels, w, s, eig, pseed, **options)
+        if name == "central" and config["central"]["stationary_every"] > 0:
+            made[name].probe = StationaryProbe(
+                kernels, eig, config["central"]["stationary_every"], pseed + 5, stationary_solver(config)
+            )
+    return made
 
 
 def group_logs(processes: dict) -> dict:
@@ -244,8 +235,8 @@ def _device() -> str:
 
 
 def _checkpoint_due(step: int, start: int, options: dict) -> bool:
-    freq = options.get("frequency", -1)
-    return step != start and ((freq > 0 and step % freq == 0) or step in options.get("steps", []))
+    freq = options["frequency"]
+    return step != start and ((freq > 0 and step % freq == 0) or step in options["steps"])
 
 
 def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
@@ -267,12 +258,11 @@ def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
 
 def _init_attr(config: dict) -> str:
     """What the initial weights are, for the HDF5 root attribute `init`."""
-    if (config.get("load") or {}).get("path"):
+    if config["load"]["path"]:
         return f"loaded from {config['load']['path']} ({config['load']['from_process']})"
-    init = config.get("init", "torch")
-    if init == "torch":
-        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config.get('seed', 0)})"
-    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config.get('seed', 0)})"
+    if config["init"] == "torch":
+        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config['seed']})"
+    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config['seed']})"
 
 
 def run(config: dict, progress: bool = True) -> Path:
@@ -311,11 +301,11 @@ def _read_checkpoint(config: dict, key: str) -> tuple[dict, dict]:
 
 
 def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path:
-    if config.get("dtype", "float32") == "float64":
+    if config["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
-    dtype = jnp.float64 if config.get("dtype") == "float64" else jnp.float32
+    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
     out_dir = Path(config["out"])
-    resume = config.get("checkpoint_file")
+    resume = config["checkpoint_file"]
     if resume:
         tree, meta = _read_checkpoint(config, "checkpoint_file")
         if differ := config_difference(meta.get("config", {}), config):
@@ -326,12 +316,8 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                 key="checkpoint_file",
             )
     problem = build_problem(config, dtype)
-    o = config["opt"]
-    opt = make_optimizer(
-        o["name"], o["lr"], o.get("beta2", 0.99), o.get("eps", 0.0), o.get("bias_correction", False),
-        o.get("flow_t_rate", "step"),
-    )  # fmt: skip
-    kernels = Kernels(problem, opt, config["eig"].get("chunk_size"))
+    opt = make_optimizer(**config["opt"])
+    kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
     attrs = {
         # the run's config; a resume is recorded by resumed_at_step / resumed_from, not in it, so a
@@ -357,8 +343,8 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         log.info("resumed from %s at step %d", resume, start)
     else:
         start = 0
-        load = config.get("load") or {}
-        if load.get("path"):
+        load = config["load"]
+        if load["path"]:
             # start every process from one process's point in a checkpoint (e.g. GD at the edge)
             if authors_checkpoint.is_authors_checkpoint(load["path"]):
                 w, s, start = _load_authors(config, problem, load, dtype)
@@ -380,7 +366,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                     "edge" in meta
                 ):  # an edge checkpoint (centralflows.runner.restart): its source and criterion
                     loaded["edge"] = meta["edge"]
-        warm = max(config.get("warm_start", -1), 0)
+        warm = max(config["warm_start"], 0)
         if config["steps"] <= start + warm:
             raise ConfigError(
                 f"nothing to run: the run starts at step {start + warm} and ends at step {config['steps']}",
@@ -390,7 +376,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             w, s = opt.step(w, s, kernels.grad(w))
         start += warm
         processes = make_processes(config, kernels, w, s)
-        if load.get("path"):
+        if load["path"]:
             attrs["loaded_from"] = loaded  # the restart point (e.g. W1.18's edge step and its source)
         with signals.deferred():
             logger = H5Logger(out_dir, {**attrs, "start_step": start})
@@ -411,7 +397,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
     try:
         for step in bar:
             done, snapshot = step, state()
-            if _checkpoint_due(step, start, config.get("checkpoint", {})):
+            if _checkpoint_due(step, start, config["checkpoint"]):
                 checkpoint(step, snapshot)
             values, times = {}, {}
             for name, p in processes.items():
@@ -443,9 +429,7 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
             _show_progress(bar, values, processes)
         else:
             done, snapshot = config["steps"], None
-            if config["steps"] > start and _checkpoint_due(
-                config["steps"], start, config.get("checkpoint", {})
-            ):
+            if config["steps"] > start and _checkpoint_due(config["steps"], start, config["checkpoint"]):
                 checkpoint(config["steps"], state())
     except RunStopped as err:
         signals.depth += 1  # a second signal must not cut the checkpoint short

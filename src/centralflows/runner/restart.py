@@ -79,7 +79,7 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
     config.update(runs=["discrete"], steps=step, checkpoint={"frequency": -1, "steps": [step]})
     config["eig"] = {**config["eig"], "frequency": -1}  # eigenvalues do not change the trajectory
     config["discrete"] = {**config.get("discrete", {}), "eig": {}}
-    config.pop("checkpoint_file", None)
+    config["checkpoint_file"] = None  # a fresh run, not a resume (run() reads a resolved config)
     if base is not None:  # the checkpoint already holds the warm start
         config.update(load={"path": str(base), "from_process": "discrete"}, warm_start=-1)
     out.parent.mkdir(parents=True, exist_ok=True)

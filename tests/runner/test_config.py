@@ -1,0 +1,67 @@
+"""The typed run configuration: one definition of the options, the process sections and the run id."""
+
+import dataclasses
+import inspect
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from centralflows.engine.eigs import EigConfig
+from centralflows.engine.registry import PROCESSES, process_class
+from centralflows.engine.stationary import StationaryConfig
+from centralflows.plan.grid import plan
+from centralflows.runner import config as C
+from centralflows.runner.experiment import process_options
+
+ROOT = Path(__file__).resolve().parents[2]
+CELL = {"opt": {"name": "rmsprop", "lr": 1e-3}, "arch": {"name": "mlp"}, "steps": 2}
+
+
+def test_the_cli_default_out_is_the_workflow_run_id():
+    """The two names of one trajectory agree: every ci run's default --out is its workflow run id."""
+    p = plan(yaml.safe_load((ROOT / "config.yaml").read_text()), "ci")
+    assert p.runs
+    for run_id, run in p.runs.items():
+        assert C.resolve_config(run)["out"] == os.path.join("results", "runs", run_id)
+    # command-line strings name the same run as typed values
+    typed = C.resolve_config({**CELL, "opt": {"name": "rmsprop", "lr": 0.001}})["out"]
+    assert C.resolve_config({**CELL, "opt.lr": "1e-3", "steps": "2"})["out"] == typed
+
+
+def test_the_stationary_solver_has_one_set_of_defaults():
+    # the values the CLI and the workflow used before the Python API shared them
+    expected = {"step": 0.5, "max_iter": 200, "tol": 1e-5, "tol_eig": 1e-4, "sdcp_threshold": 1.95}
+    section = C.resolve_config(CELL)["stationary"]
+    assert {k: section[k] for k in expected} == expected
+    api = dataclasses.asdict(StationaryConfig())
+    assert {k: api[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "section, cls, hidden", [("eig", EigConfig, ()), ("stationary", StationaryConfig, ("floor",))]
+)
+def test_every_engine_option_is_a_run_option(section, cls, hidden):
+    fields = {f.name for f in dataclasses.fields(cls)} - set(hidden)
+    assert fields <= set(C.SCHEMA[section])
+    defaults = C.DEFAULTS[section]
+    assert all(defaults[f] == getattr(cls(), f) for f in fields)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_each_process_section_holds_its_constructor_keywords(name):
+    config = C.resolve_config({**CELL, "runs": [name], "eig.frequency": 1})
+    signature = inspect.signature(process_class(name).__init__)
+    options = process_options(config, name)
+    signature.bind("self", "kernels", "w", "s", "eig", 0, **options)  # raises if a key is not a keyword
+    assert set(C.SCHEMA[name]) - {"eig", "stationary_every", *StationaryConfig.__dataclass_fields__} <= set(
+        options
+    )
+
+
+def test_options_an_optimizer_lacks_are_errors():
+    with pytest.raises(C.ConfigError, match="'opt.beta2' has no effect with opt.name gd"):
+        C.resolve_config({**CELL, "opt": {"name": "gd", "lr": 0.1, "beta2": 0.9}})
+    with pytest.raises(C.ConfigError, match="the ablated flow needs an EMA preconditioner"):
+        C.resolve_config({**CELL, "opt": {"name": "gd", "lr": 0.1}, "runs": ["ablated"]})
