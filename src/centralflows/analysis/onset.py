@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from centralflows.engine.registry import SDCP_THRESHOLD
+from centralflows.engine.registry import EOS, SDCP_THRESHOLD, onset_index
 
-# At EOS the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp) reaches 2.
-EOS = 2.0
+# EOS (2): at the edge the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp)
+# reaches 2 (engine.registry, shared with the W1.18 restart).
+__all__ = ["CENTRAL_AT_EOS", "CENTRAL_HELD", "EOS", "eos_onset"]
 
 # The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
 # to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
@@ -27,5 +28,5 @@ def eos_onset(top: pd.Series, level: float = EOS) -> int | None:
             is the first step with S >= 2/eta.
         level: EOS (2) for the discrete process; CENTRAL_AT_EOS or CENTRAL_HELD for the central flow.
     """
-    crossed = top[top >= level]
-    return int(crossed.index[0]) if len(crossed) else None
+    i = onset_index(top.to_numpy(), level)
+    return None if i is None else int(top.index[i])

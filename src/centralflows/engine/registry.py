@@ -12,6 +12,17 @@ import importlib
 # level at which the analysis counts a flow as at the edge of stability.
 SDCP_THRESHOLD = 1.95
 
+# The edge of stability: an effective eigenvalue (eta S for GD) at 2. The onset of a trajectory is the
+# first logged step at which its top effective eigenvalue is >= a level (EOS for an optimizer's run);
+# the summary, the claims, the figures and the W1.18 restart all use `onset_index`.
+EOS = 2.0
+
+
+def onset_index(top, level: float = EOS) -> int | None:
+    """Index of the first entry of `top` (a sequence of numbers, NaN = not logged) that is >= level."""
+    return next((i for i, value in enumerate(top) if value >= level), None)  # NaN >= level is False
+
+
 # name -> "module:class"
 OPTIMIZERS = {
     "gd": "centralflows.engine.optimizers:GD",

@@ -9,10 +9,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from centralflows.engine.registry import EOS, onset_index
 from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 EDGE_KEY = "discrete/effective_hessian_eigs"  # S_eff = η·S for GD: ≥ 2 where S ≥ 2/η
-EDGE_THRESHOLD = 2.0
+EDGE_THRESHOLD = EOS
 
 
 class RestartError(ValueError):
@@ -31,11 +32,11 @@ def first_crossing(steps, values, threshold: float = EDGE_THRESHOLD) -> int:
     """
     values = np.asarray(values, float)
     top = values[:, 0] if values.ndim == 2 else values
-    hits = np.flatnonzero(np.nan_to_num(top, nan=-np.inf) >= threshold)
-    if not len(hits):
+    first = onset_index(top, threshold)
+    if first is None:
         largest = np.nanmax(top, initial=-np.inf)
         raise RestartError(f"the value never reaches {threshold:g} (largest: {largest:g})")
-    return int(np.asarray(steps)[hits[0]])
+    return int(np.asarray(steps)[first])
 
 
 def edge_step(hdf5) -> int:
