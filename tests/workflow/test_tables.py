@@ -441,3 +441,13 @@ def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config)
         "stand-in network (mlp for the paper's vit)" in reason
         and "run too short (80 of the paper's" in reason
     )
+
+
+def test_an_ordered_claim_with_a_missing_cell_has_no_data_wherever_the_cell_is():
+    summary = pd.DataFrame({"cell": ["a", "b", "c"], "m": [1.0, 2.0, np.nan]})
+    claim = {"ordered": {"reference": 1, "description": "d", "metric": "m", "min": 0.0, "max": None,
+                         "order": "increasing"}}  # fmt: skip
+    for cells in (["a", "b", "c"], ["c", "a", "b"], ["a", "c", "b"]):
+        result = evaluate_claims(summary, claim, {"ordered": cells})
+        assert list(result["status"]) == ["no-data"], cells
+    assert list(evaluate_claims(summary, claim, {"ordered": ["a", "b"]})["status"]) == ["pass"]

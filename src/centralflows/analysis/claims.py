@@ -30,9 +30,10 @@ def evaluate_claims(
             sign = 1.0 if claim["order"] == "increasing" else -1.0
             v = list(measured.values())
             steps = [sign * (b - a) / max(abs(a), abs(b), 1e-30) for a, b in zip(v, v[1:], strict=False)]
-            measured = {
-                " < ".join(measured) if sign > 0 else " > ".join(measured): min(steps, default=np.nan)
-            }
+            # NaN (a cell without the metric) makes the order unknown; min() alone would skip or keep
+            # it depending on its position
+            worst = np.nan if any(np.isnan(steps)) else min(steps, default=np.nan)
+            measured = {" < ".join(measured) if sign > 0 else " > ".join(measured): worst}
         for cell, value in measured.items():
             ok = (
                 pd.NA

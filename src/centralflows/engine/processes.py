@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -75,12 +74,11 @@ class Process:
         capped = self.eigs.capped
         if capped:
             if not self.eigs.capped_steps:
-                print(
-                    f"warning: {self.name}: {self.eigs.k} = eig.max_k eigenpairs tracked and the smallest is "
-                    f"still >= track_threshold {self.eigs.config.track_threshold:g}; larger eigenvalues may "
-                    "go untracked (raise --eig.max_k). Recorded in eig_logs/k_capped.",
-                    file=sys.stderr,
-                )
+                log.warning(
+                    "%s: %d = eig.max_k eigenpairs tracked and the smallest is still >= track_threshold %g; "
+                    "larger eigenvalues may go untracked (raise --eig.max_k). Recorded in eig_logs/k_capped.",
+                    self.name, self.eigs.k, self.eigs.config.track_threshold,
+                )  # fmt: skip
             self.eigs.capped_steps += 1
         return capped
 
