@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,12 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
 def test_central_max_seff_option():
     config = parse("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20")
     assert config["central"]["max_seff"] == 20.0
+
+
+def test_the_workflow_run_schema_is_the_one_generated_from_the_run_configuration():
+    import yaml
+
+    from centralflows.runner.config import RUN_JSON_SCHEMA, run_json_schema
+
+    committed = yaml.safe_load((Path(__file__).resolve().parents[2] / RUN_JSON_SCHEMA).read_text())
+    assert committed == run_json_schema(), "regenerate it: see the header of " + RUN_JSON_SCHEMA

@@ -52,6 +52,12 @@ class Process:
         """The weights this process reports (used for distances)."""
         return self.w
 
+    def _observe_point(self):
+        """(observations, P, eigen logs, effective pairs or None) at the current point, for measure()."""
+        logs, _ = self.kern.observe(self.w, self.s)
+        P = self.kern.precond(self.s)
+        return (logs, P, *self._eig_logs(self.w, P))
+
     def _eig_logs(self, w, P, full=None):
         """Effective and raw Hessian eigenvalues at w, and the effective pairs (theta, U)."""
         res = self.eigs.update(w, P, full)
@@ -173,10 +179,7 @@ class StableFlow(Process):
     def measure(self) -> dict:
         if self.stopped:
             return {}
-        k = self.kern
-        logs, _ = k.observe(self.w, self.s)
-        P = k.precond(self.s)
-        eig_logs, pairs = self._eig_logs(self.w, P)
+        logs, P, eig_logs, pairs = self._observe_point()
         self.nsubsteps = self.min_nsubsteps
         if pairs is not None:
             seff = float(pairs[0][0])
@@ -252,9 +255,7 @@ class CentralFlow(Process):
         if self.stopped:
             return {}
         k = self.kern
-        logs, _ = k.observe(self.w, self.s)
-        P = k.precond(self.s)
-        eig_logs, (theta, U) = self._eig_logs(self.w, P)
+        logs, P, eig_logs, (theta, U) = self._observe_point()
         if self._check_edge(theta):
             return {**logs, **eig_logs}
         dw_dt, ds_dt, aux = self._velocity(theta, U)

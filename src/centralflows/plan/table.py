@@ -50,11 +50,16 @@ def plan_rows(config: dict, scale: str) -> list[dict]:
     return rows
 
 
+def aligned(columns, rows: list[dict]) -> list[str]:
+    """A header and one line per row, each column padded to its widest value (None shows as '?')."""
+    table = [list(columns)] + [["?" if row[c] is None else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    return ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
+
+
 def render(rows: list[dict], scale: str) -> str:
     """Aligned columns, and a last line counting the cells and the runs they share."""
-    table = [list(COLUMNS)] + [[str(row[c]) for c in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
+    lines = aligned(COLUMNS, rows)
     runs = len({row["run"] for row in rows})
     lines.append(f"scale {scale}: {len(rows)} cells, {runs} runs (cells with one run id share it)")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import FLOW_T_RATES, hyperparameters
@@ -656,3 +657,59 @@ def default_out(given: dict, config: dict) -> str:
 def effective_eig_config(config: dict, process: str) -> dict:
     """The global `eig` block with the process's own overrides (config[process]["eig"]) on top."""
     return {**config["eig"], **config.get(process, {}).get("eig", {})}
+
+
+RUN_JSON_SCHEMA = "workflow/schemas/run.schema.yaml"  # relative to the repository root
+
+
+def run_json_schema() -> dict:
+    """The JSON Schema of a run block of the workflow config, derived from SCHEMA (types, choices,
+    closed sections). The workflow validates its cells with it when it loads them, before planning;
+    the values' checks (ranges, cross-field rules) are resolve_config's, which runs on every run at
+    parse time. Committed as workflow/schemas/run.schema.yaml; a test keeps the file equal to this."""
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+
+    def leaf(opt: Option) -> dict:
+        if not opt.strict:
+            return {}  # a dataset or architecture option: its module checks it
+        out = {"type": kinds[opt.type]} if opt.type in kinds else {}
+        if opt.choices:
+            names = list(
+                dict.fromkeys(c for choice in opt.choices for c in (choice, choice.replace("-", "_")))
+            )
+            out = {"items": {"enum": names}} if opt.type is list else {"enum": names}
+            out["type"] = "array" if opt.type is list else "string"
+        if opt.optional:
+            out["type"] = [
+                *([out["type"]] if isinstance(out.get("type"), str) else out.get("type", [])),
+                "null",
+            ]
+        return out
+
+    def section(node: dict, open_: bool = False) -> dict:
+        properties = {}
+        for key, value in node.items():
+            if isinstance(value, Option):
+                properties[key] = leaf(value)
+            elif key == "eig" and not value:  # a process's overrides of the global eig block
+                properties[key] = section(EIG)
+            else:
+                properties[key] = section(value, open_=key in ("data", "arch"))
+        out = {"type": "object", "properties": properties}
+        if not open_:
+            out["additionalProperties"] = False
+        return out
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **section(SCHEMA)}
+
+
+def write_run_json_schema(path) -> None:
+    """Writes run_json_schema() as YAML to `path` (regenerate after changing a config section)."""
+    import yaml
+
+    header = (
+        "# Generated from the run configuration (centralflows.runner.config.run_json_schema); do not edit.\n"
+        "# Regenerate: python -c 'from centralflows.runner.config import *; "
+        "write_run_json_schema(RUN_JSON_SCHEMA)'\n"
+    )
+    Path(path).write_text(header + yaml.safe_dump(run_json_schema(), sort_keys=False, width=110))

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from centralflows.plan.grid import plan
+from centralflows.plan.table import aligned
 from centralflows.plan.workflow import WorkflowConfigError, load_config
 from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
 
@@ -123,13 +124,7 @@ def status_table(config: dict, scale: str, results: Path, stale_s: float = 300.0
 
 def render(rows: list[dict]) -> str:
     """A fixed-width table and a one-line tally of the runs by state."""
-    columns = ["cell", "state", "step", "steps", "rate", "eta", "run", "reason"]
-    cells = [[str(r[c]) if r[c] is not None else "?" for c in columns] for r in rows]
-    widths = [
-        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
-    ]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = aligned(["cell", "state", "step", "steps", "rate", "eta", "run", "reason"], rows)
     runs = {r["run"]: r["state"] for r in rows}
     tally = {state: list(runs.values()).count(state) for state in dict.fromkeys(runs.values())}
     lines.append(f"{len(runs)} runs ({len(rows)} cells): " + ", ".join(f"{n} {s}" for s, n in tally.items()))

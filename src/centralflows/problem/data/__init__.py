@@ -1,15 +1,14 @@
 """Registry of the datasets; each module has DEFAULTS and load(options) -> Dataset."""
 
-import difflib
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.names import module_named
 
 DATASETS = ("cifar10", "synthetic-cifar10", "sorting")
-_MODULES = {"cifar10": "cifar10", "synthetic-cifar10": "synthetic_cifar", "sorting": "sorting"}
+_MODULES = {"synthetic-cifar10": "synthetic_cifar"}  # the module of a name that is not one
 
 
 class DataError(ValueError):
@@ -45,8 +44,4 @@ def get_dataset(name: str):
     Raises:
         ValueError: `name` is not one of DATASETS (the message lists them).
     """
-    if name not in DATASETS:
-        close = difflib.get_close_matches(name, DATASETS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}.{hint}")
-    return importlib.import_module(f"centralflows.problem.data.{_MODULES[name]}")
+    return module_named("dataset", name, DATASETS, "centralflows.problem.data", _MODULES)

@@ -1,7 +1,6 @@
 """Registry of the seven architectures; each module has DEFAULTS and build(options, spec)."""
 
-import difflib
-import importlib
+from centralflows.problem.names import module_named
 
 ARCHITECTURES = ("mlp", "cnn", "resnet", "vit", "lstm", "transformer", "mamba")
 
@@ -12,8 +11,4 @@ def get_architecture(name: str):
     Raises:
         ValueError: `name` is not one of ARCHITECTURES (the message lists them).
     """
-    if name not in ARCHITECTURES:
-        close = difflib.get_close_matches(name, ARCHITECTURES, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown architecture '{name}'; valid names: {', '.join(ARCHITECTURES)}.{hint}")
-    return importlib.import_module(f"centralflows.problem.models.{name}")
+    return module_named("architecture", name, ARCHITECTURES, "centralflows.problem.models")
