@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.registry import PROCESSES, process_class
 from centralflows.engine.stationary import StationaryConfig
 from centralflows.plan.grid import plan
+from centralflows.plan.workflow import load_config
 from centralflows.runner import config as C
 from centralflows.runner.experiment import process_options
 
@@ -21,7 +21,7 @@ CELL = {"opt": {"name": "rmsprop", "lr": 1e-3}, "arch": {"name": "mlp"}, "steps"
 
 def test_the_cli_default_out_is_the_workflow_run_id():
     """The two names of one trajectory agree: every ci run's default --out is its workflow run id."""
-    p = plan(yaml.safe_load((ROOT / "config.yaml").read_text()), "ci")
+    p = plan(load_config(ROOT / "config.yaml"), "ci")
     assert p.runs
     for run_id, run in p.runs.items():
         assert C.resolve_config(run)["out"] == os.path.join("results", "runs", run_id)

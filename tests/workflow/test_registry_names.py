@@ -4,12 +4,12 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
 from centralflows.plan import grid
+from centralflows.plan.workflow import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = load_config(ROOT / "config.yaml")
 
 
 def test_the_config_names_only_registered_names():
