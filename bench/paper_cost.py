@@ -1,18 +1,25 @@
-"""Cost of the paper grid: each architecture's step cost per process, HVP scaling, grid extrapolation.
+"""Cost of the paper grid: each cell's step cost per process in CPU seconds, fitted in n, extrapolated.
 
-    python bench/paper_cost.py [--json bench/results/paper_cost.json] [--resources workflow/resources.yaml]
-        [--archs mlp,cnn,...] [--opts gd,rmsprop] [--steps 2] [--label cpu] [--tables-only] [--n 64]
+    nice -n 19 python bench/paper_cost.py [--json bench/results/paper_cost.json] [--archs mlp,cnn,...]
+        [--opts gd,rmsprop] [--fit-ns 64,250] [--paper-n] [--steps 2] [--jobs 1] [--label cpu]
+        [--resources workflow/resources.yaml] [--tables-only] [--markdown] [--hvp-growth]
 
-One subprocess per cell (architecture x optimizer x n, at the paper grid's settings; CIFAR-10 replaced
+One subprocess per cell and n (architecture x optimizer at the paper grid's settings; CIFAR-10 replaced
 by the CIFAR-shaped `synthetic-cifar10`, which costs the same), so each peak RSS is that cell's own. In
 it, the processes run one after another from the initial point: discrete with eigen-tracking every
 step, stable, and central with k = 1, 2, 3 critical eigenvalues (forced: k tracked pairs and an SDCP
 threshold below every eigenvalue, so each step pays k(k+1)/2 third-derivative vectors and the SDCP).
-The first step of each process is its compile time; the next `--steps` are timed (median). The
-cell's HVP time is measured for 1 and 3 vectors, and at n = 64, 250, 1000 for one vector.
+The first step of each process is its compile time plus a cold eigen-solve; the next `--steps` are
+timed (median), in wall time and in the worker's own CPU time (user + sys of all its threads), which
+a loaded machine does not inflate, with the HVP-equivalents they did (HVPs + 2 x third derivatives).
 
-The paper grid's cost is then extrapolated from every run's step count and processes, and
-`--resources` writes the table the workflow's `run` rule sizes its jobs from (runtime, mem_mb).
+Each cell is measured at the small `--fit-ns` (the paper n does not fit a CPU budget): a step's cost
+is its HVP-equivalents times CPU seconds per HVP-equivalent fitted as a + b*n, and the compile time
+and peak RSS are fitted as a + b*n, then evaluated at the cell's n; `--paper-n` measures cells at
+their own n instead, which are then used as measured and the fit's relative error recorded
+(`fit_check`). The grid's CPU core-hours follow from every run's steps and processes (wall hours
+are kept, labelled with the load they were measured at), and `--resources` writes the table the
+workflow's `run` rule sizes its jobs from (CPU seconds on CPU, wall seconds on a GPU).
 """
 
 from __future__ import annotations
@@ -78,7 +85,11 @@ def timed(fn) -> float:
 
 
 def measure_process(make, steps: int) -> dict:
-    """Compile (first measure + step) and median step time of one process, and the RSS after it."""
+    """Compile (first measure + step) and median step time of one process, wall and CPU, and the RSS.
+
+    CPU seconds are this process's own user + sys time (every XLA thread): on a shared machine they
+    stay what the work costs while the wall time grows with the load.
+    """
     import jax
 
     def one(p):
@@ -86,17 +97,29 @@ def measure_process(make, steps: int) -> dict:
         p.step()
         jax.block_until_ready(p.w)
 
-    start = time.perf_counter()
+    def work(p):  # HVP-equivalents done so far: a third-derivative vector costs about two HVPs
+        raw = getattr(p, "raw_eigs", None)  # RMSProp: the raw Hessian's tracker as well
+        return p.eigs.hvps + (raw.hvps if raw else 0) + 2 * getattr(p, "third_derivatives", 0)
+
+    wall, cpu = time.perf_counter(), time.process_time()
     p = make()
     one(p)
-    first = time.perf_counter() - start
-    times = []
+    first, first_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    times, cpus, hvps = [], [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        wall, cpu, done = time.perf_counter(), time.process_time(), work(p)
         one(p)
-        times.append(time.perf_counter() - start)
-    step = statistics.median(times)
-    return {"first_step_s": first, "compile_s": max(first - step, 0.0), "step_s": step, "peak_mb": peak_mb()}
+        times.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        hvps.append(work(p) - done)
+    step, step_cpu = statistics.median(times), statistics.median(cpus)
+    return {
+        "first_step_s": first, "compile_s": max(first - step, 0.0), "step_s": step,
+        "first_step_cpu_s": first_cpu, "compile_cpu_s": max(first_cpu - step_cpu, 0.0),
+        "step_cpu_s": step_cpu, "peak_mb": peak_mb(),
+        "hvp_equivalents_per_step": statistics.fmean(hvps),
+        "cpu_s_per_hvp_equivalent": sum(cpus) / max(sum(hvps), 1),
+    }  # fmt: skip
 
 
 def hvp_ms(problem, ks=(1, 3)) -> dict:
@@ -155,60 +178,127 @@ def hvp_growth(run: dict) -> dict:
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
+    """One worker's JSON, with the machine's load average before and after it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    start = time.perf_counter()
+    start, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     try:
         proc = subprocess.run(
             [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = {"error": f"timed out after {timeout:.0f} s"}
+    else:
+        if proc.returncode != 0:
+            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+            result = {"error": last}
+        else:
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - start
+    result["loadavg_before_after"] = [load, [round(x, 2) for x in os.getloadavg()]]
     return result
 
 
-def process_step_s(cell: dict, process: str, k: int = 2) -> float | None:
-    """Seconds per step of `process` in a measured cell (central at k critical eigenvalues)."""
+FIELDS = ("step_cpu_s", "step_s", "compile_cpu_s", "compile_s")
+
+
+def linear_fit(points: list[tuple[float, float]]) -> dict:
+    """Least-squares a + b*n through (n, y) points (two points: the line through them)."""
+    ns, ys = [x for x, _ in points], [y for _, y in points]
+    mn, my = statistics.fmean(ns), statistics.fmean(ys)
+    b = sum((x - mn) * (y - my) for x, y in points) / sum((x - mn) ** 2 for x in ns)
+    return {"a": my - b * mn, "b": b}
+
+
+def at_n(fit: dict, n: int, largest: float) -> float:
+    """The fit at n, never below the value measured at the largest n (noise can tilt a 2-point line)."""
+    return max(fit["a"] + fit["b"] * n, largest)
+
+
+def fit_cell(by_n: dict, n: int) -> dict:
+    """Per process a + b*n of the step times, and of the peak RSS, from the measured ns; evaluated at n."""
+    ok = dict(sorted((int(m), r) for m, r in by_n.items() if "processes" in r))
+    if len(ok) < 2:
+        return {"error": f"needs two measured n, has {sorted(ok) or 'none'}"}
+    top = ok[max(ok)]
+    fits, processes = {}, {}
+    for name in top["processes"]:
+        fits[name] = {
+            f: linear_fit([(m, r["processes"][name][f]) for m, r in ok.items()]) for f in FIELDS[:2]
+        }
+        processes[name] = {f: at_n(fits[name][f], n, top["processes"][name][f]) for f in FIELDS[:2]}
+        # compilation does not grow with n (the cold first eigen-solve in it a little): a line through
+        # two noisy points would extrapolate the noise 8x, so the largest n's figure is kept
+        processes[name].update({f: top["processes"][name][f] for f in FIELDS[2:]})
+        per_step = [r["processes"][name].get("hvp_equivalents_per_step", 0) for r in ok.values()]
+        if min(per_step) > 0:
+            # The eigen-solver's iterations in the first steps vary from step to step far more than
+            # the cost per HVP varies with n; so a step's seconds are extrapolated as its mean number
+            # of HVP-equivalents times the fitted seconds per HVP-equivalent (a + b*n).
+            work = statistics.fmean(per_step)
+            for f in ("step_cpu_s", "step_s"):
+                fit = linear_fit(
+                    [(m, r["processes"][name][f] / e) for (m, r), e in zip(ok.items(), per_step, strict=True)]
+                )
+                fits[name][f] = {**fit, "hvp_equivalents_per_step": work}
+                processes[name][f] = work * at_n(fit, n, top["processes"][name][f] / per_step[-1])
+    fits["peak_mb"] = linear_fit([(m, r["peak_mb"]) for m, r in ok.items()])
+    return {
+        "n": n, "n_measured": sorted(ok), "fit": fits, "processes": processes,
+        "peak_mb": at_n(fits["peak_mb"], n, top["peak_mb"]), "n_params": top["n_params"],
+        "jax_device": top["jax_device"], "source": f"a + b*n fit of n = {sorted(ok)}",
+    }  # fmt: skip
+
+
+def process_step_s(cell: dict, process: str, k: int = 2, field: str = "step_cpu_s") -> float | None:
+    """Seconds per step of `process` in a cell (central at k critical eigenvalues), CPU or wall."""
     base, factor = ALIASES.get(process, (process, 1.0))
     name = f"central_k{k}" if base == "central" else base
     p = cell.get("processes", {}).get(name)
-    return None if p is None else factor * p["step_s"]
+    return None if p is None else factor * p[field]
 
 
-def extrapolate(cells: dict, measured: dict, k: int) -> dict:
-    """Core-hours of every cell's runs (steps x per-step cost of its processes + compile)."""
-    total, per_cell, missing = 0.0, {}, []
+def run_seconds(cell: dict, run: dict, k: int, wall: bool = False) -> float:
+    """One run's seconds: compile (incl. the cold first eigen-solve) + steps x its processes' steps."""
+    step, comp = ("step_s", "compile_s") if wall else ("step_cpu_s", "compile_cpu_s")
+    compile_s = max(p[comp] for p in cell["processes"].values())
+    names = run.get("runs", ["discrete"])
+    return compile_s + run.get("steps", 1000) * sum(process_step_s(cell, p, k, step) for p in names)
+
+
+def extrapolate(cells: dict, fitted: dict, k: int) -> dict:
+    """The paper grid: CPU core-hours (from CPU seconds) and wall hours at the measured loads."""
+    core, wall, per_cell, missing = 0.0, 0.0, {}, []
     for key, (_, runs) in cells.items():
-        m = measured.get(key)
+        m = fitted.get(key)
         if not m or "processes" not in m:
             missing.append(key)
             continue
-        seconds = 0.0
-        for run in runs:
-            names = run.get("runs", ["discrete"])
-            compile_s = max(p["compile_s"] for p in m["processes"].values())
-            seconds += compile_s + run.get("steps", 1000) * sum(process_step_s(m, p, k) for p in names)
-        per_cell[key] = {"runs": len(runs), "hours": seconds / 3600}
-        total += seconds / 3600
-    # wall hours on the measuring machine; CPU core-hours = that x its cores
-    cores = os.cpu_count() or 1
-    return {"hours": total, "core_hours": total * cores, "cells": per_cell, "not_measured": missing}
+        c = sum(run_seconds(m, run, k) for run in runs) / 3600
+        w = sum(run_seconds(m, run, k, wall=True) for run in runs) / 3600
+        per_cell[key] = {"runs": len(runs), "steps": sum(r.get("steps", 1000) for r in runs),
+                         "core_hours": c, "wall_hours_at_measured_load": w}  # fmt: skip
+        core, wall = core + c, wall + w
+    return {"core_hours": core, "wall_hours_at_measured_load": wall, "cells": per_cell,
+            "not_measured": missing}  # fmt: skip
 
 
-def resources_table(cells: dict, measured: dict, label: str) -> dict:
-    """The `run` rule's table: per cell key, seconds per step of each process and the peak MB."""
+def resources_table(cells: dict, fitted: dict, label: str) -> dict:
+    """The `run` rule's table: per cell key, seconds per step of each process and the peak MB.
+
+    On CPU the seconds are CPU seconds (a job's wall time on one dedicated core; less with more cores,
+    and independent of the load the measuring machine had); on a GPU they are wall seconds.
+    """
     table = {}
     for key in cells:
-        m = measured.get(key)
+        m = fitted.get(key)
         if not m or "processes" not in m:
             continue
-        steps = {p: round(process_step_s(m, p, k=3), 3) for p in ("discrete", "stable", "central", *ALIASES)}
+        cpu = m.get("jax_device", "cpu").startswith(("cpu", "TFRT_CPU"))
+        step, comp = ("step_cpu_s", "compile_cpu_s") if cpu else ("step_s", "compile_s")
+        procs = ("discrete", "stable", "central", *ALIASES)
         table[key] = {
-            "step_s": steps,
-            "compile_s": round(max(p["compile_s"] for p in m["processes"].values()), 1),
+            "step_s": {p: round(process_step_s(m, p, 3, step), 3) for p in procs},
+            "compile_s": round(max(p[comp] for p in m["processes"].values()), 1),
             "peak_mb": int(m["peak_mb"]),
         }
     return {"measured_on": label, "cells": table}
@@ -223,6 +313,24 @@ def machine_load() -> dict:
     }
 
 
+def fit_check(fitted: dict, direct: dict, cells: dict) -> dict:
+    """Relative error of the fit's extrapolation against cells measured at their own n."""
+    out = {}
+    for key, d in direct.items():
+        m = fitted.get(key)
+        if not m or "processes" not in m or "processes" not in d:
+            continue
+        rel = {name: {f: m["processes"][name][f] / p[f] - 1 for f in ("step_cpu_s", "compile_cpu_s")}
+               for name, p in d["processes"].items() if name in m["processes"]}  # fmt: skip
+        rel["peak_mb"] = m["peak_mb"] / d["peak_mb"] - 1
+        runs = cells[key][1]  # what the grid total sees: the cell's runs, central at k = 2
+        rel["runs_core_hours_k2"] = (
+            sum(run_seconds(m, r, 2) for r in runs) / sum(run_seconds(d, r, 2) for r in runs) - 1
+        )
+        out[key] = {"n": m["n"], "from_n": m["n_measured"], "relative_error": rel}
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=str(ROOT / "bench/results/paper_cost.json"))
@@ -231,13 +339,19 @@ def main():
     parser.add_argument("--opts", default=",".join(OPTS))
     parser.add_argument("--steps", type=int, default=2, help="timed steps per process after the first")
     parser.add_argument("--label", default="cpu", help="device label of these figures (cpu, gpu)")
-    parser.add_argument("--cell-timeout", type=float, default=900.0)
-    parser.add_argument("--no-growth", action="store_true", help="skip HVP time vs n")
-    parser.add_argument("--n", type=int, help="every cell at this n instead (a smoke test of the script)")
+    parser.add_argument("--fit-ns", default="64,250", help="the n each cell is measured at (a + b*n fit)")
     parser.add_argument(
-        "--tables-only", action="store_true", help="measure nothing: totals and tables from --json"
+        "--paper-n", action="store_true", help="measure the cells at their own n instead (checks the fit)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="workers at once")
+    parser.add_argument("--cell-timeout", type=float, default=1800.0)
+    parser.add_argument("--hvp-growth", action="store_true", help="also 1-vector HVPs at n 64-1000")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="measure nothing: fits, totals and tables from --json"
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of the entry")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one cell key, JSON on stdout
+    parser.add_argument("--worker-n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--growth", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -251,68 +365,115 @@ def main():
         jax.config.update("jax_compilation_cache_dir", None)
         key = args.worker or args.growth
         run = cells[key][0]
-        print(json.dumps(run_cell(run, args.steps, args.n) if args.worker else hvp_growth(run)))
+        print(json.dumps(run_cell(run, args.steps, args.worker_n) if args.worker else hvp_growth(run)))
         return
 
     archs, opts = args.archs.split(","), args.opts.split(",")
+    fit_ns = [int(x) for x in args.fit_ns.split(",")]
     path = Path(args.json)
     results = json.loads(path.read_text()) if path.exists() else {}
     # cells measured by earlier invocations with the same label are kept (one architecture at a time
     # fits a loaded machine); a cell measured again replaces its old figures
     old = results.get(args.label, {})
-    entry = {**old, "machine": machine_load(), "steps": args.steps, "n": args.n,
-             "cells": old.get("cells", {}), "hvp_ms_vs_n": old.get("hvp_ms_vs_n", {})}  # fmt: skip
+    entry = {**old, "steps": args.steps, "machine": old.get("machine", machine_load())}
+    for part in ("by_n", "paper_n", "hvp_ms_vs_n"):
+        entry[part] = old.get(part, {})
     todo = [key for key in cells if key.split("/")[0] in archs and key.split("/")[1] in opts]
+    # one fit per architecture x optimizer: cells differing only in n (Mamba) share the measurement
+    pairs = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in todo))
     if args.tables_only:
-        todo, args.no_growth, entry["machine"] = [], True, old.get("machine", entry["machine"])
+        pairs, args.hvp_growth = [], False
+    jobs = []
+    for pair in pairs:
+        key = next(k for k in cells if k.startswith(f"{pair}/"))
+        if args.paper_n:
+            jobs += [(pair, key, None) for key in todo if key.startswith(f"{pair}/")]
+        else:
+            jobs += [(pair, key, n) for n in fit_ns]
+    if jobs:
+        entry["machine"] = machine_load()
     start = time.perf_counter()
-    for key in todo:
-        print(f"{key}: ...", flush=True)
-        entry["cells"][key] = subprocess_json(
-            ["--worker", key, "--steps", str(args.steps)], args.cell_timeout
-        )
-        print(f"{key}: {json.dumps(entry['cells'][key])}", flush=True)
-    if not args.no_growth:
+
+    def work(job):
+        pair, key, n = job
+        extra = [] if n is None else ["--worker-n", str(n)]
+        print(f"{key} n={n or 'paper'}: ...", flush=True)
+        result = subprocess_json(["--worker", key, "--steps", str(args.steps), *extra], args.cell_timeout)
+        print(f"{key} n={n or 'paper'}: {json.dumps(result)}", flush=True)
+        return job, result
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
+        for (pair, key, n), result in pool.map(work, jobs):
+            if n is None:
+                entry["paper_n"][key] = result
+            else:
+                entry["by_n"].setdefault(pair, {})[str(n)] = result
+            path.write_text(json.dumps({**results, args.label: entry}, indent=1) + "\n")  # partial
+    if args.hvp_growth:
         for arch in archs:
             key = next((k for k in cells if k.startswith(f"{arch}/gd/")), None)
             if key:
                 entry["hvp_ms_vs_n"][arch] = subprocess_json(["--growth", key], args.cell_timeout)
                 print(f"{arch} HVP ms vs n: {entry['hvp_ms_vs_n'][arch]}", flush=True)
-    if todo:
+    if jobs:
         entry["machine_after"] = machine_load()
         entry["wall_s"] = time.perf_counter() - start
-    entry["paper_grid"] = {f"central_k{k}": extrapolate(cells, entry["cells"], k) for k in CENTRAL_KS}
+    fitted = {key: fit_cell(entry["by_n"].get(key.rsplit("/", 1)[0], {}), int(key.rsplit("/", 1)[1]))
+              for key in cells}  # fmt: skip
+    entry["fit_check"] = fit_check(fitted, entry["paper_n"], cells)
+    # a cell measured at its own n is used as measured (the fit only where it was not)
+    for key, d in entry["paper_n"].items():
+        if "processes" in d:
+            fitted[key] = {**d, "n": int(key.rsplit("/", 1)[1]), "source": "measured at this n"}
+    entry["cells"] = fitted
+    entry["paper_grid"] = {f"central_k{k}": extrapolate(cells, fitted, k) for k in CENTRAL_KS}
     quick = paper_cells(config, "quick")
-    entry["quick_scale_estimate"] = quick_estimate(quick, entry["cells"], entry["n"])
+    entry["quick_scale_estimate"] = quick_estimate(quick, entry["by_n"])
     results[args.label] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
     if args.resources:
-        label = args.label if args.n is None else f"{args.label}, smoke test at n = {args.n}: not for jobs"
-        write_resources(Path(args.resources), resources_table(cells, entry["cells"], label))
+        write_resources(Path(args.resources), resources_table(cells, fitted, args.label))
+    if args.markdown:
+        print(markdown(entry))
 
 
-def quick_estimate(quick: dict, measured: dict, measured_n: int | None = None) -> dict:
-    """The quick scale's hours, from the paper cells' per-step costs scaled linearly to its n (200)."""
-    total, missing = 0.0, []
+def markdown(entry: dict) -> str:
+    """The per-cell table of bench/README.md and README.md: CPU seconds, from the fit unless measured."""
+    grid = entry["paper_grid"]["central_k2"]["cells"]
+    rows = [
+        "| cell | from n | compile + cold solve, CPU s | step CPU s: discrete / stable / central k = 1, 2, 3"
+        " | peak RSS | its runs (k = 2) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, m in entry["cells"].items():
+        if "processes" not in m:
+            rows.append(f"| {key} | not measured | | | | |")
+            continue
+        p = {name: f"{q['step_cpu_s']:.2f}" for name, q in m["processes"].items()}
+        central = ", ".join(p[f"central_k{k}"] for k in CENTRAL_KS)
+        source = "measured" if "n_measured" not in m else "/".join(map(str, m["n_measured"]))
+        compile_s = max(q["compile_cpu_s"] for q in m["processes"].values())
+        rows.append(
+            f"| {key} | {source} | {compile_s:.0f} | {p['discrete']} / {p['stable']} / {central}"
+            f" | {m['peak_mb'] / 1024:.2f} GB | {grid[key]['core_hours']:.1f} core-h |"
+        )
+    return "\n".join(rows)
+
+
+def quick_estimate(quick: dict, by_n: dict) -> dict:
+    """The quick scale's core-hours: each cell's fit (of its paper cell) evaluated at the quick n."""
+    core, missing = 0.0, []
     for key, (_, runs) in quick.items():
-        arch, opt, n = key.split("/")
-        same = [k for k, m in measured.items() if k.startswith(f"{arch}/{opt}/") and "processes" in m]
-        paper = measured[same[-1]] if same else None
-        if paper is None:
+        pair, n = key.rsplit("/", 1)
+        m = fit_cell(by_n.get(pair, {}), int(n))
+        if "processes" not in m:
             missing.append(key)
             continue
-        paper_n = measured_n or int(same[-1].split("/")[2])
-        scale = int(n) / paper_n
-        compile_s = max(p["compile_s"] for p in paper["processes"].values())
-        for run in runs:
-            names = run.get("runs", ["discrete"])
-            total += compile_s + run.get("steps", 1000) * scale * sum(process_step_s(paper, p) for p in names)
-    return {
-        "hours": total / 3600,
-        "not_measured": missing,
-        "assumes": "step cost linear in n, central at k = 2",
-    }
+        core += sum(run_seconds(m, run, 2) for run in runs) / 3600
+    return {"core_hours": core, "not_measured": missing, "assumes": "central at k = 2"}
 
 
 def write_resources(path: Path, table: dict):
@@ -321,8 +482,10 @@ def write_resources(path: Path, table: dict):
     header = (
         "# Generated by `python bench/paper_cost.py --resources workflow/resources.yaml` (do not edit by\n"
         "# hand): per paper cell arch/optimizer/n, seconds per step of each process (central: at k = 3\n"
-        "# critical eigenvalues), the compile time and the peak resident memory of one run. The `run` rule\n"
-        "# sizes runtime and mem_mb from it (config.yaml `resources`); cells missing here fall back to\n"
+        "# critical eigenvalues), the compile time and the peak resident memory of one run, at the cell's\n"
+        "# n (fitted from two small n unless measured there; bench/README.md). Measured on CPU they are\n"
+        "# CPU seconds (one core's wall time), on a GPU wall seconds. The `run` rule sizes runtime and\n"
+        "# mem_mb from it when config.yaml `resources.table` points here; cells missing here fall back to\n"
         "# the per_kstep formula.\n"
     )
     path.write_text(header + yaml.safe_dump(table, sort_keys=True))
