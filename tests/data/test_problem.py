@@ -13,6 +13,7 @@ CONFIG = {
 }
 
 
+@pytest.mark.slow
 def test_problem_functions_and_shapes():
     problem = build_problem(CONFIG)
     assert problem.dataset == "synthetic-cifar10" and problem.arch == "mlp"
@@ -26,6 +27,7 @@ def test_problem_functions_and_shapes():
     assert problem.test_outputs(problem.w0).shape == (10, 4)
 
 
+@pytest.mark.slow
 def test_seed_changes_init_and_dtype_is_kept(x64):
     problem = build_problem(CONFIG, dtype=jnp.float64)
     other = build_problem({**CONFIG, "seed": 1}, dtype=jnp.float64)

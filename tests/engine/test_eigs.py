@@ -15,6 +15,7 @@ def dense_effective(loss_fn, w, P):
     return np.linalg.eigh(p[:, None] * H * p[None, :])
 
 
+@pytest.mark.slow
 def test_tracker_matches_dense_eigh_and_grows_k(x64):
     loss_fn, w = tiny_mlp_loss()
     d = w.shape[0]
@@ -34,6 +35,7 @@ def test_tracker_matches_dense_eigh_and_grows_k(x64):
     assert tracker.hvps > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("between_solves", ["quotients", "lobpcg"])
 def test_cheap_updates_between_full_solves_and_sign_alignment(x64, between_solves):
     loss_fn, w = tiny_mlp_loss()
@@ -75,6 +77,7 @@ def test_lobpcg_on_a_diagonal_operator(x64):
     assert int(iters) < 200
 
 
+@pytest.mark.slow
 def test_lobpcg_stays_accurate_after_convergence(x64):
     """Converged pairs make the search directions tiny; iterating on must not corrupt them."""
     loss_fn, w = tiny_mlp_loss()

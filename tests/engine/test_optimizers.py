@@ -32,6 +32,7 @@ def run_optax(tx, loss_fn, w, steps):
     return jnp.stack(traj)
 
 
+@pytest.mark.slow
 def test_gd_equals_optax_sgd(x64):
     loss_fn, w0 = tiny_mlp_loss()
     ours = run_ours(make_optimizer("gd", 0.05), loss_fn, w0, 50)

@@ -19,6 +19,7 @@ EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=8, tol=1e-1
 @pytest.mark.parametrize(
     "spectrum", [[2.05], [2.05, 1.99], [2.08, 2.02, 1.97]], ids=["1-critical", "2-critical", "3-critical"]
 )
+@pytest.mark.slow
 def test_one_central_substep_satisfies_the_sdcp(x64, spectrum):
     loss_fn, w0, _ = cubic_loss(spectrum)
     kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 1.0))
@@ -39,6 +40,7 @@ def test_one_central_substep_satisfies_the_sdcp(x64, spectrum):
     assert abs(np.sum(X * S)) <= 1e-8 * (1 + np.abs(S).max())  # complementarity
 
 
+@pytest.mark.slow
 def test_below_the_edge_central_equals_stable_and_X_is_zero(x64):
     loss_fn, w0 = tiny_mlp_loss()
     opt = make_optimizer("gd", 0.05)  # effective sharpness well below 2 on this problem
@@ -58,6 +60,7 @@ def test_below_the_edge_central_equals_stable_and_X_is_zero(x64):
     np.testing.assert_allclose(central.w, stable.w, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_small_learning_rate_gd_tracks_gradient_flow(x64):
     loss_fn, w0 = tiny_mlp_loss()
     errors = []

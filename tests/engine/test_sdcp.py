@@ -118,6 +118,7 @@ def beta_np(B):
 KINDS = ["generic", "rank-deficient", "gd-gram", "singular-gram", "indefinite"]
 
 
+@pytest.mark.slow
 def test_svec_is_an_isometry_and_beta_matrix_matches_the_contraction(x64):
     rng = np.random.default_rng(0)
     for k in (1, 2, 3, 5):
@@ -134,6 +135,7 @@ def test_svec_is_an_isometry_and_beta_matrix_matches_the_contraction(x64):
         )
 
 
+@pytest.mark.slow
 def test_agrees_with_cvxpy_on_random_instances(x64):
     """250 instances, k = 1..8.
 
@@ -192,6 +194,7 @@ def test_one_by_one_closed_form(x64, a, b):
     np.testing.assert_allclose(X[0, 0], max(0.0, -a / b), rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_off_diagonal_weight_two_against_a_cholesky_brute_force(x64):
     """k = 2: min_{X=LLᵀ} ½ Σ_ijkl X_ij β_ijkl X_kl + Σ_ij α_ij X_ij, with sums over all (i, j), (k, l)."""
     alpha = np.array([[-1.0, 0.6], [0.6, -0.5]])
@@ -226,6 +229,7 @@ def test_off_diagonal_weight_two_against_a_cholesky_brute_force(x64):
     assert np.abs(X_once - X).max() > 0.05
 
 
+@pytest.mark.slow
 def test_jit_and_vmap(x64):
     rng = np.random.default_rng(4)
     k = 3
@@ -239,6 +243,7 @@ def test_jit_and_vmap(x64):
     assert np.all(np.asarray(Xs[-1]) == 0)
 
 
+@pytest.mark.slow
 def test_float32_is_finite_and_close_to_float64(x64):
     rng = np.random.default_rng(5)
     solve = jax.jit(solve_sdcp)
@@ -281,6 +286,7 @@ HARD_KINDS = ["ill-conditioned", "rank-deficient", "near-degenerate"]
 solve_with_info = jax.jit(solve_sdcp_with_info)  # as the engine: traced once per shape, called jitted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", HARD_KINDS)
 def test_converges_on_hard_instances_and_agrees_with_cvxpy(x64, kind):
     """The old μ = clip(‖F‖, ., 1e-2) stopped at 60 iterations with min eig(α + β[X]) ~ -1 here."""
@@ -306,6 +312,7 @@ def test_converges_on_hard_instances_and_agrees_with_cvxpy(x64, kind):
     print(kind, worst)
 
 
+@pytest.mark.slow
 def test_float32_hard_instances_converge_to_the_accuracy_of_float32():
     """In float32 (x64 off, as the engine) the solve converges and α + β[X] is PSD up to ~eps·cond(B).
 
@@ -326,6 +333,7 @@ def test_float32_hard_instances_converge_to_the_accuracy_of_float32():
             assert abs(np.sum(X * S)) <= tol * cond * np.linalg.norm(X) * scale, (kind, k, cond)
 
 
+@pytest.mark.slow
 def test_reports_non_convergence():
     """A capped solve on a hard instance says so (converged False, residual above tol)."""
     alpha, beta, _ = hard_instance(np.random.default_rng(9), 6, "near-degenerate")

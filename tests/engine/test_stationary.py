@@ -6,6 +6,7 @@ import cvxpy as cp
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig, EigTracker
@@ -56,6 +57,7 @@ def dense_program(H, g, c):
     return _dense_program(tuple(np.ravel(H)), tuple(g), c)
 
 
+@pytest.mark.slow
 def test_minimal_precond_of_a_diagonal_psd_hessian_is_half_of_it(x64):
     # with H diagonal the diagonal constraint does not bind, so P̂ = ½Π₊H = ½H (REFERENCE §1.6)
     h = np.array([3.0, 2.0, 1.0])
@@ -67,6 +69,7 @@ def test_minimal_precond_of_a_diagonal_psd_hessian_is_half_of_it(x64):
     np.testing.assert_allclose(sol.P, h / 2, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_minimal_precond_matches_the_dense_sdp(x64):
     H, b = random_problem()
     opt = make_optimizer("rmsprop", 0.1)
@@ -79,6 +82,7 @@ def test_minimal_precond_matches_the_dense_sdp(x64):
     assert float(jnp.sum(sol.P)) <= np.sum(ref) * (1 + 1e-6)
 
 
+@pytest.mark.slow
 def test_stationary_nu_is_a_fixed_point_and_solves_the_convex_program(x64):
     H, b = random_problem()
     eta = 0.5
@@ -105,6 +109,7 @@ def test_stationary_nu_is_a_fixed_point_and_solves_the_convex_program(x64):
     assert float(jnp.sum(sol.P)) > np.sum(P_hat)
 
 
+@pytest.mark.slow
 def test_scalar_rmsprop_stationary_nu_has_its_closed_form(x64):
     # scalar P: H ⪯ 2P ⟺ p ≥ S/2, so ν̄ = max(‖g‖², (ηS/2)²)
     H, b = random_problem()
@@ -127,6 +132,7 @@ def rmsprop_on_a_quadratic(eta):
     return H, b, loss_fn, opt, kern, EigConfig.from_dict({**EIG.__dict__, "initial_k": 6})
 
 
+@pytest.mark.slow
 def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
     eta = 0.5
     H, b, loss_fn, opt, kern, eig = rmsprop_on_a_quadratic(eta)
@@ -151,6 +157,7 @@ def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
     assert float(flow.s["t"]) == 2.0
 
 
+@pytest.mark.slow
 def test_probe_logs_stationary_diagnostics_along_the_central_flow(x64):
     # on a quadratic, P̄ and P̂ are the dense convex programs' answers at every point, so the logged
     # speeds and ν̄ are checked against CVXPY; between due steps the probe logs NaN

@@ -35,12 +35,14 @@ def _build(name, overrides):
     return jax.jit(lambda p, x: model.apply({"params": p}, x)), params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COUNTS)
 def test_parameter_count(name):
     _, params = build(name)
     assert ravel_pytree(params)[0].shape == (COUNTS[name],)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COUNTS)
 def test_forward_shape_finite_deterministic(name):
     apply, params = build(name)
@@ -61,6 +63,7 @@ def test_forward_shape_finite_deterministic(name):
         ("transformer", {"cross_attention_mask": True, "weight_multiplier": 1.0}),
     ],
 )
+@pytest.mark.slow
 def test_causal(name, overrides):
     """Changing token 10 leaves the outputs at positions 0..9 unchanged and changes position 10."""
     apply, params = build(name, **overrides)
@@ -71,6 +74,7 @@ def test_causal(name, overrides):
     assert float(jnp.max(jnp.abs(out[:, 10] - out2[:, 10]))) > 1e-4
 
 
+@pytest.mark.slow
 def test_transformer_default_cross_attention_sees_the_future():
     """The reference's decoder(x, x, tgt_mask) has unmasked cross-attention (REFERENCE §1.10 item 7)."""
     apply, params = build("transformer", weight_multiplier=1.0)
@@ -91,6 +95,7 @@ def test_transformer_init():
     assert not np.any(params["out"]["kernel"]) and np.any(params["out"]["bias"])
 
 
+@pytest.mark.slow
 def test_transformer_scanned_layers_equal_unrolled():
     """scan_layers only changes how the program is compiled: same outputs from the same weights."""
     unrolled, params = build("transformer", layers=2, scan_layers=False, weight_multiplier=1.0)
@@ -103,6 +108,7 @@ def test_transformer_scanned_layers_equal_unrolled():
     )
 
 
+@pytest.mark.slow
 def test_multihead_attention_matches_per_head_numpy():
     rng = np.random.default_rng(0)
     x, m = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 5, 8))
@@ -145,6 +151,7 @@ def test_lstm_matches_numpy_cell():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_norms_match_formulas():
     x = np.random.default_rng(0).standard_normal((3, 6))
     ln = TrainableLayerNorm().apply({"params": {"gamma": np.ones(6), "beta": np.zeros(6)}}, x)
@@ -154,6 +161,7 @@ def test_norms_match_formulas():
     np.testing.assert_allclose(rms, 2 * x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-5), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_mamba_reference_init():
     _, params = build("mamba")
     block = params["layer0"]["mixer"]
@@ -169,6 +177,7 @@ def test_mamba_reference_init():
     assert float(dt.min()) >= 1e-3 * (1 - 1e-5) and float(dt.max()) <= 0.1 * (1 + 1e-5)
 
 
+@pytest.mark.slow
 def test_selective_scan_parallel_equals_sequential():
     rng = np.random.default_rng(0)
     a = jnp.asarray(rng.uniform(0.5, 1.0, (3, 15, 5, 2)), jnp.float32)
@@ -189,18 +198,21 @@ def mamba_outputs(dtype):
     return out
 
 
+@pytest.mark.slow
 def test_mamba_scans_agree_float32():
     out = mamba_outputs(jnp.float32)
     for scan in ("fused", "parallel"):
         np.testing.assert_allclose(out[scan], out["sequential"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mamba_scans_agree_float64(x64):
     out = mamba_outputs(jnp.float64)
     for scan in ("fused", "parallel"):
         np.testing.assert_allclose(out[scan], out["sequential"], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_mamba_fused_scan_derivatives_match_sequential(x64):
     """The fused scan rematerialises its step: HVPs and third derivatives must not change (float64)."""
     x, y = tokens(3), jax.nn.one_hot(tokens(3, seed=1), 4)
@@ -251,6 +263,7 @@ def test_bad_options_raise(name, overrides):
         module.build(module.DEFAULTS, DataSpec("image", (32, 32, 3), 4))
 
 
+@pytest.mark.slow
 def test_init_under_x64_keeps_float32_params(x64):
     """Bare initializers default to float64 under x64; nn.scan's carry check then fails at init."""
     module = get_architecture("transformer")

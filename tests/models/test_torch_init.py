@@ -80,6 +80,7 @@ def probe_inputs(arch):  # as make_torch_init_refs.probe_inputs, images transpos
 SMALL = [c for c in CASES if c["options"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SMALL, ids=[i for i, c in zip(IDS, CASES, strict=True) if c["options"]])
 def test_mapped_weights_compute_the_authors_function(case):
     """The Flax model at the mapped weights gives torch's outputs: transposes and flatten orders are right."""
@@ -98,6 +99,7 @@ def run_config(init=None):
     return config | ({"init": init} if init else {}) | {"seed": 3}
 
 
+@pytest.mark.slow
 def test_build_problem_starts_from_torch_init_by_default():
     spec = DataSpec("image", (32, 32, 3), 4)
     options = {**models.get_architecture("mlp").DEFAULTS, "width": 8}
@@ -111,6 +113,7 @@ def test_build_problem_starts_from_torch_init_by_default():
 CHECKPOINT = REFS["checkpoint"]
 
 
+@pytest.mark.slow
 def test_authors_checkpoint_continues_their_trajectory():
     """Their checkpoint folder → our w and ν, which give the authors' network outputs at their w."""
     arch, options = CHECKPOINT["arch"], options_of(CHECKPOINT)
@@ -147,6 +150,7 @@ def test_authors_checkpoint_errors_name_the_problem():
         authors_checkpoint.load(folder, "discrete", "resnet", options_of(CHECKPOINT), IMAGE, "gd")
 
 
+@pytest.mark.slow
 def test_run_records_the_initialisation_and_continues_an_authors_checkpoint(tmp_path):
     """The HDF5 root attribute `init` names the start; a run from the authors' checkpoint starts at their
     step with their optimizer count (its weights are checked above)."""

@@ -42,6 +42,7 @@ def init_and_apply(model, x):
     return jax.jit(lambda key: (p := model.init(key, x[:1]), model.apply(p, x)))(jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(SMALL))
 def test_forward_shape_finite_and_zero_heads(arch):
     x = jax.random.normal(jax.random.PRNGKey(1), (3, 32, 32, 3))

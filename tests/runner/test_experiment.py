@@ -229,6 +229,7 @@ def test_midpoint_deltas_are_the_iterate_minus_its_own_midpoint(x64):
     assert seen >= 3  # Σ had eigenvectors and the oscillation was non-zero on most steps
 
 
+@pytest.mark.slow
 def test_a_binding_max_k_cap_is_recorded_in_the_file(tmp_path):
     config = cell(tmp_path, steps=3, eig={"frequency": 1, "max_k": 1, "track_threshold": 1e-6})
     data = datasets(run(config, progress=False))
@@ -239,6 +240,7 @@ def test_a_binding_max_k_cap_is_recorded_in_the_file(tmp_path):
     np.testing.assert_array_equal(uncapped["discrete/eig_logs/k_capped"], [0.0, 0.0])
 
 
+@pytest.mark.slow
 def test_central_flow_started_above_the_edge_is_warned_about_and_stopped(tmp_path, caplog):
     """RMSProp without a warm start: ν = 0 makes S_eff huge at step 0 (REFERENCE §3.7)."""
     config = cell(tmp_path, "rmsprop", runs=["discrete", "central"], steps=3)
@@ -257,6 +259,7 @@ def test_central_flow_started_above_the_edge_is_warned_about_and_stopped(tmp_pat
         assert "central stopped" in f.attrs["status_reason"]
 
 
+@pytest.mark.slow
 def test_sdcp_solves_are_recorded_per_substep(tmp_path):
     # init jax: from it this GD run climbs to the edge within 4 steps (see the resume test above)
     config = cell(tmp_path, runs=["discrete", "central"], steps=4, central={"max_seff": 50.0}, init="jax")

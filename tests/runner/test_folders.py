@@ -113,6 +113,7 @@ def test_signal_mid_step_checkpoints_the_last_completed_step_and_resumes_exactly
     np.testing.assert_array_equal(loss, full[1])
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_slow_step_within_seconds_exit_143(tmp_path):
     # 10^6 stable-flow substeps make one step take minutes; the substeps are a host loop
     argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",

@@ -68,6 +68,7 @@ def run_module(argv, cwd, env=None):
                           env={**os.environ, **(env or {})}, timeout=900)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("line, expid, steps", RECIPES)
 def test_authors_recipe_runs_verbatim(line, expid, steps, workdir, tmp_path):
     for long, short in SMALL_STEPS.items():

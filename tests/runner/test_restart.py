@@ -34,6 +34,7 @@ CELL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved", [[1], []], ids=["from-a-checkpoint", "from-the-start"])
 def test_edge_checkpoint_is_the_source_trajectorys_state_at_its_edge_step(tmp_path, saved):
     source = run(

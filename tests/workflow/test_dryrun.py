@@ -39,18 +39,21 @@ def test_check_target_dry_run(workflow_copy):
     assert "rule check" in result.stdout
 
 
+@pytest.mark.slow
 def test_schema_names_a_typo_in_config(workflow_copy):
     result = snakemake("-n", "--cores", "1", "--config", "scael=ci", cwd=workflow_copy)
     assert result.returncode != 0
     assert "'scael' was unexpected" in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_unknown_scale_is_named(workflow_copy):
     result = snakemake("-n", "--cores", "1", "--config", "scale=huge", cwd=workflow_copy)
     assert result.returncode != 0
     assert "unknown scale 'huge'" in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_w1_18_restart_waits_for_the_edge_of_its_source_run_at_paper_scale(workflow_copy):
     plan = grid.plan(load_config(ROOT / "config.yaml"), "paper")
     source, restart = plan.cells["gd_example"], plan.cells["gd_example_from_eos"]

@@ -1,8 +1,11 @@
 """Offline, the main job fails fast: the CIFAR-10 message alone, before any job starts."""
 
+import pytest
+
 from .conftest import snakemake
 
 
+@pytest.mark.slow
 def test_unreachable_cifar10_stops_the_main_job_before_any_run(tmp_path):
     # a proxy on a closed port makes the download URL unreachable, as on a machine without network
     proxy = {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
