@@ -65,17 +65,32 @@ def render(rows: list[dict], scale: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m centralflows plan", description=__doc__.split("\n")[0])
+def scale_parser(command: str, doc: str) -> argparse.ArgumentParser:
+    """The options of a command about one scale of the workflow (`plan`, `status`)."""
+    parser = argparse.ArgumentParser(prog=f"python -m centralflows {command}", description=doc.split("\n")[0])
     parser.add_argument("--scale", help="scale of config.yaml (default: its `scale:`)")
     parser.add_argument("--config", default="config.yaml", help="workflow config (default: config.yaml)")
+    return parser
+
+
+def load_scale(args) -> tuple[dict, str]:
+    """(workflow config, scale) named by `scale_parser`'s options; WorkflowConfigError if either is bad."""
+    path = Path(args.config)
+    if not path.is_file():
+        raise WorkflowConfigError(f"no workflow config {path}; run from the repository root or pass --config")
+    config = load_config(path)
+    scale = args.scale or config.get("scale")
+    if scale not in config.get("scales", {}):
+        raise WorkflowConfigError(f"unknown scale {scale!r}; defined: {', '.join(config.get('scales', {}))}")
+    return config, scale
+
+
+def main(argv=None) -> int:
+    parser = scale_parser("plan", __doc__)
     parser.add_argument("--tsv", action="store_true", help="tab-separated, with a header line")
     args = parser.parse_args(argv)
     try:
-        config = load_config(Path(args.config))
-        scale = args.scale or config["scale"]
-        if scale not in config["scales"]:
-            raise WorkflowConfigError(f"unknown scale {scale!r}; defined: {', '.join(config['scales'])}")
+        config, scale = load_scale(args)
         rows = plan_rows(config, scale)
     except (WorkflowConfigError, ValueError) as error:  # ValueError: a registry that names no cell
         print(f"error: {error}", file=sys.stderr)

@@ -12,7 +12,6 @@ over the processes) over the last logged steps, so it excludes compilation and s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,8 +22,8 @@ import h5py
 import numpy as np
 
 from centralflows.plan.grid import plan
-from centralflows.plan.table import aligned
-from centralflows.plan.workflow import WorkflowConfigError, load_config
+from centralflows.plan.table import aligned, load_scale, scale_parser
+from centralflows.plan.workflow import WorkflowConfigError
 from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
 
 RECENT = 20  # logged steps the rate is averaged over (the first, which includes compilation, never)
@@ -132,29 +131,14 @@ def render(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m centralflows status", description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", help="scale of config.yaml (default: its `scale:`)")
-    parser.add_argument("--config", default="config.yaml", help="workflow config (default: config.yaml)")
+    parser = scale_parser("status", __doc__)
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--stale", type=float, default=300.0, help="seconds without progress = stopped")
     args = parser.parse_args(argv)
-    path = Path(args.config)
-    if not path.is_file():
-        print(
-            f"error: no workflow config {path}; run from the repository root or pass --config",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        config = load_config(path)
+        config, scale = load_scale(args)
     except WorkflowConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    scale = args.scale or config.get("scale")
-    if scale not in config.get("scales", {}):
-        print(
-            f"error: unknown scale {scale!r}; defined: {', '.join(config.get('scales', {}))}", file=sys.stderr
-        )
         return 2
     print(render(status_table(config, scale, Path(args.results), args.stale)))
     return 0
