@@ -9,6 +9,7 @@
 from snakemake.utils import min_version, validate
 
 from centralflows.plan.workflow import add_registries
+from centralflows.runner.stop_signals import forward_stop_signals
 
 min_version("9.0")
 

@@ -1,0 +1,52 @@
+"""Stopping the workflow: SIGINT and SIGTERM to Snakemake reach its running jobs at once.
+
+Snakemake's local executor waits for a running job when asked to stop (SIGINT: cancel; SIGTERM: finish
+the running jobs), and a paper-scale run takes hours. A run job that gets the signal checkpoints its
+last completed step and exits within seconds (`centralflows.runner.experiment`); its retry or the next
+invocation resumes from there. Ctrl-C in a terminal already signals the whole process group; `kill PID`
+does not. The workflow's `onstart` calls `forward_stop_signals()` in Snakemake's own process.
+"""
+
+import os
+import signal
+
+PROC = "/proc"  # Linux: where the process tree is read; elsewhere nothing is forwarded
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of every process below `root` (children, their children, ...), read from /proc."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir(PROC)):
+        try:
+            with open(os.path.join(PROC, entry, "stat")) as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # it just exited
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def forward_stop_signals() -> None:
+    """Installs SIGINT/SIGTERM handlers that signal every descendant, then run the previous handler."""
+
+    def forward(signum, frame, previous):
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.default_int_handler(signum, frame)
+
+    if not os.path.isdir(PROC):
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        signal.signal(signum, lambda s, f, previous=previous: forward(s, f, previous))
