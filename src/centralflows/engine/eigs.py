@@ -314,10 +314,12 @@ class EigTracker:
         return self.V * jnp.broadcast_to(P, (self.dim,))[:, None] ** -0.5
 
     def state_dict(self) -> dict:
+        """The tracker's state; arrays by reference (immutable: a snapshot), copied to the host only when
+        a checkpoint is written, so the per-step snapshot of the run loop costs no device transfer."""
         return {
-            "V": np.asarray(self.V),
-            "theta": np.asarray(self.theta),
-            "key": np.asarray(self.key),
+            "V": self.V,
+            "theta": self.theta,
+            "key": self.key,
             "calls": np.asarray(self.calls),
             "hvps": np.asarray(self.hvps),
             "capped_steps": np.asarray(self.capped_steps),

@@ -300,8 +300,8 @@ class StationaryProbe:
         empty = np.zeros((0,))
         return {
             "calls": np.asarray(self.calls),
-            "nu_bar": empty if self.nu_bar is None else np.asarray(self.nu_bar),
-            "nu_hat": empty if self.nu_hat is None else np.asarray(self.nu_hat),
+            "nu_bar": empty if self.nu_bar is None else self.nu_bar,  # by reference, as EigTracker's
+            "nu_hat": empty if self.nu_hat is None else self.nu_hat,
             "bar_eigs": self.bar.tracker.state_dict(),
             "hat_eigs": self.hat.tracker.state_dict(),
         }
