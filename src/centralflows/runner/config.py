@@ -341,6 +341,11 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def spellings(name: str) -> tuple:
+    """`name` and its spellings with `-` and `_` swapped: choices and component names accept each."""
+    return tuple(dict.fromkeys((name, name.replace("-", "_"), name.replace("_", "-"))))
+
+
 def _component(kind: str, name: str):
     """The dataset or architecture module named `name` (tries `-` and `_` spellings)."""
     if kind == "data":
@@ -348,7 +353,7 @@ def _component(kind: str, name: str):
     else:
         from centralflows.problem.models import get_architecture as get
     first_error = None
-    for candidate in dict.fromkeys((name, name.replace("_", "-"), name.replace("-", "_"))):
+    for candidate in spellings(name):
         try:
             return candidate, get(candidate)
         except ValueError as err:
@@ -489,9 +494,7 @@ def _literal(value):
 
 
 def _choose(value, choices: tuple):
-    if value in choices:
-        return value
-    for spelling in (value.replace("-", "_"), value.replace("_", "-")):
+    for spelling in spellings(value):
         if spelling in choices:
             return spelling
     raise ValueError
@@ -674,16 +677,11 @@ def run_json_schema() -> dict:
             return {}  # a dataset or architecture option: its module checks it
         out = {"type": kinds[opt.type]} if opt.type in kinds else {}
         if opt.choices:
-            names = list(
-                dict.fromkeys(c for choice in opt.choices for c in (choice, choice.replace("-", "_")))
-            )
+            names = [spelling for choice in opt.choices for spelling in spellings(choice)]
             out = {"items": {"enum": names}} if opt.type is list else {"enum": names}
             out["type"] = "array" if opt.type is list else "string"
-        if opt.optional:
-            out["type"] = [
-                *([out["type"]] if isinstance(out.get("type"), str) else out.get("type", [])),
-                "null",
-            ]
+        if opt.optional and "type" in out:
+            out["type"] = [out["type"], "null"]
         return out
 
     def section(node: dict, open_: bool = False) -> dict:

@@ -13,14 +13,13 @@ from centralflows.engine.registry import EOS, onset_index
 from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 EDGE_KEY = "discrete/effective_hessian_eigs"  # S_eff = η·S for GD: ≥ 2 where S ≥ 2/η
-EDGE_THRESHOLD = EOS
 
 
 class RestartError(ValueError):
     """The source run has no restart point (it never reaches the edge)."""
 
 
-def first_crossing(steps, values, threshold: float = EDGE_THRESHOLD) -> int:
+def first_crossing(steps, values, threshold: float = EOS) -> int:
     """The first step whose value is ≥ threshold (NaN, i.e. not logged, never crosses).
 
     Args:
@@ -93,7 +92,7 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
         if made is None:
             raise RestartError(f"{source_hdf5}: the edge is the run's first step {step}; no state to restart")
         tree, meta = load_checkpoint(made)
-    origin = {"source": str(source_hdf5), "criterion": f"{EDGE_KEY}[0] >= {EDGE_THRESHOLD:g}",
+    origin = {"source": str(source_hdf5), "criterion": f"{EDGE_KEY}[0] >= {EOS:g}",
               "advanced_from": str(base) if base else "the source's start"}  # fmt: skip
     save_checkpoint(out, tree, {**meta, "step": step, "edge": origin})
     return out, step

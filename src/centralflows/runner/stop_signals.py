@@ -42,8 +42,9 @@ def forward_stop_signals() -> None:
                 pass
         if callable(previous):
             previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.default_int_handler(signum, frame)
+        elif previous == signal.SIG_DFL:  # what the signal would have done: end the process
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     if not os.path.isdir(PROC):
         return
