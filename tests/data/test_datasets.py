@@ -154,6 +154,17 @@ def test_cifar_wrong_checksum_is_rejected(tmp_path):
         load_dataset({"name": "cifar10", "root": str(tmp_path)})
 
 
+def test_stand_in_archive_is_accepted_only_by_its_own_md5(tmp_path, monkeypatch, caplog):
+    path, _, _ = write_mini_archive(tmp_path)
+    monkeypatch.setenv(cifar10.STAND_IN_MD5_ENV, "0" * 32)  # another file's md5: still rejected
+    with pytest.raises(DataError, match="wrong md5"):
+        load_dataset({"name": "cifar10", "root": str(tmp_path), "n": 8})
+    monkeypatch.setenv(cifar10.STAND_IN_MD5_ENV, hashlib.md5(path.read_bytes()).hexdigest())
+    with caplog.at_level("WARNING"):
+        ds = load_dataset({"name": "cifar10", "root": str(tmp_path), "n": 8})
+    assert ds.x_train.shape[0] == 8 and "stand-in archive" in caplog.text
+
+
 def test_download_offline_gives_clear_error_and_leaves_no_partial_file(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

@@ -261,6 +261,49 @@ def test_a_null_scale_axis_value_leaves_the_cell_out_at_that_scale_only():
     assert len(grid.resolve_names(config, ["g"])) == 4
 
 
+def test_a_scale_built_on_another_takes_its_cell_settings_and_scales_its_steps():
+    base_data = {"name": "stand-in", "n": 64, "n_test": 64}
+    small = {"archs": {"vit": {"arch": {"name": "mlp"}}}, "datasets": {"cifar10": {"data": base_data}}}
+    mid = {"base": "small", "steps_factor": 3.0, "datasets": {"cifar10": {"data": {"name": "cifar10"}}}}
+    paper = {"opt": {"name": "gd"}, "data": {"name": "cifar10", "n": 1000}, "arch": {"name": "vit"}}
+    config = {
+        "run_defaults": {},
+        "data_root": "data",
+        "scales": {"small": small, "mid": mid},
+        "grids": {
+            "g": {
+                "run": paper,
+                "axes": {"opt.lr": [0.01, 0.02]},
+                "scales": {"small": {"steps": 40}},
+                "scale_axes": {"small": {"opt.lr": {0.01: 0.5, 0.02: None}}},
+            }
+        },
+    }
+    cell = grid.all_cells(config)["g.lr0.01"]
+    small, mid = (grid.cell_run_config(config, cell, s) for s in ("small", "mid"))
+    assert small["opt"]["lr"] == mid["opt"]["lr"] == 0.5 and mid["arch"] == {"name": "mlp"}
+    assert (small["steps"], mid["steps"]) == (40, 120)
+    # back on the real dataset: the paper's data options, none of the stand-in's (n_test)
+    assert small["data"] == base_data and mid["data"] == {"name": "cifar10", "n": 1000, "root": "data"}
+    assert grid.resolve_names(config, ["g"], "mid") == ["g.lr0.01"]  # left out at its base: out here too
+    assert grid.scale_chain(config, "mid") == ["mid", "small"]
+    config["scales"]["small"]["base"] = "mid"
+    with pytest.raises(ValueError, match="cycle"):
+        grid.scale_chain(config, "mid")
+
+
+def test_quick_is_the_ci_cells_on_the_real_data(config):
+    ci, quick = grid.plan(config, "ci"), grid.plan(config, "quick")
+    assert set(quick.cells) >= set(ci.cells)
+    for cell in ci.cells:
+        a, b = ci.runs[ci.cells[cell]], quick.runs[quick.cells[cell]]
+        assert a["arch"] == b["arch"] and a["opt"] == b["opt"], cell
+        if a["data"]["name"] == "synthetic-cifar10":
+            assert b["data"]["name"] == "cifar10" and "n_test" not in b["data"], cell
+        if "load" not in a and cell != "rmsprop_example_stationary":
+            assert b["steps"] == 3 * a["steps"], cell
+
+
 def test_start_from_loads_the_source_cells_checkpoint(config):
     paper = grid.plan(config, "paper")
     run = paper.runs[paper.cells["rmsprop_example_stationary"]]
@@ -399,6 +442,20 @@ def test_claim_expectations_report_not_evaluable_and_fail_check_only_where_the_c
     assert claim_failures(apply_expectations(evaluate_claims(summary, claims, cells), claims, "ci")) == []
     paper = apply_expectations(evaluate_claims(summary, claims, cells), claims, "paper")
     assert len(claim_failures(paper)) == 2
+    # a scale built on ci inherits ci's expectations unless it states its own
+    assert (
+        claim_failures(apply_expectations(evaluate_claims(summary, claims, cells), claims, ["quick", "ci"]))
+        == []
+    )
+    claims["c"]["expect"]["quick"] = "holds"
+    assert (
+        len(
+            claim_failures(
+                apply_expectations(evaluate_claims(summary, claims, cells), claims, ["quick", "ci"])
+            )
+        )
+        == 1
+    )
 
 
 def test_central_smoothness_metrics_known_answers():

@@ -2,7 +2,7 @@
 import os
 import re
 
-from centralflows.plan.grid import get_path, plan
+from centralflows.plan.grid import get_path, plan, scale_chain
 from centralflows.plan.resources import load_table, mem_mb, runtime_minutes
 
 PLAN = plan(config)

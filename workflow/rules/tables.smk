@@ -40,7 +40,7 @@ rule claims:
     params:
         claims=lambda wildcards: {c: config["claims"][c] for c in PLAN.claims},
         cells=lambda wildcards: get_claim_cells(),
-        scale=SCALE,
+        scale=scale_chain(config, SCALE),  # a scale built on another inherits its claim expectations
     script:
         "../scripts/claims.py"
 

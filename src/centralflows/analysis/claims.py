@@ -73,18 +73,23 @@ def evaluate_claims(
 HOLDS = "holds"
 
 
-def claim_expectation(claim: dict, scale: str, cell: str) -> str:
-    """`holds`, or the reason `claim` is not evaluable on `cell` at `scale` (its `expect:` entry).
+def claim_expectation(claim: dict, scales: str | list[str], cell: str) -> str:
+    """`holds`, or the reason `claim` is not evaluable on `cell` at a scale (its `expect:` entry).
 
     `expect: {<scale>: holds | <reason> | {<cell>: holds | <reason>}}`; whatever is not listed holds.
+    `scales` is a scale or its chain of bases (plan.grid.scale_chain): the first one listed in
+    `expect` decides, so a scale built on ci inherits ci's reasons unless it states its own.
     """
-    expect = claim.get("expect", {}).get(scale, HOLDS)
-    return expect.get(cell, HOLDS) if isinstance(expect, dict) else expect
+    expect = claim.get("expect", {})
+    chain = [scales] if isinstance(scales, str) else scales
+    entry = next((expect[s] for s in chain if s in expect), HOLDS)
+    return entry.get(cell, HOLDS) if isinstance(entry, dict) else entry
 
 
-def apply_expectations(claims_table: pd.DataFrame, claims: dict, scale: str) -> pd.DataFrame:
+def apply_expectations(claims_table: pd.DataFrame, claims: dict, scale: str | list[str]) -> pd.DataFrame:
     """Adds `expected` (holds / not evaluable) and `reason`; a claim not evaluable at this scale gets the
-    status `not-evaluable` whatever it measured (the value stays in the table)."""
+    status `not-evaluable` whatever it measured (the value stays in the table). `scale`: a scale or its
+    chain of bases (claim_expectation)."""
     reasons = [
         claim_expectation(claims[c], scale, cell)
         for c, cell in zip(claims_table["claim"], claims_table["cell"], strict=True)

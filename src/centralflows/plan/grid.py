@@ -143,8 +143,9 @@ def resolve_names(config: dict, names: list[str], scale_name: str | None = None)
         for member in members:
             if member not in cells:
                 raise ValueError(f"unknown cell or grid {member!r}; defined: {sorted(cells)}")
-            if scale_name in cells[member].get("skip_scales", ()):
-                continue
+            skipped = set(cells[member].get("skip_scales", ()))
+            if scale_name and skipped & set(scale_chain(config, scale_name)):
+                continue  # left out at this scale or at a scale it is built on
             if member not in out:
                 out.append(member)
     return out
@@ -179,19 +180,39 @@ def _scaled_steps(steps: int, scale: dict) -> int:
     return min(scaled, cap) if cap else scaled
 
 
+def scale_chain(config: dict, scale_name: str) -> list[str]:
+    """`scale_name` followed by the scales it is built on (`base:`), nearest first."""
+    scales, chain = config.get("scales", {}), [scale_name]
+    while (base := scales.get(chain[-1], {}).get("base")) is not None:
+        if base not in scales:
+            raise ValueError(f"scale {chain[-1]!r}: base {base!r} is not a scale: {sorted(scales)}")
+        if base in chain:
+            raise ValueError(f"scale {scale_name!r}: its bases form a cycle ({' -> '.join([*chain, base])})")
+        chain.append(base)
+    return chain
+
+
 def cell_run_config(config: dict, cell: dict, scale_name: str) -> dict:
     """The run-config overrides of one cell at one scale (engine defaults not applied).
 
     Layers, later wins: `run_defaults`; the cell's `run` (its paper setting); the scale's `run`;
     the scale's `datasets[<paper dataset>]` (which may rename the dataset, e.g. to the synthetic
-    stand-in); the scale's `archs[<arch>]`; the scale's step policy; the cell's own `scales[<scale>]`.
+    stand-in, whose options then start from the paper's data block); the scale's `archs[<arch>]`;
+    the scale's step policy; the cell's own `scales[<scale>]`. A scale with `base: <scale>` starts
+    from the cell's whole config at its base (the base's cell overrides included) instead of the
+    paper setting, and its step policy scales the base's steps.
     A cell that ends on CIFAR-10 gets `data.root` = the workflow's `data_root`.
     """
     scale = config["scales"][scale_name]
-    run = deep_merge(config.get("run_defaults", {}), cell["run"])
-    paper_data, arch = get_path(run, "data.name"), get_path(run, "arch.name")
+    paper = deep_merge(config.get("run_defaults", {}), cell["run"])
+    paper_data, arch = get_path(paper, "data.name"), get_path(paper, "arch.name")
+    base = scale_chain(config, scale_name)[1:2]
+    run = cell_run_config(config, cell, base[0]) if base else paper
     run = deep_merge(run, scale.get("run", {}))
-    run = deep_merge(run, scale.get("datasets", {}).get(paper_data, {}))
+    data_override = scale.get("datasets", {}).get(paper_data, {})
+    if get_path(data_override, "data.name", get_path(run, "data.name")) != get_path(run, "data.name"):
+        run["data"] = paper["data"]  # another dataset (a base's stand-in, or back): the paper's options
+    run = deep_merge(run, data_override)
     run = deep_merge(run, scale.get("archs", {}).get(arch, {}))
     if "steps" in run:
         run["steps"] = _scaled_steps(run["steps"], scale)
@@ -288,7 +309,8 @@ def start_from_load(config: dict, cells: dict, cell: dict, scale_name: str) -> d
     source = cell_run_config(config, cells[spec["cell"]], scale_name)
     if spec["step"] == "edge":
         return {"path": edge_checkpoint_path(source, spec["cell"], scale_name), "from_process": "discrete"}
-    step = spec.get("scale_steps", {}).get(scale_name, spec["step"])
+    scale_steps = spec.get("scale_steps", {})
+    step = next((scale_steps[s] for s in scale_chain(config, scale_name) if s in scale_steps), spec["step"])
     frequency = get_path(source, "checkpoint.frequency")
     saved = step in (get_path(source, "checkpoint.steps") or []) or (frequency and step % frequency == 0)
     if not saved or step > source.get("steps", 0):
