@@ -65,7 +65,7 @@ def main():
         shutil.rmtree(old, ignore_errors=True)
     md5 = write_stand_in_archive(work / "data" / "cifar-10-python.tar.gz")
     command = [
-        "snakemake", "--cores", str(args.cores), "--resources", f"gpu={args.cores}",
+        sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--resources", f"gpu={args.cores}",
         "--config", "scale=quick", f"data_root={work / 'data'}", f"compilation_cache={work / 'jax-cache'}",
     ]  # fmt: skip
     env = {**os.environ, "CENTRALFLOWS_CIFAR10_STAND_IN_MD5": md5}
