@@ -4,9 +4,10 @@
 
 The quick scale needs CIFAR-10, which cannot be downloaded on every machine; its cost does not depend
 on the images, so this writes a CIFAR-shaped stand-in archive (the official layout and sizes: five
-training batches and a test batch of 10,000 random images each) and has the runs accept it by its md5
-(`CENTRALFLOWS_CIFAR10_STAND_IN_MD5`; real runs still check the official md5). The workflow then runs
-from scratch, with an empty compilation cache as on a new machine, into results/quick and
+training batches and a test batch of 10,000 images each, drawn like the ci scale's
+synthetic-cifar10, so the cells train and reach the edge as at ci) and has the runs accept it by its
+md5 (`CENTRALFLOWS_CIFAR10_STAND_IN_MD5`; real runs still check the official md5). The workflow then
+runs from scratch, with an empty compilation cache as on a new machine, into results/quick and
 figures/quick (both removed first), and the wall time, the CPU time of all its processes, the number
 of jobs and the machine's load are written to the JSON. Its figures show the stand-in, not CIFAR-10.
 """
@@ -29,22 +30,19 @@ import tarfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = ("data_batch_4", "test_batch", "data_batch_3", "data_batch_2", "data_batch_5", "data_batch_1")
 
 
 def write_stand_in_archive(path: Path, per_batch: int = 10_000) -> str:
-    """A cifar-10-python.tar.gz of random images in the official layout; returns its md5."""
-    rng = np.random.default_rng(0)
+    """A cifar-10-python.tar.gz in the official layout of synthetic-cifar10's images; returns its md5."""
+    from centralflows.problem.data.synthetic_cifar import raw_images
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
-        for name in MEMBERS:
-            batch = {
-                b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                b"labels": [int(v) for v in np.arange(per_batch) % 10],
-            }
+        for seed, name in enumerate(MEMBERS):
+            x, y = raw_images(per_batch, seed=seed)
+            batch = {b"data": x.transpose(0, 3, 1, 2).reshape(per_batch, 3072), b"labels": y.tolist()}
             payload = pickle.dumps(batch)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(payload)

@@ -1,15 +1,25 @@
 """The source run's checkpoint at its edge step (centralflows.runner.restart.edge_checkpoint)."""
 
+import sys
+
 from centralflows.runner.logs import log_to
 from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 source, before = snakemake.input.hdf5, snakemake.params.before  # noqa: F821
-step = edge_step(source)
-if step >= before:
-    raise RestartError(
-        f"{source} reaches 2/eta at step {step}, not before step {before}, the last step of the cells "
-        "restarted from it: raise their `steps`"
+try:
+    step = edge_step(source)
+    if step >= before:
+        raise RestartError(
+            f"{source} reaches 2/eta at step {step}, not before step {before}, the last step of the "
+            "cells restarted from it: raise their `steps`"
+        )
+except RestartError as error:  # the message alone (the log shows it): no restart point in this run
+    log.error(
+        "%s\nThe cells restarted from this run's edge need it to reach the edge of stability within its "
+        "steps: raise its learning rate or steps at this scale (workflow/cells.yaml, `scales:`).",
+        error,
     )
+    sys.exit(2)
 path, _ = edge_checkpoint(source, snakemake.output[0])  # noqa: F821
 log.info("edge step %d of %s -> %s", step, source, path)

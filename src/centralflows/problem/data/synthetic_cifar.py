@@ -37,6 +37,12 @@ def _raw_split(rng, templates, count, noise):
     return x, y.astype(np.int32)
 
 
+def raw_images(count: int, classes: int = 10, noise: float = 1.0, seed: int = 0):
+    """`count` raw uint8 images [count, 32, 32, 3] and int32 labels cycling through `classes`, drawn as
+    `load` draws them (bench/quick_scale.py packs them into a CIFAR-shaped archive)."""
+    return _raw_split(np.random.default_rng(seed), _templates(classes), count, noise)
+
+
 def load(options: dict) -> Dataset:
     """Generates raw uint8 images and applies the CIFAR subset, normalisation and shuffle.
 
