@@ -237,10 +237,11 @@ class CentralFlow(Process):
         times the curvature of the stability matrix along the path (for RMSProp mostly P's change
         with ν̂, fast early in a run). Past edge_tol/2 the substep is halved as often as that error
         asks (a factor 4 per halving), at most max_refine times; below edge_tol/8 it is doubled back.
-        A flow far above the edge (θ₀ - 2 > 0.1, a start above it) is not an integration error.
+        Neither a flow far above the edge (θ₀ - 2 > 0.1, a start above it) nor one whose eig.max_k cap
+        binds (an untracked eigenvalue may be rising) is an integration error: no split there.
         """
         excess = float(theta[0]) - 2
-        if self.active and self.edge_tol / 2 < excess < 0.1:
+        if self.active and not self.eigs.capped and self.edge_tol / 2 < excess < 0.1:
             halvings = math.ceil(math.log(excess / (self.edge_tol / 2), 4))
             self.refine = min(self.max_refine, self.refine + max(halvings, 1))
         elif self.refine and excess < self.edge_tol / 8:
