@@ -477,8 +477,19 @@ def test_central_smoothness_metrics_known_answers():
         assert m["central_sigma_trace_roughness"] == pytest.approx(roughness)
         assert m["central_max_seff_after_onset"] == pytest.approx(2.05)
         assert m["central_sdcp_unconverged"] == 3
+        assert m["central_started_above_edge"] == 0
     never = gd.central_smoothness_metrics(table, {}, top_c * 0.5)
-    assert all(np.isnan(v) for v in never.values())
+    assert never["central_started_above_edge"] == 0
+    assert all(np.isnan(v) for key, v in never.items() if key != "central_started_above_edge")
+    # a flow started above the edge (a restart at the edge): measured from its first step back at 2
+    above = pd.Series(np.where(t < 5, 2.6 - t / 10, 2.0005), index=t)  # 2.6 .. 2.2, then 2.0005
+    above[12] = 2.003
+    m = gd.central_smoothness_metrics(table, {}, above)
+    assert m["central_started_above_edge"] == 1
+    assert m["central_max_seff_after_onset"] == pytest.approx(2.003)
+    never_back = gd.central_smoothness_metrics(table, {}, above * 0 + 2.5)
+    assert never_back["central_started_above_edge"] == 1
+    assert np.isnan(never_back["central_max_seff_after_onset"])
 
 
 def test_proposed_expectations_name_how_the_scale_differs_from_the_paper(config):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from centralflows.engine.registry import EOS, SDCP_THRESHOLD, onset_index
+from centralflows.engine.registry import EDGE_TOL, EOS, SDCP_THRESHOLD, onset_index
 
 # EOS (2): at the edge the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp)
 # reaches 2 (engine.registry, shared with the W1.18 restart).
-__all__ = ["CENTRAL_AT_EOS", "CENTRAL_HELD", "EOS", "eos_onset"]
+__all__ = ["CENTRAL_AT_EOS", "CENTRAL_EDGE_TOL", "CENTRAL_HELD", "EOS", "central_edge_entry", "eos_onset"]
 
 # The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
 # to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
@@ -17,6 +17,9 @@ CENTRAL_AT_EOS = SDCP_THRESHOLD
 # The central flow *holds* its top effective eigenvalue at 2 from this level on (the smoothness metrics
 # start there: between CENTRAL_AT_EOS and 2 the flow is still entering the edge).
 CENTRAL_HELD = 1.999
+
+# How far above 2 the central flow may be once held there (engine.registry.EDGE_TOL).
+CENTRAL_EDGE_TOL = EDGE_TOL
 
 
 def eos_onset(top: pd.Series, level: float = EOS) -> int | None:
@@ -30,3 +33,19 @@ def eos_onset(top: pd.Series, level: float = EOS) -> int | None:
     """
     i = onset_index(top.to_numpy(), level)
     return None if i is None else int(top.index[i])
+
+
+def central_edge_entry(top: pd.Series) -> tuple[int | None, bool]:
+    """(the step from which the central flow is at the edge, whether it started above it).
+
+    A flow that enters from below is at the edge from `eos_onset(top, CENTRAL_HELD)` on. One that starts
+    above EOS + CENTRAL_EDGE_TOL (a restart from a checkpoint at the edge, Scalar RMSProp without a warm
+    start) is undefined until it comes back (REFERENCE §3.7): its entry is the first step with
+    top <= EOS + CENTRAL_EDGE_TOL, so the descent from the start does not count as an overshoot.
+    """
+    if not len(top):
+        return None, False
+    if float(top.iloc[0]) <= EOS + CENTRAL_EDGE_TOL:
+        return eos_onset(top, CENTRAL_HELD), False
+    back = top.index[top.to_numpy() <= EOS + CENTRAL_EDGE_TOL]
+    return (int(back[0]) if len(back) else None), True

@@ -59,7 +59,7 @@ def state_channel(opt: Optimizer, s: dict, shape: tuple, leaf: str | None = None
 
 
 def sdcp_data(
-    channel: tuple, g, theta, U, HU, dt, dH_dt_stable=None, dH_dt_X=None
+    channel: tuple, g, theta, U, HU, dt, dH_dt_stable=None, dH_dt_X=None, secant: bool = False
 ) -> tuple[jax.Array, jax.Array, dict]:
     """α, β of the SDCP and the state velocities it combines (REFERENCE §1.4 steps 5-7).
 
@@ -75,6 +75,11 @@ def sdcp_data(
         dt: the Euler (or pseudo-time) step of the linearisation.
         dH_dt_stable: [k, k] Uᵀ(dH/dt)U along the stable velocity, or None (frozen w).
         dH_dt_X: [k, k, k, k] the same along the X-driven velocities, or None (frozen w, or no X-part).
+        secant: take P's change over the Euler substep itself, not its tangent: the stable part is
+            (P(s + dt·ds_stable) - P(s))/dt and the X-part the tangent at s + dt·ds_stable, which is
+            P(s_next) up to O(dt²) in the X-part alone. P is nonlinear in the state (√ν̂, and the bias
+            correction in t), and early in an RMSProp run ν̂ moves fast, so the tangent misses
+            P at the next substep by ½dt²P'' and the flow overshoots 2 by as much (docs/design.md).
     Returns:
         (alpha [k, k], beta [k, k, k, k], parts) with parts "ds_dt_stable", "ds_dt_X" (leaves [m, ...]),
         "dP_dt_stable" [k, k] and "dP_dt_X" [k, k, k, k].
@@ -90,11 +95,18 @@ def sdcp_data(
 
     ds_dt_X = jax.vmap(d2f)(HU[:, i].T, HU[:, j].T)  # leaves [m, ...]
 
+    # the point at which the X-part of dP/dt is taken: the substep's stable end with `secant`
+    s_lin = jax.tree.map(lambda a, b: a + dt * b, s, ds_dt_stable) if secant else s
+
     def UtPdotU(ds):  # Uᵀ (dP/dt) U for a state velocity ds
-        pdot = jax.jvp(precond, (s,), (ds,))[1]
+        pdot = jax.jvp(precond, (s_lin,), (ds,))[1]
         return U.T @ (pdot[:, None] * U)
 
-    dP_dt_stable = UtPdotU(ds_dt_stable)  # [k, k]
+    if secant:
+        p_step = (precond(s_lin) - precond(s)) / dt
+        dP_dt_stable = U.T @ (p_step[:, None] * U)  # [k, k]
+    else:
+        dP_dt_stable = UtPdotU(ds_dt_stable)  # [k, k]
     dP_dt_X = jax.vmap(UtPdotU)(ds_dt_X)[pair].transpose(2, 3, 0, 1)  # [k, k, k, k]
     # stability matrix Uᵀ(2P - H)U = diag(2 - λ), linearised one substep ahead
     if dH_dt_stable is None:
@@ -135,7 +147,7 @@ def central_velocity(opt: Optimizer, w, s, theta, U, dt, g, gradH, penalty: bool
     dw_dt_X = -0.5 * gradH / p if penalty else jnp.zeros_like(gradH)  # [m, d]
     dH_dt_stable = (gradH @ dw_dt_stable)[pair]  # [k, k]
     dH_dt_X = (gradH @ dw_dt_X.T)[pair][:, :, pair]  # [k, k, k, k]: (ij) row, (kl) column
-    alpha, beta, parts = sdcp_data(channel, g, theta, U, HU, dt, dH_dt_stable, dH_dt_X)
+    alpha, beta, parts = sdcp_data(channel, g, theta, U, HU, dt, dH_dt_stable, dH_dt_X, secant=True)
     X, info = solve_sdcp_with_info(alpha, beta)
 
     c = pair_coefficients(X)  # [m]

@@ -285,19 +285,20 @@ class EigTracker:
         if self.k < k:
             self._add_vectors(k - self.k)
 
-    def update(self, w, P, full: bool | None = None):
+    def update(self, w, P, full: bool | None = None, count: bool = True):
         """Returns (theta [k] descending, U [d, k] P-orthonormal), or None when disabled.
 
         Args:
             w: point at which the Hessian is taken.
             P: preconditioner (scalar or [d]); 1 for raw Hessian eigenpairs.
             full: force (True) or forbid (False) a full solve; None follows `frequency`.
+            count: count the call in the `frequency` schedule (False: an extra call in between).
         """
         if not self.enabled:
             return None
         if full is None:
             full = self.calls % self.config.frequency == 0 or self.k == 0
-        self.calls += 1
+        self.calls += count
         self.last_full = full
         if full:
             self.full_solve(w, P)

@@ -20,7 +20,7 @@ from centralflows.engine.central import critical_count, n_pairs
 from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig, EigTracker
 from centralflows.engine.predictions import deltas, predictions
-from centralflows.engine.registry import SDCP_THRESHOLD
+from centralflows.engine.registry import EDGE_TOL, SDCP_THRESHOLD
 
 log = logging.getLogger("centralflows")
 
@@ -205,7 +205,7 @@ class CentralFlow(Process):
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
-        frequency_in_substeps=False, initialize=True, max_seff=None,
+        frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)
@@ -224,13 +224,40 @@ class CentralFlow(Process):
         self.solves = []  # the SDCP diagnostics of this step's substeps (see step_logs)
         self.sdcp_solves = self.sdcp_unconverged = 0
         self.measured = False
+        # step-size control (`_control`): each of the nsubsteps substeps is split into 2**refine
+        self.edge_tol, self.max_refine = edge_tol, max_refine
+        self.refine = 0
+        self.active = False  # the SDCP was active in the last substep
+
+    def _control(self, theta):
+        """Sets `refine` from the top effective eigenvalue at the start of a substep.
+
+        While the SDCP is active it makes the linearised critical eigenvalues exactly 2 one substep
+        ahead, so θ₀ - 2 at the next substep is the local error of that Euler substep, O(dt²): ½dt²
+        times the curvature of the stability matrix along the path (for RMSProp mostly P's change
+        with ν̂, fast early in a run). Past edge_tol/2 the substep is halved as often as that error
+        asks (a factor 4 per halving), at most max_refine times; below edge_tol/8 it is doubled back.
+        Neither a flow far above the edge (θ₀ - 2 > 0.1, a start above it) nor one whose eig.max_k cap
+        binds (an untracked eigenvalue may be rising) is an integration error: no split there.
+        """
+        excess = float(theta[0]) - 2
+        if self.active and not self.eigs.capped and self.edge_tol / 2 < excess < 0.1:
+            halvings = math.ceil(math.log(excess / (self.edge_tol / 2), 4))
+            self.refine = min(self.max_refine, self.refine + max(halvings, 1))
+        elif self.refine and excess < self.edge_tol / 8:
+            self.refine -= 1
 
     penalty = True  # the implicit curvature penalty in dw/dt (False: the ablated flow)
     top_only = False  # only the top eigenvalue may enter the SDCP (the ablated flow with a scalar P)
 
+    @property
+    def dt(self) -> float:
+        return 1.0 / (self.nsubsteps * 2**self.refine)
+
     def _velocity(self, theta, U):
-        dt = 1.0 / self.nsubsteps
+        dt = self.dt
         k_c = critical_count(theta, self.sdcp_threshold, self.top_only)
+        self.active = k_c > 0
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
         self.third_derivatives += n_pairs(k_c)
         vel = self.kern.central_velocity(k_c, self.penalty)
@@ -258,6 +285,7 @@ class CentralFlow(Process):
         logs, P, eig_logs, (theta, U) = self._observe_point()
         if self._check_edge(theta):
             return {**logs, **eig_logs}
+        self._control(theta)
         dw_dt, ds_dt, aux = self._velocity(theta, U)
         self.pending = (dw_dt, ds_dt)
         self.solves = [aux["sdcp"]]
@@ -278,6 +306,7 @@ class CentralFlow(Process):
                     for key in ("dH_dt_stable", "dH_dt_X", "dP_dt_stable", "dP_dt_X")
                 },
                 "eig_logs/third_derivatives": self.third_derivatives,
+                "substeps": self.nsubsteps * 2**self.refine,  # of this step's first substep
             }
         )
         if self.probe is not None:
@@ -311,6 +340,7 @@ class CentralFlow(Process):
     def state_dict(self) -> dict:
         out = {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}
         out["sdcp_counts"] = np.asarray([self.sdcp_solves, self.sdcp_unconverged, self.measured])
+        out["control"] = np.asarray([self.refine, self.active])
         if self.probe is not None:
             out["probe"] = self.probe.state_dict()
         return out
@@ -321,6 +351,9 @@ class CentralFlow(Process):
         if "sdcp_counts" in state:  # checkpoints written before the counts existed lack them
             self.sdcp_solves, self.sdcp_unconverged, measured = (int(v) for v in state["sdcp_counts"])
             self.measured = bool(measured)
+        if "control" in state:  # absent in checkpoints written before the step-size control
+            self.refine, active = (int(v) for v in state["control"])
+            self.active = bool(active)
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 
@@ -329,14 +362,24 @@ class CentralFlow(Process):
         return deltas(self.sigma_basis, self.P, w_other, self.w)
 
     def step(self):
+        """One unit of time: nsubsteps substeps, each split into 2**refine Euler steps (`_control`);
+        the eigen-tracker's schedule counts the nsubsteps substeps only."""
         if self.stopped:
             return
-        dt = 1.0 / self.nsubsteps
         dw_dt, ds_dt = self.pending
-        self.w, self.s = euler(self.w, self.s, dw_dt, ds_dt, dt)
-        for _ in range(1, self.nsubsteps):
+        done, fine = 0, 0  # substeps completed; fine steps taken within the current one
+        while True:
+            self.w, self.s = euler(self.w, self.s, dw_dt, ds_dt, self.dt)
+            fine += 1
+            if fine == 2**self.refine:
+                done, fine = done + 1, 0
+                if done == self.nsubsteps:
+                    return
             P = self.kern.precond(self.s)
-            theta, U = self.eigs.update(self.w, P)
+            if fine == 0:  # a substep's start: the tracker's schedule, and the step-size control
+                theta, U = self.eigs.update(self.w, P)
+                self._control(theta)
+            else:
+                theta, U = self.eigs.update(self.w, P, full=False, count=False)
             dw_dt, ds_dt, aux = self._velocity(theta, U)
             self.solves.append(aux["sdcp"])
-            self.w, self.s = euler(self.w, self.s, dw_dt, ds_dt, dt)

@@ -17,6 +17,11 @@ SDCP_THRESHOLD = 1.95
 # the summary, the claims, the figures and the W1.18 restart all use `onset_index`.
 EOS = 2.0
 
+# How far above EOS the central flow's effective eigenvalues may be once it holds them there: the
+# central flow's step-size control keeps them within it, the summary measures it
+# (central_max_seff_after_onset).
+EDGE_TOL = 1e-3
+
 
 def onset_index(top, level: float = EOS) -> int | None:
     """Index of the first entry of `top` (a sequence of numbers, NaN = not logged) that is >= level."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import FLOW_T_RATES, hyperparameters
-from centralflows.engine.registry import OPTIMIZERS, PROCESSES, SDCP_THRESHOLD, optimizer_class
+from centralflows.engine.registry import EDGE_TOL, OPTIMIZERS, PROCESSES, SDCP_THRESHOLD, optimizer_class
 from centralflows.engine.stationary import StationaryConfig
 from centralflows.plan.grid import deep_merge, run_id
 from centralflows.problem.build import INITS
@@ -155,6 +155,18 @@ class CentralConfig:
     nsubsteps: int = option(default=4, **_nsubsteps)
     sdcp_threshold: float = option(default=SDCP_THRESHOLD, **_threshold)
     frequency_in_substeps: bool = option("count eig.frequency in substeps, not steps (Mamba-CE)", False)
+    edge_tol: float = option(
+        "split a substep while the top effective eigenvalue exceeds 2 by more than half of this",
+        EDGE_TOL,
+        **_positive,
+    )
+    max_refine: int = option(
+        "at most this many halvings of a substep by the edge_tol control (0: fixed substeps)",
+        3,
+        kind=int,
+        check=lambda x: x >= 0,
+        allowed="an integer >= 0",
+    )
     max_seff: float = option(
         "stop the central flow once S_eff exceeds this: it has left the edge (2)", 10.0, **_positive
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from centralflows.analysis.metrics.common import after, last, outputs, prediction_rel_error
-from centralflows.analysis.onset import CENTRAL_HELD, EOS, eos_onset
+from centralflows.analysis.onset import EOS, central_edge_entry
 from centralflows.analysis.read import PROCESSES, moving_average, series
 
 CORE_COLUMNS = [
@@ -28,6 +28,7 @@ CORE_COLUMNS = [
 CENTRAL_SMOOTHNESS_COLUMNS = [
     "central_sigma_trace_roughness",
     "central_max_seff_after_onset",
+    "central_started_above_edge",
     "central_sdcp_unconverged",
 ]
 
@@ -86,15 +87,19 @@ def central_smoothness_metrics(table: pd.DataFrame, attrs: dict, top_c: pd.Serie
     """Chatter at the edge and solver failures of the central flow (issue 15); NaN where not measurable.
 
     - `central_sigma_trace_roughness`: mean |second difference| of tr Σ over its mean, from the central
-      flow's onset (`eos_onset` at CENTRAL_HELD) on: ~0 for a smooth Σ, ~1 or more when Σ
+      flow's entry to the edge (`central_edge_entry`) on: ~0 for a smooth Σ, ~1 or more when Σ
       alternates from step to step.
-    - `central_max_seff_after_onset`: largest effective eigenvalue of the central flow from onset on
-      (the flow holds it at 2; an eigenvalue entering abruptly overshoots).
+    - `central_max_seff_after_onset`: largest effective eigenvalue of the central flow from that entry
+      on (the flow holds it at 2 within CENTRAL_EDGE_TOL; an eigenvalue entering abruptly overshoots).
+    - `central_started_above_edge`: 1 if the flow started above 2 + CENTRAL_EDGE_TOL (its entry is
+      then the first step back at the edge, and its start is not counted as an overshoot), else 0.
     - `central_sdcp_unconverged`: SDCP solves of the run that did not converge (root attribute).
     """
     out = dict.fromkeys(CENTRAL_SMOOTHNESS_COLUMNS, np.nan)
     out["central_sdcp_unconverged"] = float(attrs.get("central_sdcp_unconverged", np.nan))
-    onset = eos_onset(top_c, CENTRAL_HELD)
+    onset, above = central_edge_entry(top_c)
+    if len(top_c):
+        out["central_started_above_edge"] = float(above)
     if onset is None:
         return out
     out["central_max_seff_after_onset"] = float(top_c[top_c.index >= onset].max())
