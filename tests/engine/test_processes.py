@@ -138,3 +138,21 @@ def test_a_binding_max_k_cap_is_logged_and_warned_once(x64, caplog):
         assert free["eig_logs/k"] == 4 and free["eig_logs/k_capped"] == 0.0  # grew past 1.5, then stopped
     assert caplog.text.count("discrete: 2 = eig.max_k eigenpairs") == 1 and "eig_logs/k_capped" in caplog.text
     assert capped.eigs.capped_steps == 2 and capped.state_dict()["eigs"]["capped_steps"] == 2
+
+
+@pytest.mark.slow
+def test_secant_change_of_P_tends_to_the_authors_tangent_as_the_substep_shrinks(x64):
+    loss_fn, w0 = tiny_mlp_loss()
+    opt = make_optimizer("rmsprop", 0.01, beta2=0.9, eps=1e-8, bias_correction=True)
+    kern = Compiled(as_problem(loss_fn, w0), opt)
+    flow = CentralFlow(kern, w0, opt.init_state(w0), EIG)
+    flow.measure()
+    theta, U = flow.eigs.theta[:1], flow.eigs.eigenvectors(flow.P)[:, :1]
+
+    def dP(secant, dt):
+        _, _, aux = kern.central_velocity(1, True, secant)(w0, flow.s, theta, U, dt)
+        return float(np.asarray(aux["dP_dt_stable"]).ravel()[0])
+
+    gaps = [abs(dP(True, dt) - dP(False, dt)) for dt in (1e-2, 1e-3)]
+    assert gaps[0] > 0  # early in a run nu moves fast: the secant differs from the tangent ...
+    assert gaps[1] == pytest.approx(gaps[0] / 10, rel=0.05)  # ... by O(dt)

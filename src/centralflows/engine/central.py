@@ -123,8 +123,11 @@ def combine(c: jax.Array, stable, X_parts):
     return jax.tree.map(lambda a, b: a + jnp.tensordot(c, b, axes=1), stable, X_parts)
 
 
-def central_velocity(opt: Optimizer, w, s, theta, U, dt, g, gradH, penalty: bool = True):
+def central_velocity(opt: Optimizer, w, s, theta, U, dt, g, gradH, penalty: bool = True, secant: bool = True):
     """dw/dt and ds/dt of the central flow at (w, s) (REFERENCE §1.4 steps 3-7).
+
+    `secant`: P's change over the substep as a secant (`sdcp_data`); False: its tangent, as the
+    authors' code.
 
     With `penalty=False` the implicit curvature penalty -½P⁻¹∇⟨Σ,H⟩ is dropped from dw/dt
     (the ablated flow, `centralflows.engine.ablated`): Σ then reaches the stability condition through
@@ -147,7 +150,7 @@ def central_velocity(opt: Optimizer, w, s, theta, U, dt, g, gradH, penalty: bool
     dw_dt_X = -0.5 * gradH / p if penalty else jnp.zeros_like(gradH)  # [m, d]
     dH_dt_stable = (gradH @ dw_dt_stable)[pair]  # [k, k]
     dH_dt_X = (gradH @ dw_dt_X.T)[pair][:, :, pair]  # [k, k, k, k]: (ij) row, (kl) column
-    alpha, beta, parts = sdcp_data(channel, g, theta, U, HU, dt, dH_dt_stable, dH_dt_X, secant=True)
+    alpha, beta, parts = sdcp_data(channel, g, theta, U, HU, dt, dH_dt_stable, dH_dt_X, secant=secant)
     X, info = solve_sdcp_with_info(alpha, beta)
 
     c = pair_coefficients(X)  # [m]

@@ -79,16 +79,17 @@ class Compiled:
             w, s = self.stable_substep(w, s, 1.0 / n)
         return w, s
 
-    def central_velocity(self, k_c: int, penalty: bool = True):
-        """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty).
+    def central_velocity(self, k_c: int, penalty: bool = True, secant: bool = True):
+        """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty,
+        secant).
 
         Returns `velocity(w, s, theta, U, dt) -> (dw_dt, ds_dt, aux)` (`centralflows.engine.central`).
         """
-        key = k_c if penalty else (k_c, "ablated")
+        key = (k_c, penalty, secant)
         if key not in self._central:
             velocity = jax.jit(
                 lambda w, s, theta, U, dt, g, gradH: central_velocity(
-                    self.opt, w, s, theta, U, dt, g, gradH, penalty
+                    self.opt, w, s, theta, U, dt, g, gradH, penalty, secant
                 )
             )
             self._central[key] = lambda w, s, theta, U, dt: velocity(

@@ -206,6 +206,7 @@ class CentralFlow(Process):
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
         frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
+        secant_precond=True,
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)
@@ -226,6 +227,7 @@ class CentralFlow(Process):
         self.measured = False
         # step-size control (`_control`): each of the nsubsteps substeps is split into 2**refine
         self.edge_tol, self.max_refine = edge_tol, max_refine
+        self.secant_precond = secant_precond  # P's change over a substep as a secant (central.py)
         self.refine = 0
         self.active = False  # the SDCP was active in the last substep
 
@@ -260,7 +262,7 @@ class CentralFlow(Process):
         self.active = k_c > 0
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
         self.third_derivatives += n_pairs(k_c)
-        vel = self.kern.central_velocity(k_c, self.penalty)
+        vel = self.kern.central_velocity(k_c, self.penalty, self.secant_precond)
         return vel(self.w, self.s, theta[:k_c], U[:, :k_c], jnp.asarray(dt, self.w.dtype))
 
     def _check_edge(self, theta) -> bool:

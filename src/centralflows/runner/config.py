@@ -167,6 +167,9 @@ class CentralConfig:
         check=lambda x: x >= 0,
         allowed="an integer >= 0",
     )
+    secant_precond: bool = option(
+        "P's change over a substep as a secant, not its tangent (false: the authors' linearisation)", True
+    )
     max_seff: float = option(
         "stop the central flow once S_eff exceeds this: it has left the edge (2)", 10.0, **_positive
     )
