@@ -2,7 +2,7 @@
 
     nice -n 19 python bench/paper_cost.py [--json bench/results/paper_cost.json] [--archs mlp,cnn,...]
         [--opts gd,rmsprop] [--fit-ns 64,250] [--paper-n] [--steps 2] [--jobs 1] [--label cpu]
-        [--resources workflow/resources.yaml] [--tables-only] [--markdown] [--hvp-growth]
+        [--resources workflow/resources.yaml] [--tables-only] [--markdown] [--hvp-growth [--no-cells]]
 
 One subprocess per cell and n (architecture x optimizer at the paper grid's settings; CIFAR-10 replaced
 by the CIFAR-shaped `synthetic-cifar10`, which costs the same), so each peak RSS is that cell's own. In
@@ -170,11 +170,30 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     return out
 
 
-def hvp_growth(run: dict) -> dict:
-    """One-vector HVP ms at n = 64, 250, 1000 (in this process)."""
+def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
+    """HVP ms with 1 and 3 vectors at n (in this process), wall and CPU.
+
+    Wall is the fastest of three calls; CPU is this process's user + sys time over the same call,
+    which counts every XLA thread and stays what the HVP costs on a loaded machine.
+    """
+    import jax
+
+    from centralflows.engine.derivatives import batched_hvp
     from centralflows.problem.build import build_problem
 
-    return {str(n): hvp_ms(build_problem(bench_config(run, n)), ks=(1,))["1"] for n in HVP_NS}
+    problem = build_problem(bench_config(run, n))
+    f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
+    out = {}
+    for k in ks:
+        V = jax.random.normal(jax.random.PRNGKey(0), (problem.w0.shape[0], k), problem.w0.dtype)
+        jax.block_until_ready(f(problem.w0, V))  # compile
+        calls = []
+        for _ in range(3):
+            wall, cpu = time.perf_counter(), time.process_time()
+            jax.block_until_ready(f(problem.w0, V))
+            calls.append((time.perf_counter() - wall, time.process_time() - cpu))
+        out[str(k)] = {"wall_ms": 1000 * min(c[0] for c in calls), "cpu_ms": 1000 * min(c[1] for c in calls)}
+    return {"n_params": int(problem.n_params), "hvp": out}
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
@@ -345,7 +364,10 @@ def main():
     )
     parser.add_argument("--jobs", type=int, default=1, help="workers at once")
     parser.add_argument("--cell-timeout", type=float, default=1800.0)
-    parser.add_argument("--hvp-growth", action="store_true", help="also 1-vector HVPs at n 64-1000")
+    parser.add_argument(
+        "--hvp-growth", action="store_true", help="also 1- and 3-vector HVPs of --archs at n 64-1000"
+    )
+    parser.add_argument("--no-cells", action="store_true", help="measure no cell (--hvp-growth: HVPs only)")
     parser.add_argument(
         "--tables-only", action="store_true", help="measure nothing: fits, totals and tables from --json"
     )
@@ -365,7 +387,8 @@ def main():
         jax.config.update("jax_compilation_cache_dir", None)
         key = args.worker or args.growth
         run = cells[key][0]
-        print(json.dumps(run_cell(run, args.steps, args.worker_n) if args.worker else hvp_growth(run)))
+        result = run_cell(run, args.steps, args.worker_n) if args.worker else hvp_growth(run, args.worker_n)
+        print(json.dumps(result))
         return
 
     archs, opts = args.archs.split(","), args.opts.split(",")
@@ -383,6 +406,8 @@ def main():
     pairs = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in todo))
     if args.tables_only:
         pairs, args.hvp_growth = [], False
+    if args.no_cells:
+        pairs = []
     jobs = []
     for pair in pairs:
         key = next(k for k in cells if k.startswith(f"{pair}/"))
@@ -414,9 +439,11 @@ def main():
     if args.hvp_growth:
         for arch in archs:
             key = next((k for k in cells if k.startswith(f"{arch}/gd/")), None)
-            if key:
-                entry["hvp_ms_vs_n"][arch] = subprocess_json(["--growth", key], args.cell_timeout)
-                print(f"{arch} HVP ms vs n: {entry['hvp_ms_vs_n'][arch]}", flush=True)
+            for n in HVP_NS if key else ():  # one worker per n: a timeout loses that n only
+                result = subprocess_json(["--growth", key, "--worker-n", str(n)], args.cell_timeout)
+                entry["hvp_ms_vs_n"].setdefault(arch, {})[str(n)] = result
+                print(f"{arch} HVP n={n}: {json.dumps(result)}", flush=True)
+                path.write_text(json.dumps({**results, args.label: entry}, indent=1) + "\n")  # partial
     if jobs:
         entry["machine_after"] = machine_load()
         entry["wall_s"] = time.perf_counter() - start
@@ -438,6 +465,8 @@ def main():
         write_resources(Path(args.resources), resources_table(cells, fitted, args.label))
     if args.markdown:
         print(markdown(entry))
+        if entry["hvp_ms_vs_n"]:
+            print("\n" + hvp_markdown(entry["hvp_ms_vs_n"]))
 
 
 def markdown(entry: dict) -> str:
@@ -460,6 +489,27 @@ def markdown(entry: dict) -> str:
             f"| {key} | {source} | {compile_s:.0f} | {p['discrete']} / {p['stable']} / {central}"
             f" | {m['peak_mb'] / 1024:.2f} GB | {grid[key]['core_hours']:.1f} core-h |"
         )
+    return "\n".join(rows)
+
+
+def hvp_markdown(growth: dict) -> str:
+    """The README's HVP table: CPU ms of a 1- and a 3-vector HVP per n, and the growth 64 -> 1000."""
+    rows = [
+        "| arch | parameters | " + " | ".join(f"n = {n}: 1 / 3 vectors, CPU ms" for n in HVP_NS)
+        + f" | 1 vector, n = {HVP_NS[-1]} / n = {HVP_NS[0]} | 3 / 1 vectors at n = {HVP_NS[-1]} |",
+        "|---" * (len(HVP_NS) + 4) + "|",
+    ]  # fmt: skip
+    for arch, by_n in growth.items():
+        ok = {int(n): r for n, r in by_n.items() if "hvp" in r}
+        cols = [
+            f"{ok[n]['hvp']['1']['cpu_ms']:.0f} / {ok[n]['hvp']['3']['cpu_ms']:.0f}" if n in ok
+            else by_n.get(str(n), {}).get("error", "not measured") for n in HVP_NS
+        ]  # fmt: skip
+        lo, hi = ok.get(HVP_NS[0]), ok.get(HVP_NS[-1])
+        growth_n = f"{hi['hvp']['1']['cpu_ms'] / lo['hvp']['1']['cpu_ms']:.1f}x" if lo and hi else ""
+        growth_k = f"{hi['hvp']['3']['cpu_ms'] / hi['hvp']['1']['cpu_ms']:.1f}x" if hi else ""
+        params = f"{next(iter(ok.values()))['n_params']:,}" if ok else ""
+        rows.append(f"| {arch} | {params} | " + " | ".join(cols) + f" | {growth_n} | {growth_k} |")
     return "\n".join(rows)
 
 
