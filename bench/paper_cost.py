@@ -154,16 +154,21 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     opt = make_optimizer(**config["opt"])
     kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
-    out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "processes": {}}
+    out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "steps": steps,
+           "processes": {}}  # fmt: skip
     eig = eig_config(config, "discrete")
     procs = out["processes"]
-    procs["discrete"] = measure_process(lambda: Discrete(kernels, w, s, eig, 10), steps)
-    procs["stable"] = measure_process(lambda: StableFlow(kernels, w, s, eig, 20, 4), steps)
+    makers = {"discrete": lambda: Discrete(kernels, w, s, eig, 10),
+              "stable": lambda: StableFlow(kernels, w, s, eig, 20, 4)}  # fmt: skip
     for k in CENTRAL_KS:
         fixed = EigConfig.from_dict({**eig.__dict__, "initial_k": k, "max_k": k, "track_threshold": None})
-        procs[f"central_k{k}"] = measure_process(
-            lambda fixed=fixed: CentralFlow(kernels, w, s, fixed, 30, 4, sdcp_threshold=-1e30), steps
+        makers[f"central_k{k}"] = lambda fixed=fixed: CentralFlow(
+            kernels, w, s, fixed, 30, 4, sdcp_threshold=-1e30
         )
+    for name, make in makers.items():
+        procs[name] = measure_process(make, steps)
+        # each process as it finishes: a worker that times out still leaves the ones it measured
+        print(json.dumps({"partial": {name: procs[name]}}), flush=True)
     out["hvp_ms"] = hvp_ms(problem)
     out["peak_mb"] = peak_mb()
     out["jax_device"] = str(jax.devices()[0])
@@ -204,17 +209,27 @@ def subprocess_json(args: list[str], timeout: float) -> dict:
         proc = subprocess.run(
             [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=timeout
         )
-    except subprocess.TimeoutExpired:
-        result = {"error": f"timed out after {timeout:.0f} s"}
+    except subprocess.TimeoutExpired as stopped:
+        result = {"error": f"timed out after {timeout:.0f} s", **partial(stopped.stdout)}
     else:
         if proc.returncode != 0:
             last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
-            result = {"error": last}
+            result = {"error": last, **partial(proc.stdout)}
         else:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - start
     result["loadavg_before_after"] = [load, [round(x, 2) for x in os.getloadavg()]]
     return result
+
+
+def partial(stdout: str | bytes | None) -> dict:
+    """The processes a worker finished before it stopped (kept in the JSON; a fit needs whole cells)."""
+    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout or ""
+    done = {}
+    for line in text.splitlines():
+        if line.startswith('{"partial"'):
+            done.update(json.loads(line)["partial"])
+    return {"partial_processes": done} if done else {}
 
 
 FIELDS = ("step_cpu_s", "step_s", "compile_cpu_s", "compile_s")
@@ -479,7 +494,7 @@ def markdown(entry: dict) -> str:
     ]
     for key, m in entry["cells"].items():
         if "processes" not in m:
-            rows.append(f"| {key} | not measured | | | | |")
+            rows.append(unfinished_row(key, entry["by_n"].get(key.rsplit("/", 1)[0], {})))
             continue
         p = {name: f"{q['step_cpu_s']:.2f}" for name, q in m["processes"].items()}
         central = ", ".join(p[f"central_k{k}"] for k in CENTRAL_KS)
@@ -490,6 +505,21 @@ def markdown(entry: dict) -> str:
             f" | {m['peak_mb'] / 1024:.2f} GB | {grid[key]['core_hours']:.1f} core-h |"
         )
     return "\n".join(rows)
+
+
+def unfinished_row(key: str, by_n: dict) -> str:
+    """A cell without a fit: what stopped each n, and the step CPU s of the processes it did finish."""
+    if not by_n:
+        return f"| {key} | not measured | | | | |"
+    why, steps = [], []
+    for n, r in sorted(by_n.items(), key=lambda item: int(item[0])):
+        done = r.get("processes") or r.get("partial_processes", {})
+        why.append(f"n = {n}: " + ("measured" if "processes" in r else r.get("error", "failed")))
+        if done:
+            names = ("discrete", "stable", *(f"central_k{k}" for k in CENTRAL_KS))
+            p = [f"{done[q]['step_cpu_s']:.2f}" if q in done else "-" for q in names]
+            steps.append(f"at n = {n}: {p[0]} / {p[1]} / {', '.join(p[2:])}")
+    return f"| {key} | {'; '.join(why)} | | {'; '.join(steps)} | | |"
 
 
 def hvp_markdown(growth: dict) -> str:

@@ -63,3 +63,22 @@ def test_hvp_table_reports_growth_in_n_and_in_vectors():
     rows = paper_cost.hvp_markdown(growth).splitlines()
     assert rows[2] == "| mlp | 1,234 | 10 / 25 | 30 / 70 | 100 / 240 | 10.0x | 2.4x |"
     assert rows[3] == "| mamba | 1,234 | 20 / 50 | timed out after 600 s | not measured |  |  |"
+
+
+def test_unfinished_cell_shows_why_and_what_it_finished():
+    done = {"discrete": {"step_cpu_s": 1.5}, "stable": {"step_cpu_s": 2.25}}
+    by_n = {"128": {"error": "not run"}, "32": {"error": "timed out after 600 s", "partial_processes": done}}
+    row = paper_cost.unfinished_row("resnet/rmsprop/1000", by_n)
+    assert row == ("| resnet/rmsprop/1000 | n = 32: timed out after 600 s; n = 128: not run | |"
+                   " at n = 32: 1.50 / 2.25 / -, -, - | | |")  # fmt: skip
+    assert paper_cost.unfinished_row("vit/gd/1000", {}) == "| vit/gd/1000 | not measured | | | | |"
+
+
+def test_a_stopped_worker_keeps_the_processes_it_printed():
+    lines = [json.dumps({"partial": {"discrete": {"step_cpu_s": 1.0}}}), "noise",
+             json.dumps({"partial": {"stable": {"step_cpu_s": 2.0}}})]  # fmt: skip
+    out = "\n".join(lines)
+    expected = {"partial_processes": {"discrete": {"step_cpu_s": 1.0}, "stable": {"step_cpu_s": 2.0}}}
+    assert paper_cost.partial(out) == expected
+    assert paper_cost.partial(out.encode()) == expected  # a timeout hands back bytes
+    assert paper_cost.partial(None) == {}
