@@ -202,9 +202,10 @@ def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
-    """One worker's JSON, with the machine's load average before and after it."""
+    """One worker's JSON, with the machine's load average before and after it and the CPU it got."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
+    cpu = children_cpu_s()
     try:
         proc = subprocess.run(
             [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=timeout
@@ -218,8 +219,15 @@ def subprocess_json(args: list[str], timeout: float) -> dict:
         else:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - start
+    # a killed worker is reaped too, so this says how much CPU a timed-out cell had had (--jobs 1)
+    result["worker_cpu_s"] = children_cpu_s() - cpu
     result["loadavg_before_after"] = [load, [round(x, 2) for x in os.getloadavg()]]
     return result
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def partial(stdout: str | bytes | None) -> dict:
