@@ -186,6 +186,8 @@ def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
     from centralflows.engine.derivatives import batched_hvp
     from centralflows.problem.build import build_problem
 
+    classes = run["data"].get("classes")
+    n -= n % classes if classes else 0  # a class-balanced set: 250 -> 248 with 4 classes
     problem = build_problem(bench_config(run, n))
     f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
     out = {}
@@ -198,7 +200,7 @@ def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
             jax.block_until_ready(f(problem.w0, V))
             calls.append((time.perf_counter() - wall, time.process_time() - cpu))
         out[str(k)] = {"wall_ms": 1000 * min(c[0] for c in calls), "cpu_ms": 1000 * min(c[1] for c in calls)}
-    return {"n_params": int(problem.n_params), "hvp": out}
+    return {"n": n, "n_params": int(problem.n_params), "hvp": out}
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
