@@ -423,7 +423,9 @@ def main():
     # cells measured by earlier invocations with the same label are kept (one architecture at a time
     # fits a loaded machine); a cell measured again replaces its old figures
     old = results.get(args.label, {})
-    entry = {**old, "steps": args.steps, "machine": old.get("machine", machine_load())}
+    # each worker's result records its own --steps (invocations may differ)
+    entry = {**old, "machine": old.get("machine", machine_load())}
+    entry.pop("steps", None)
     for part in ("by_n", "paper_n", "hvp_ms_vs_n"):
         entry[part] = old.get(part, {})
     todo = [key for key in cells if key.split("/")[0] in archs and key.split("/")[1] in opts]
