@@ -2,7 +2,7 @@
 
     nice -n 19 python bench/paper_cost.py [--json bench/results/paper_cost.json] [--archs mlp,cnn,...]
         [--opts gd,rmsprop] [--fit-ns 64,250] [--paper-n] [--steps 2] [--jobs 1] [--label cpu]
-        [--resources workflow/resources.yaml] [--tables-only] [--markdown] [--hvp-growth]
+        [--resources workflow/resources.yaml] [--tables-only] [--markdown] [--hvp-growth [--no-cells]]
 
 One subprocess per cell and n (architecture x optimizer at the paper grid's settings; CIFAR-10 replaced
 by the CIFAR-shaped `synthetic-cifar10`, which costs the same), so each peak RSS is that cell's own. In
@@ -154,48 +154,92 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     opt = make_optimizer(**config["opt"])
     kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
-    out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "processes": {}}
+    out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "steps": steps,
+           "processes": {}}  # fmt: skip
     eig = eig_config(config, "discrete")
     procs = out["processes"]
-    procs["discrete"] = measure_process(lambda: Discrete(kernels, w, s, eig, 10), steps)
-    procs["stable"] = measure_process(lambda: StableFlow(kernels, w, s, eig, 20, 4), steps)
+    makers = {"discrete": lambda: Discrete(kernels, w, s, eig, 10),
+              "stable": lambda: StableFlow(kernels, w, s, eig, 20, 4)}  # fmt: skip
     for k in CENTRAL_KS:
         fixed = EigConfig.from_dict({**eig.__dict__, "initial_k": k, "max_k": k, "track_threshold": None})
-        procs[f"central_k{k}"] = measure_process(
-            lambda fixed=fixed: CentralFlow(kernels, w, s, fixed, 30, 4, sdcp_threshold=-1e30), steps
+        makers[f"central_k{k}"] = lambda fixed=fixed: CentralFlow(
+            kernels, w, s, fixed, 30, 4, sdcp_threshold=-1e30
         )
+    for name, make in makers.items():
+        procs[name] = measure_process(make, steps)
+        # each process as it finishes: a worker that times out still leaves the ones it measured
+        print(json.dumps({"partial": {name: procs[name]}}), flush=True)
     out["hvp_ms"] = hvp_ms(problem)
     out["peak_mb"] = peak_mb()
     out["jax_device"] = str(jax.devices()[0])
     return out
 
 
-def hvp_growth(run: dict) -> dict:
-    """One-vector HVP ms at n = 64, 250, 1000 (in this process)."""
+def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
+    """HVP ms with 1 and 3 vectors at n (in this process), wall and CPU.
+
+    Wall is the fastest of three calls; CPU is this process's user + sys time over the same call,
+    which counts every XLA thread and stays what the HVP costs on a loaded machine.
+    """
+    import jax
+
+    from centralflows.engine.derivatives import batched_hvp
     from centralflows.problem.build import build_problem
 
-    return {str(n): hvp_ms(build_problem(bench_config(run, n)), ks=(1,))["1"] for n in HVP_NS}
+    classes = run["data"].get("classes")
+    n -= n % classes if classes else 0  # a class-balanced set: 250 -> 248 with 4 classes
+    problem = build_problem(bench_config(run, n))
+    f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
+    out = {}
+    for k in ks:
+        V = jax.random.normal(jax.random.PRNGKey(0), (problem.w0.shape[0], k), problem.w0.dtype)
+        jax.block_until_ready(f(problem.w0, V))  # compile
+        calls = []
+        for _ in range(3):
+            wall, cpu = time.perf_counter(), time.process_time()
+            jax.block_until_ready(f(problem.w0, V))
+            calls.append((time.perf_counter() - wall, time.process_time() - cpu))
+        out[str(k)] = {"wall_ms": 1000 * min(c[0] for c in calls), "cpu_ms": 1000 * min(c[1] for c in calls)}
+    return {"n": n, "n_params": int(problem.n_params), "hvp": out}
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
-    """One worker's JSON, with the machine's load average before and after it."""
+    """One worker's JSON, with the machine's load average before and after it and the CPU it got."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
+    cpu = children_cpu_s()
     try:
         proc = subprocess.run(
             [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=timeout
         )
-    except subprocess.TimeoutExpired:
-        result = {"error": f"timed out after {timeout:.0f} s"}
+    except subprocess.TimeoutExpired as stopped:
+        result = {"error": f"timed out after {timeout:.0f} s", **partial(stopped.stdout)}
     else:
         if proc.returncode != 0:
             last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
-            result = {"error": last}
+            result = {"error": last, **partial(proc.stdout)}
         else:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - start
+    # a killed worker is reaped too, so this says how much CPU a timed-out cell had had (--jobs 1)
+    result["worker_cpu_s"] = children_cpu_s() - cpu
     result["loadavg_before_after"] = [load, [round(x, 2) for x in os.getloadavg()]]
     return result
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def partial(stdout: str | bytes | None) -> dict:
+    """The processes a worker finished before it stopped (kept in the JSON; a fit needs whole cells)."""
+    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout or ""
+    done = {}
+    for line in text.splitlines():
+        if line.startswith('{"partial"'):
+            done.update(json.loads(line)["partial"])
+    return {"partial_processes": done} if done else {}
 
 
 FIELDS = ("step_cpu_s", "step_s", "compile_cpu_s", "compile_s")
@@ -345,7 +389,10 @@ def main():
     )
     parser.add_argument("--jobs", type=int, default=1, help="workers at once")
     parser.add_argument("--cell-timeout", type=float, default=1800.0)
-    parser.add_argument("--hvp-growth", action="store_true", help="also 1-vector HVPs at n 64-1000")
+    parser.add_argument(
+        "--hvp-growth", action="store_true", help="also 1- and 3-vector HVPs of --archs at n 64-1000"
+    )
+    parser.add_argument("--no-cells", action="store_true", help="measure no cell (--hvp-growth: HVPs only)")
     parser.add_argument(
         "--tables-only", action="store_true", help="measure nothing: fits, totals and tables from --json"
     )
@@ -365,7 +412,8 @@ def main():
         jax.config.update("jax_compilation_cache_dir", None)
         key = args.worker or args.growth
         run = cells[key][0]
-        print(json.dumps(run_cell(run, args.steps, args.worker_n) if args.worker else hvp_growth(run)))
+        result = run_cell(run, args.steps, args.worker_n) if args.worker else hvp_growth(run, args.worker_n)
+        print(json.dumps(result))
         return
 
     archs, opts = args.archs.split(","), args.opts.split(",")
@@ -375,7 +423,9 @@ def main():
     # cells measured by earlier invocations with the same label are kept (one architecture at a time
     # fits a loaded machine); a cell measured again replaces its old figures
     old = results.get(args.label, {})
-    entry = {**old, "steps": args.steps, "machine": old.get("machine", machine_load())}
+    # each worker's result records its own --steps (invocations may differ)
+    entry = {**old, "machine": old.get("machine", machine_load())}
+    entry.pop("steps", None)
     for part in ("by_n", "paper_n", "hvp_ms_vs_n"):
         entry[part] = old.get(part, {})
     todo = [key for key in cells if key.split("/")[0] in archs and key.split("/")[1] in opts]
@@ -383,6 +433,8 @@ def main():
     pairs = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in todo))
     if args.tables_only:
         pairs, args.hvp_growth = [], False
+    if args.no_cells:
+        pairs = []
     jobs = []
     for pair in pairs:
         key = next(k for k in cells if k.startswith(f"{pair}/"))
@@ -414,9 +466,11 @@ def main():
     if args.hvp_growth:
         for arch in archs:
             key = next((k for k in cells if k.startswith(f"{arch}/gd/")), None)
-            if key:
-                entry["hvp_ms_vs_n"][arch] = subprocess_json(["--growth", key], args.cell_timeout)
-                print(f"{arch} HVP ms vs n: {entry['hvp_ms_vs_n'][arch]}", flush=True)
+            for n in HVP_NS if key else ():  # one worker per n: a timeout loses that n only
+                result = subprocess_json(["--growth", key, "--worker-n", str(n)], args.cell_timeout)
+                entry["hvp_ms_vs_n"].setdefault(arch, {})[str(n)] = result
+                print(f"{arch} HVP n={n}: {json.dumps(result)}", flush=True)
+                path.write_text(json.dumps({**results, args.label: entry}, indent=1) + "\n")  # partial
     if jobs:
         entry["machine_after"] = machine_load()
         entry["wall_s"] = time.perf_counter() - start
@@ -438,6 +492,8 @@ def main():
         write_resources(Path(args.resources), resources_table(cells, fitted, args.label))
     if args.markdown:
         print(markdown(entry))
+        if entry["hvp_ms_vs_n"]:
+            print("\n" + hvp_markdown(entry["hvp_ms_vs_n"]))
 
 
 def markdown(entry: dict) -> str:
@@ -450,7 +506,7 @@ def markdown(entry: dict) -> str:
     ]
     for key, m in entry["cells"].items():
         if "processes" not in m:
-            rows.append(f"| {key} | not measured | | | | |")
+            rows.append(unfinished_row(key, entry["by_n"].get(key.rsplit("/", 1)[0], {})))
             continue
         p = {name: f"{q['step_cpu_s']:.2f}" for name, q in m["processes"].items()}
         central = ", ".join(p[f"central_k{k}"] for k in CENTRAL_KS)
@@ -460,6 +516,42 @@ def markdown(entry: dict) -> str:
             f"| {key} | {source} | {compile_s:.0f} | {p['discrete']} / {p['stable']} / {central}"
             f" | {m['peak_mb'] / 1024:.2f} GB | {grid[key]['core_hours']:.1f} core-h |"
         )
+    return "\n".join(rows)
+
+
+def unfinished_row(key: str, by_n: dict) -> str:
+    """A cell without a fit: what stopped each n, and the step CPU s of the processes it did finish."""
+    if not by_n:
+        return f"| {key} | not measured | | | | |"
+    why, steps = [], []
+    for n, r in sorted(by_n.items(), key=lambda item: int(item[0])):
+        done = r.get("processes") or r.get("partial_processes", {})
+        why.append(f"n = {n}: " + ("measured" if "processes" in r else r.get("error", "failed")))
+        if done:
+            names = ("discrete", "stable", *(f"central_k{k}" for k in CENTRAL_KS))
+            p = [f"{done[q]['step_cpu_s']:.2f}" if q in done else "-" for q in names]
+            steps.append(f"at n = {n}: {p[0]} / {p[1]} / {', '.join(p[2:])}")
+    return f"| {key} | {'; '.join(why)} | | {'; '.join(steps)} | | |"
+
+
+def hvp_markdown(growth: dict) -> str:
+    """The README's HVP table: CPU ms of a 1- and a 3-vector HVP per n, and the growth 64 -> 1000."""
+    rows = [
+        "| arch | parameters | " + " | ".join(f"n = {n}: 1 / 3 vectors, CPU ms" for n in HVP_NS)
+        + f" | 1 vector, n = {HVP_NS[-1]} / n = {HVP_NS[0]} | 3 / 1 vectors at n = {HVP_NS[-1]} |",
+        "|---" * (len(HVP_NS) + 4) + "|",
+    ]  # fmt: skip
+    for arch, by_n in growth.items():
+        ok = {int(n): r for n, r in by_n.items() if "hvp" in r}
+        cols = [
+            f"{ok[n]['hvp']['1']['cpu_ms']:.0f} / {ok[n]['hvp']['3']['cpu_ms']:.0f}" if n in ok
+            else by_n.get(str(n), {}).get("error", "not measured") for n in HVP_NS
+        ]  # fmt: skip
+        lo, hi = ok.get(HVP_NS[0]), ok.get(HVP_NS[-1])
+        growth_n = f"{hi['hvp']['1']['cpu_ms'] / lo['hvp']['1']['cpu_ms']:.1f}x" if lo and hi else ""
+        growth_k = f"{hi['hvp']['3']['cpu_ms'] / hi['hvp']['1']['cpu_ms']:.1f}x" if hi else ""
+        params = f"{next(iter(ok.values()))['n_params']:,}" if ok else ""
+        rows.append(f"| {arch} | {params} | " + " | ".join(cols) + f" | {growth_n} | {growth_k} |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,84 @@
+"""bench/paper_cost.py's bookkeeping: the a + b*n extrapolation, merging into the JSON, the HVP table."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("paper_cost", ROOT / "bench/paper_cost.py")
+paper_cost = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(paper_cost)
+
+
+def measured(n: int, hvps: float, per_hvp, mb) -> dict:
+    """A worker's result at n whose step costs hvps x per_hvp(n) CPU s and whose peak RSS is mb(n)."""
+    proc = {"step_cpu_s": hvps * per_hvp(n), "step_s": 3 * hvps * per_hvp(n), "compile_cpu_s": 5.0 + n / 1e3,
+            "compile_s": 9.0, "hvp_equivalents_per_step": hvps}  # fmt: skip
+    return {"processes": {"discrete": proc}, "peak_mb": mb(n), "n_params": 7, "jax_device": "cpu:0"}
+
+
+def test_fit_extrapolates_a_linear_cost_exactly():
+    per_hvp, mb = (lambda n: 0.01 + 2e-4 * n), (lambda n: 500 + 3 * n)
+    by_n = {str(n): measured(n, 9, per_hvp, mb) for n in (32, 128)}
+    cell = paper_cost.fit_cell(by_n, 1000)
+    p = cell["processes"]["discrete"]
+    assert p["step_cpu_s"] == pytest.approx(9 * (0.01 + 0.2))
+    assert p["step_s"] == pytest.approx(3 * 9 * (0.01 + 0.2))
+    assert p["compile_cpu_s"] == pytest.approx(5.128)  # the largest n's, not a line through noise
+    assert cell["peak_mb"] == pytest.approx(3500)
+    assert cell["n_measured"] == [32, 128]
+    # one n is not a fit
+    assert "error" in paper_cost.fit_cell({"32": measured(32, 9, per_hvp, mb)}, 1000)
+
+
+def test_tables_only_keeps_every_measured_cell(tmp_path):
+    """Re-deriving the tables from the committed JSON loses no measurement and reproduces its cells."""
+    path = tmp_path / "paper_cost.json"
+    shutil.copy(ROOT / "bench/results/paper_cost.json", path)
+    before = json.loads(path.read_text())
+    resources = tmp_path / "resources.yaml"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench/paper_cost.py"), "--json", str(path), "--tables-only",
+         "--resources", str(resources)], check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    after = json.loads(path.read_text())
+    for label, entry in before.items():
+        for part in ("by_n", "paper_n", "hvp_ms_vs_n"):
+            assert after[label].get(part) == entry.get(part), (label, part)
+    assert after["cpu"]["cells"] == before["cpu"]["cells"]
+    assert resources.read_text() == (ROOT / "workflow/resources.yaml").read_text()
+
+
+def test_hvp_table_reports_growth_in_n_and_in_vectors():
+    def hvp(one, three):
+        return {"n_params": 1234, "hvp": {"1": {"cpu_ms": one}, "3": {"cpu_ms": three}}}
+
+    growth = {"mlp": {"64": hvp(10, 25), "250": hvp(30, 70), "1000": hvp(100, 240)},
+              "mamba": {"64": hvp(20, 50), "250": {"error": "timed out after 600 s"}}}  # fmt: skip
+    rows = paper_cost.hvp_markdown(growth).splitlines()
+    assert rows[2] == "| mlp | 1,234 | 10 / 25 | 30 / 70 | 100 / 240 | 10.0x | 2.4x |"
+    assert rows[3] == "| mamba | 1,234 | 20 / 50 | timed out after 600 s | not measured |  |  |"
+
+
+def test_unfinished_cell_shows_why_and_what_it_finished():
+    done = {"discrete": {"step_cpu_s": 1.5}, "stable": {"step_cpu_s": 2.25}}
+    by_n = {"128": {"error": "not run"}, "32": {"error": "timed out after 600 s", "partial_processes": done}}
+    row = paper_cost.unfinished_row("resnet/rmsprop/1000", by_n)
+    assert row == ("| resnet/rmsprop/1000 | n = 32: timed out after 600 s; n = 128: not run | |"
+                   " at n = 32: 1.50 / 2.25 / -, -, - | | |")  # fmt: skip
+    assert paper_cost.unfinished_row("vit/gd/1000", {}) == "| vit/gd/1000 | not measured | | | | |"
+
+
+def test_a_stopped_worker_keeps_the_processes_it_printed():
+    lines = [json.dumps({"partial": {"discrete": {"step_cpu_s": 1.0}}}), "noise",
+             json.dumps({"partial": {"stable": {"step_cpu_s": 2.0}}})]  # fmt: skip
+    out = "\n".join(lines)
+    expected = {"partial_processes": {"discrete": {"step_cpu_s": 1.0}, "stable": {"step_cpu_s": 2.0}}}
+    assert paper_cost.partial(out) == expected
+    assert paper_cost.partial(out.encode()) == expected  # a timeout hands back bytes
+    assert paper_cost.partial(None) == {}
