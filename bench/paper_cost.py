@@ -483,8 +483,6 @@ def main():
             fitted[key] = {**d, "n": int(key.rsplit("/", 1)[1]), "source": "measured at this n"}
     entry["cells"] = fitted
     entry["paper_grid"] = {f"central_k{k}": extrapolate(cells, fitted, k) for k in CENTRAL_KS}
-    quick = paper_cells(config, "quick")
-    entry["quick_scale_estimate"] = quick_estimate(quick, entry["by_n"])
     results[args.label] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
@@ -553,19 +551,6 @@ def hvp_markdown(growth: dict) -> str:
         params = f"{next(iter(ok.values()))['n_params']:,}" if ok else ""
         rows.append(f"| {arch} | {params} | " + " | ".join(cols) + f" | {growth_n} | {growth_k} |")
     return "\n".join(rows)
-
-
-def quick_estimate(quick: dict, by_n: dict) -> dict:
-    """The quick scale's core-hours: each cell's fit (of its paper cell) evaluated at the quick n."""
-    core, missing = 0.0, []
-    for key, (_, runs) in quick.items():
-        pair, n = key.rsplit("/", 1)
-        m = fit_cell(by_n.get(pair, {}), int(n))
-        if "processes" not in m:
-            missing.append(key)
-            continue
-        core += sum(run_seconds(m, run, 2) for run in runs) / 3600
-    return {"core_hours": core, "not_measured": missing, "assumes": "central at k = 2"}
 
 
 def write_resources(path: Path, table: dict):
