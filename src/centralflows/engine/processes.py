@@ -206,7 +206,7 @@ class CentralFlow(Process):
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
         frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
-        secant_precond=True,
+        secant_precond=True, lookahead=True,
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)
@@ -228,6 +228,8 @@ class CentralFlow(Process):
         # step-size control (`_control`): each of the nsubsteps substeps is split into 2**refine
         self.edge_tol, self.max_refine = edge_tol, max_refine
         self.secant_precond = secant_precond  # P's change over a substep as a secant (central.py)
+        self.lookahead = lookahead  # `_critical_count`
+        self.theta_prev = None  # θ and dt of the last Euler step (`_critical_count`)
         self.refine = 0
         self.active = False  # the SDCP was active in the last substep
 
@@ -256,9 +258,28 @@ class CentralFlow(Process):
     def dt(self) -> float:
         return 1.0 / (self.nsubsteps * 2**self.refine)
 
+    def _critical_count(self, theta, dt) -> int:
+        """k_c: the prefix of eigenvalues above sdcp_threshold and, with `lookahead`, up to the last
+        one that its rise over the last Euler step, continued over this one, carries above it.
+
+        An eigenvalue left out of the SDCP is not held: one rising fast from just below the threshold
+        (1.948 -> 1.999 in one substep, measured where a second eigenvalue enters on the ci GD cell)
+        reaches 2 unconstrained and pushes the top one past it (2.00145); the SDCP of a set that
+        includes it early holds both (2.0005; an eigenvalue that stays below 2 gets X = 0 there).
+        """
+        k_c = critical_count(theta, self.sdcp_threshold, self.top_only)
+        previous, self.theta_prev = self.theta_prev, (np.asarray(theta, float), dt)
+        if not self.lookahead or previous is None or previous[0].shape != self.theta_prev[0].shape:
+            return k_c
+        theta_now = self.theta_prev[0]
+        ahead = theta_now + np.maximum(theta_now - previous[0], 0) * dt / previous[1]
+        rising = np.flatnonzero(ahead > self.sdcp_threshold)
+        k_ahead = int(rising[-1]) + 1 if len(rising) else 0
+        return max(k_c, min(k_ahead, 1) if self.top_only else k_ahead)
+
     def _velocity(self, theta, U):
         dt = self.dt
-        k_c = critical_count(theta, self.sdcp_threshold, self.top_only)
+        k_c = self._critical_count(theta, dt)
         self.active = k_c > 0
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
         self.third_derivatives += n_pairs(k_c)
@@ -343,6 +364,8 @@ class CentralFlow(Process):
         out = {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}
         out["sdcp_counts"] = np.asarray([self.sdcp_solves, self.sdcp_unconverged, self.measured])
         out["control"] = np.asarray([self.refine, self.active])
+        if self.theta_prev is not None:
+            out["theta_prev"], out["dt_prev"] = self.theta_prev[0], np.asarray(self.theta_prev[1])
         if self.probe is not None:
             out["probe"] = self.probe.state_dict()
         return out
@@ -356,6 +379,8 @@ class CentralFlow(Process):
         if "control" in state:  # absent in checkpoints written before the step-size control
             self.refine, active = (int(v) for v in state["control"])
             self.active = bool(active)
+        if "theta_prev" in state:  # absent in checkpoints written before the look-ahead
+            self.theta_prev = (np.asarray(state["theta_prev"], float), float(state["dt_prev"]))
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 

@@ -167,6 +167,11 @@ class CentralConfig:
         check=lambda x: x >= 0,
         allowed="an integer >= 0",
     )
+    lookahead: bool = option(
+        "also count as critical an eigenvalue whose rise over the last Euler step would carry it past "
+        "sdcp_threshold within the next (false: the threshold alone, as the authors)",
+        True,
+    )
     secant_precond: bool = option(
         "P's change over a substep as a secant, not its tangent (false: the authors' linearisation)", True
     )
