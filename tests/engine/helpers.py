@@ -1,10 +1,19 @@
-"""Problems with known structure for the engine tests (no data or architecture needed)."""
+"""Problems for the engine tests: losses with known structure (no data needed), and the ci MLP stand-in."""
 
 from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# The ci scale's MLP stand-in on the synthetic CIFAR-10 subset (the cells gd_example, mlp_rmsprop_central)
+CI_MLP_CONFIG = {
+    "data": {"name": "synthetic-cifar10", "criterion": "mse", "n": 64, "root": None, "classes": 4,
+             "n_test": 64, "noise": 1.0},
+    "arch": {"name": "mlp", "width": 32, "depth": 2, "activation": "gelu"},
+    "seed": 0,
+    "init": "torch",
+}  # fmt: skip
 
 
 def as_problem(loss_fn, w0, name="test"):

@@ -19,20 +19,14 @@ from centralflows.engine.optimizers import make_optimizer
 from centralflows.engine.processes import CentralFlow
 from centralflows.engine.registry import EDGE_TOL
 from centralflows.problem.build import build_problem
+from tests.engine.helpers import CI_MLP_CONFIG
 
-CONFIG = {
-    "data": {"name": "synthetic-cifar10", "criterion": "mse", "n": 64, "root": None, "classes": 4,
-             "n_test": 64, "noise": 1.0},
-    "arch": {"name": "mlp", "width": 32, "depth": 2, "activation": "gelu"},
-    "seed": 0,
-    "init": "torch",
-}  # fmt: skip
 STEPS = 6
 
 
 def entry_run(max_refine: int):
     """(top effective eigenvalue per step, substeps per step) of the central flow's first STEPS steps."""
-    problem = build_problem(CONFIG, jnp.float32)
+    problem = build_problem(CI_MLP_CONFIG, jnp.float32)
     opt = make_optimizer("rmsprop", 2e-4, beta2=0.99, eps=1e-7, bias_correction=True)
     kern = Compiled(problem, opt)
     w, s = problem.w0, opt.init_state(problem.w0)
