@@ -562,8 +562,8 @@ def write_resources(path: Path, table: dict):
         "# critical eigenvalues), the compile time and the peak resident memory of one run, at the cell's\n"
         "# n (fitted from two small n unless measured there; bench/README.md). Measured on CPU they are\n"
         "# CPU seconds (one core's wall time), on a GPU wall seconds. The `run` rule sizes runtime and\n"
-        "# mem_mb from it when config.yaml `resources.table` points here; cells missing here fall back to\n"
-        "# the per_kstep formula.\n"
+        "# mem_mb from it when config.yaml `resources.tables` names it for `resources.device` (which must\n"
+        "# be `measured_on`); cells missing here fall back to the per_kstep formula.\n"
     )
     path.write_text(header + yaml.safe_dump(table, sort_keys=True))
 

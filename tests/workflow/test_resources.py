@@ -2,10 +2,11 @@
 
 import math
 
+import pytest
 import yaml
 
 from centralflows.plan.grid import plan
-from centralflows.plan.resources import cell_key, load_table, mem_mb, runtime_minutes
+from centralflows.plan.resources import cell_key, job_table, load_table, mem_mb, runtime_minutes
 from centralflows.plan.workflow import load_config
 
 from .conftest import ROOT
@@ -46,3 +47,27 @@ def test_every_paper_run_gets_a_runtime_and_memory():
         assert mem_mb(run, RESOURCES, table) > 0
     measured = {cell_key(run) for run in runs} & set(table)
     assert measured, "no paper cell is in the measured table"
+
+
+def test_the_table_is_chosen_by_the_jobs_device(tmp_path):
+    cpu = tmp_path / "cpu.yaml"
+    cpu.write_text(yaml.safe_dump({"measured_on": "cpu", "cells": {"mlp/gd/1000": {"peak_mb": 1}}}))
+    tables = {"cpu": str(cpu), "gpu": str(tmp_path / "not_measured_yet.yaml")}
+    assert job_table({**RESOURCES, "device": "cpu", "tables": tables}) == {"mlp/gd/1000": {"peak_mb": 1}}
+    assert job_table({**RESOURCES, "device": "gpu", "tables": tables}) == {}  # no table: the guesses
+    assert job_table({**RESOURCES, "device": "gpu", "tables": {**tables, "gpu": None}}) == {}
+    # a CPU table named for GPU jobs would ask for ~10x their time: refused, naming the setting
+    with pytest.raises(ValueError, match=r"measured on 'cpu' but sizes gpu jobs.*resources.tables.gpu"):
+        job_table({**RESOURCES, "device": "gpu", "tables": {**tables, "gpu": str(cpu)}})
+
+
+def test_the_committed_config_sizes_cpu_jobs_from_the_measurements():
+    assert RESOURCES["tables"]["cpu"] == "workflow/resources.yaml"
+    table = job_table(
+        {**RESOURCES, "device": "cpu", "tables": {"cpu": str(ROOT / "workflow/resources.yaml")}}
+    )
+    run = next(r for r in plan(CONFIG, "paper").runs.values() if cell_key(r) == "mlp/gd/1000")
+    entry = table["mlp/gd/1000"]
+    seconds = entry["compile_s"] + run["steps"] * sum(entry["step_s"][p] for p in run["runs"])
+    expected = math.ceil(RESOURCES["runtime"]["base"] + RESOURCES["safety"] * seconds / 60)
+    assert runtime_minutes(run, RESOURCES, table) == expected

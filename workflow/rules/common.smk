@@ -3,7 +3,7 @@ import os
 import re
 
 from centralflows.plan.grid import get_path, plan, scale_chain
-from centralflows.plan.resources import load_table, mem_mb, runtime_minutes
+from centralflows.plan.resources import job_table, mem_mb, runtime_minutes
 
 PLAN = plan(config)
 SCALE = PLAN.scale
@@ -74,7 +74,7 @@ def get_edge_deadline(wildcards):
     )
 
 
-RESOURCE_TABLE = load_table(config["resources"]["table"])
+RESOURCE_TABLE = job_table(config["resources"])
 
 
 def get_runtime(wildcards, attempt):

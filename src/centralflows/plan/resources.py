@@ -10,11 +10,27 @@ import yaml
 from centralflows.plan.grid import get_path
 
 
-def load_table(path: str | Path | None) -> dict:
-    """The `cells` of a resources table written by `bench/paper_cost.py --resources` ({} if none)."""
+def load_table(path: str | Path | None, device: str | None = None) -> dict:
+    """The `cells` of a resources table written by `bench/paper_cost.py --resources` ({} if none).
+
+    With `device`, the table must have been measured there: CPU seconds would size a GPU job ~10x
+    too long, and GPU seconds a CPU job far too short.
+    """
     if not path or not Path(path).exists():
         return {}
-    return (yaml.safe_load(Path(path).read_text()) or {}).get("cells", {})
+    table = yaml.safe_load(Path(path).read_text()) or {}
+    if device is not None and table.get("measured_on") != device:
+        raise ValueError(
+            f"resources table {path} was measured on '{table.get('measured_on')}' but sizes {device} "
+            f"jobs: point config.yaml resources.tables.{device} at a table measured on {device}, or null"
+        )
+    return table.get("cells", {})
+
+
+def job_table(resources: dict) -> dict:
+    """The measured table for this config's run jobs: `resources.tables[device]`."""
+    device = resources["device"]
+    return load_table(resources["tables"][device], device)
 
 
 def cell_key(run: dict) -> str:
