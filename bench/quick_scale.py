@@ -31,16 +31,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MEMBERS = ("data_batch_4", "test_batch", "data_batch_3", "data_batch_2", "data_batch_5", "data_batch_1")
 
 
 def write_stand_in_archive(path: Path, per_batch: int = 10_000) -> str:
     """A cifar-10-python.tar.gz in the official layout of synthetic-cifar10's images; returns its md5."""
+    from centralflows.problem.data.cifar10 import OFFICIAL_MEMBER_ORDER
     from centralflows.problem.data.synthetic_cifar import raw_images
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
-        for seed, name in enumerate(MEMBERS):
+        for seed, name in enumerate(OFFICIAL_MEMBER_ORDER):
             x, y = raw_images(per_batch, seed=seed)
             batch = {b"data": x.transpose(0, 3, 1, 2).reshape(per_batch, 3072), b"labels": y.tolist()}
             payload = pickle.dumps(batch)

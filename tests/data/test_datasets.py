@@ -25,8 +25,12 @@ def _batch(indices, labels):
     return {b"data": data.reshape(len(indices), 3072), b"labels": list(labels), b"batch_label": b"mini"}
 
 
-# The official archive's member order (not numeric); the authors' loader follows it.
+# The official archive's member order (not numeric; REFERENCE §3.1), written independently of the loader's.
 OFFICIAL_ORDER = tuple(f"data_batch_{b}" if b else "test_batch" for b in (4, 0, 3, 2, 5, 1))
+
+
+def test_the_loader_knows_the_official_member_order():
+    assert cifar10.OFFICIAL_MEMBER_ORDER == OFFICIAL_ORDER
 
 
 def write_mini_archive(root, order=OFFICIAL_ORDER):

@@ -229,7 +229,7 @@ class CentralFlow(Process):
         self.edge_tol, self.max_refine = edge_tol, max_refine
         self.secant_precond = secant_precond  # P's change over a substep as a secant (central.py)
         self.lookahead = lookahead  # `_critical_count`
-        self.theta_prev = None  # θ and dt of the last Euler step (`_critical_count`)
+        self.theta_prev = None  # θ and dt of the last Euler step, for the look-ahead (`_velocity`)
         self.refine = 0
         self.active = False  # the SDCP was active in the last substep
 
@@ -258,9 +258,10 @@ class CentralFlow(Process):
     def dt(self) -> float:
         return 1.0 / (self.nsubsteps * 2**self.refine)
 
-    def _critical_count(self, theta, dt) -> int:
+    def _critical_count(self, theta, dt, previous) -> int:
         """k_c: the prefix of eigenvalues above sdcp_threshold and, with `lookahead`, up to the last
-        one that its rise over the last Euler step, continued over this one, carries above it.
+        one that its rise over the last Euler step (`previous`: its θ and dt, or None), continued over
+        this one, carries above it.
 
         An eigenvalue left out of the SDCP is not held: one rising fast from just below the threshold
         (1.948 -> 1.999 in one substep, measured where a second eigenvalue enters on the ci GD cell)
@@ -268,18 +269,18 @@ class CentralFlow(Process):
         includes it early holds both (2.0005; an eigenvalue that stays below 2 gets X = 0 there).
         """
         k_c = critical_count(theta, self.sdcp_threshold, self.top_only)
-        previous, self.theta_prev = self.theta_prev, (np.asarray(theta, float), dt)
-        if not self.lookahead or previous is None or previous[0].shape != self.theta_prev[0].shape:
+        theta = np.asarray(theta, float)
+        if not self.lookahead or previous is None or previous[0].shape != theta.shape:
             return k_c
-        theta_now = self.theta_prev[0]
-        ahead = theta_now + np.maximum(theta_now - previous[0], 0) * dt / previous[1]
+        ahead = theta + np.maximum(theta - previous[0], 0) * dt / previous[1]
         rising = np.flatnonzero(ahead > self.sdcp_threshold)
         k_ahead = int(rising[-1]) + 1 if len(rising) else 0
         return max(k_c, min(k_ahead, 1) if self.top_only else k_ahead)
 
     def _velocity(self, theta, U):
         dt = self.dt
-        k_c = self._critical_count(theta, dt)
+        k_c = self._critical_count(theta, dt, self.theta_prev)
+        self.theta_prev = (np.asarray(theta, float), dt)
         self.active = k_c > 0
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
         self.third_derivatives += n_pairs(k_c)
