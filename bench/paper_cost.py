@@ -176,10 +176,12 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
 
 
 def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
-    """HVP ms with 1 and 3 vectors at n (in this process), wall and CPU.
+    """HVP ms with 1 and 3 vectors at n (in this process), wall and CPU, and XLA's FLOP counts.
 
-    Wall is the fastest of three calls; CPU is this process's user + sys time over the same call,
-    which counts every XLA thread and stays what the HVP costs on a loaded machine.
+    Wall is the fastest of three calls (one where a call takes over 5 s); CPU is this process's user +
+    sys time over the same call, which counts every XLA thread and stays what the HVP costs on a loaded
+    machine. `gflop` is XLA's count for the forward pass and a 1-vector HVP: their ratio and the
+    GFLOP/s reached say whether a slow HVP is its arithmetic or its implementation.
     """
     import jax
 
@@ -190,17 +192,29 @@ def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
     n -= n % classes if classes else 0  # a class-balanced set: 250 -> 248 with 4 classes
     problem = build_problem(bench_config(run, n))
     f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
-    out = {}
+    out, gflop = {}, {}
     for k in ks:
         V = jax.random.normal(jax.random.PRNGKey(0), (problem.w0.shape[0], k), problem.w0.dtype)
+        if k == 1:
+            gflop = {"forward": xla_gflop(problem.loss_fn, problem.w0), "hvp_1": xla_gflop(f, problem.w0, V)}
         jax.block_until_ready(f(problem.w0, V))  # compile
         calls = []
-        for _ in range(3):
+        while len(calls) < (3 if not calls or calls[0][0] < 5 else 1):
             wall, cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready(f(problem.w0, V))
             calls.append((time.perf_counter() - wall, time.process_time() - cpu))
         out[str(k)] = {"wall_ms": 1000 * min(c[0] for c in calls), "cpu_ms": 1000 * min(c[1] for c in calls)}
-    return {"n": n, "n_params": int(problem.n_params), "hvp": out}
+    return {"n": n, "n_params": int(problem.n_params), "hvp": out, "gflop": gflop}
+
+
+def xla_gflop(fn, *args) -> float | None:
+    """XLA's FLOP count of fn(*args) in GFLOP (its cost analysis of the compiled program)."""
+    import jax
+
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # older JAX: one dict per device
+    flops = (cost or {}).get("flops")
+    return None if flops is None else flops / 1e9
 
 
 def subprocess_json(args: list[str], timeout: float) -> dict:
@@ -533,11 +547,13 @@ def unfinished_row(key: str, by_n: dict) -> str:
 
 
 def hvp_markdown(growth: dict) -> str:
-    """The README's HVP table: CPU ms of a 1- and a 3-vector HVP per n, and the growth 64 -> 1000."""
+    """The README's HVP table: CPU ms of a 1- and a 3-vector HVP per n, the growth 64 -> 1000, and at
+    the largest n XLA's GFLOP of one HVP, its ratio to the forward pass and the GFLOP/s reached."""
     rows = [
         "| arch | parameters | " + " | ".join(f"n = {n}: 1 / 3 vectors, CPU ms" for n in HVP_NS)
-        + f" | 1 vector, n = {HVP_NS[-1]} / n = {HVP_NS[0]} | 3 / 1 vectors at n = {HVP_NS[-1]} |",
-        "|---" * (len(HVP_NS) + 4) + "|",
+        + f" | 1 vector, n = {HVP_NS[-1]} / n = {HVP_NS[0]} | 3 / 1 vectors at n = {HVP_NS[-1]} "
+        + f"| n = {HVP_NS[-1]}: HVP GFLOP (x forward), GFLOP/s |",
+        "|---" * (len(HVP_NS) + 5) + "|",
     ]  # fmt: skip
     for arch, by_n in growth.items():
         ok = {int(n): r for n, r in by_n.items() if "hvp" in r}
@@ -549,7 +565,12 @@ def hvp_markdown(growth: dict) -> str:
         growth_n = f"{hi['hvp']['1']['cpu_ms'] / lo['hvp']['1']['cpu_ms']:.1f}x" if lo and hi else ""
         growth_k = f"{hi['hvp']['3']['cpu_ms'] / hi['hvp']['1']['cpu_ms']:.1f}x" if hi else ""
         params = f"{next(iter(ok.values()))['n_params']:,}" if ok else ""
-        rows.append(f"| {arch} | {params} | " + " | ".join(cols) + f" | {growth_n} | {growth_k} |")
+        flops = (hi or {}).get("gflop", {})
+        rate = ""
+        if flops.get("hvp_1") and flops.get("forward"):
+            hvp, ratio = flops["hvp_1"], flops["hvp_1"] / flops["forward"]
+            rate = f"{hvp:.1f} ({ratio:.1f}x), {hvp / (hi['hvp']['1']['cpu_ms'] / 1000):.0f}"
+        rows.append(f"| {arch} | {params} | " + " | ".join(cols) + f" | {growth_n} | {growth_k} | {rate} |")
     return "\n".join(rows)
 
 

@@ -55,14 +55,23 @@ def test_tables_only_keeps_every_measured_cell(tmp_path):
 
 
 def test_hvp_table_reports_growth_in_n_and_in_vectors():
-    def hvp(one, three):
-        return {"n_params": 1234, "hvp": {"1": {"cpu_ms": one}, "3": {"cpu_ms": three}}}
+    def hvp(one, three, gflop=None):
+        return {"n_params": 1234, "hvp": {"1": {"cpu_ms": one}, "3": {"cpu_ms": three}}, "gflop": gflop or {}}
 
-    growth = {"mlp": {"64": hvp(10, 25), "250": hvp(30, 70), "1000": hvp(100, 240)},
+    flops = {"forward": 0.5, "hvp_1": 4.0}  # 4 GFLOP in 100 ms: 40 GFLOP/s, 8x the forward pass
+    growth = {"mlp": {"64": hvp(10, 25), "250": hvp(30, 70), "1000": hvp(100, 240, flops)},
               "mamba": {"64": hvp(20, 50), "250": {"error": "timed out after 600 s"}}}  # fmt: skip
     rows = paper_cost.hvp_markdown(growth).splitlines()
-    assert rows[2] == "| mlp | 1,234 | 10 / 25 | 30 / 70 | 100 / 240 | 10.0x | 2.4x |"
-    assert rows[3] == "| mamba | 1,234 | 20 / 50 | timed out after 600 s | not measured |  |  |"
+    assert rows[2] == "| mlp | 1,234 | 10 / 25 | 30 / 70 | 100 / 240 | 10.0x | 2.4x | 4.0 (8.0x), 40 |"
+    assert rows[3] == "| mamba | 1,234 | 20 / 50 | timed out after 600 s | not measured |  |  |  |"
+
+
+def test_xla_flop_count_of_a_matrix_product():
+    import jax.numpy as jnp
+
+    a, b = jnp.ones((64, 128)), jnp.ones((128, 32))
+    # 2 * 64 * 128 * 32 multiply-adds, as XLA counts a dot
+    assert paper_cost.xla_gflop(jnp.matmul, a, b) == pytest.approx(2 * 64 * 128 * 32 / 1e9)
 
 
 def test_unfinished_cell_shows_why_and_what_it_finished():
