@@ -36,6 +36,41 @@ def test_fit_extrapolates_a_linear_cost_exactly():
     assert "error" in paper_cost.fit_cell({"32": measured(32, 9, per_hvp, mb)}, 1000)
 
 
+def growth_at(n: int, per_hvp, mb) -> dict:
+    """The HVP worker's result at n: a 3-vector HVP of 3 x per_hvp(n) s (CPU; twice that in wall)."""
+    ms = 3000 * per_hvp(n)
+    return {"n": n, "hvp": {"3": {"cpu_ms": ms, "wall_ms": 2 * ms}}, "peak_mb": mb(n)}
+
+
+def test_one_measured_n_is_scaled_by_the_hvp_growth():
+    per_hvp, mb = (lambda n: 0.05 + 0.03 * n), (lambda n: 800 + 4 * n)
+    growth = {str(n): growth_at(n, per_hvp, mb) for n in (8, 1000)}
+    cell = paper_cost.fit_cell({"8": measured(8, 9, per_hvp, mb)}, 1000, growth)
+    p = cell["processes"]["discrete"]
+    # a step of 9 HVP-equivalents costs what 9 of them cost at n = 1000, CPU and wall
+    assert p["step_cpu_s"] == pytest.approx(9 * per_hvp(1000))
+    assert p["step_s"] == pytest.approx(3 * 9 * per_hvp(1000))
+    assert p["compile_cpu_s"] == pytest.approx(5.008)  # as measured at n = 8
+    assert cell["peak_mb"] == pytest.approx(mb(8) + 4 * (1000 - 8))
+    assert cell["n_measured"] == [8] and "scaled by the 3-vector HVP" in cell["source"]
+    # without the HVP at the cell's n there is nothing to scale by
+    missing = paper_cost.fit_cell({"8": measured(8, 9, per_hvp, mb)}, 1000, {"8": growth["8"]})
+    assert missing == {"error": "one measured n (8) and no HVP growth measured at n = 1000"}
+
+
+def test_growth_check_compares_the_scaling_with_a_measured_larger_n():
+    per_hvp, mb = (lambda n: 0.05 + 0.03 * n), (lambda n: 800 + 4 * n)
+    growth = {str(n): growth_at(n, per_hvp, mb) for n in (32, 128)}
+    by_n = {"cnn/gd": {"32": measured(32, 9, per_hvp, mb), "128": measured(128, 9, per_hvp, mb)}}
+    assert paper_cost.growth_check(by_n, {"cnn": growth}) == {
+        "cnn/gd: 32 -> 128": {"discrete": pytest.approx(0)}
+    }
+    by_n["cnn/gd"]["128"] = measured(128, 12, per_hvp, mb)  # 12 HVP-equivalents at 128, not 9: -25 %
+    assert paper_cost.growth_check(by_n, {"cnn": growth})["cnn/gd: 32 -> 128"]["discrete"] == pytest.approx(
+        -0.25
+    )
+
+
 def test_tables_only_keeps_every_measured_cell(tmp_path):
     """Re-deriving the tables from the committed JSON loses no measurement and reproduces its cells."""
     path = tmp_path / "paper_cost.json"
