@@ -119,6 +119,7 @@ def measure_process(make, steps: int) -> dict:
         "step_cpu_s": step_cpu, "peak_mb": peak_mb(),
         "hvp_equivalents_per_step": statistics.fmean(hvps),
         "cpu_s_per_hvp_equivalent": sum(cpus) / max(sum(hvps), 1),
+        "stopped": p.stopped,  # a flow that stopped (left the edge) did no work: its times mean nothing
     }  # fmt: skip
 
 
@@ -154,8 +155,11 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     opt = make_optimizer(**config["opt"])
     kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
+    warm = max(run.get("warm_start") or 0, 0)  # as the run does: RMSProp's flows start above the edge
+    for _ in range(warm):
+        w, s = opt.step(w, s, kernels.grad(w))
     out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "steps": steps,
-           "processes": {}}  # fmt: skip
+           "warm_start": warm, "processes": {}}  # fmt: skip
     eig = eig_config(config, "discrete")
     procs = out["processes"]
     makers = {"discrete": lambda: Discrete(kernels, w, s, eig, 10),
@@ -279,6 +283,11 @@ def fit_cell(by_n: dict, n: int, growth: dict | None = None) -> dict:
     is scaled by its architecture's HVP `growth` instead, when that was measured at both ns.
     """
     ok = dict(sorted((int(m), r) for m, r in by_n.items() if "processes" in r))
+    stopped = sorted(
+        f"{name} at n = {m}: {why}" for m, r in ok.items() for name, why in stopped_processes(r).items()
+    )
+    if stopped:
+        return {"error": "stopped during its measurement, so its times mean nothing: " + "; ".join(stopped)}
     if len(ok) == 1 and growth:
         return scale_by_hvp_growth(*next(iter(ok.items())), n, growth)
     if len(ok) < 2:
@@ -311,6 +320,18 @@ def fit_cell(by_n: dict, n: int, growth: dict | None = None) -> dict:
         "peak_mb": at_n(fits["peak_mb"], n, top["peak_mb"]), "n_params": top["n_params"],
         "jax_device": top["jax_device"], "source": f"a + b*n fit of n = {sorted(ok)}",
     }  # fmt: skip
+
+
+def stopped_processes(cell: dict) -> dict:
+    """{process: why} for the processes of a measured cell that stopped (measurements from before the
+    field was recorded: those that did no HVP in their steps)."""
+    out = {}
+    for name, p in cell["processes"].items():
+        if p.get("stopped"):
+            out[name] = p["stopped"]
+        elif p.get("hvp_equivalents_per_step", 1) == 0:
+            out[name] = "no Hessian-vector product in its steps"
+    return out
 
 
 def scale_by_hvp_growth(m: int, measured: dict, n: int, growth: dict) -> dict:

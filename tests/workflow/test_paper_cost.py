@@ -126,3 +126,18 @@ def test_a_stopped_worker_keeps_the_processes_it_printed():
     assert paper_cost.partial(out) == expected
     assert paper_cost.partial(out.encode()) == expected  # a timeout hands back bytes
     assert paper_cost.partial(None) == {}
+
+
+def test_a_process_that_stopped_is_not_fitted():
+    """A flow that stopped at its first measure (it started above the edge) did no step: no cost."""
+    per_hvp, mb = (lambda n: 0.01 + 2e-4 * n), (lambda n: 500 + 3 * n)
+    by_n = {str(n): measured(n, 9, per_hvp, mb) for n in (32, 128)}
+    procs = by_n["128"]["processes"]
+    procs["central_k1"] = {**procs["discrete"], "stopped": "S_eff 40 > 10"}
+    error = "stopped during its measurement, so its times mean nothing: central_k1 at n = 128: S_eff 40 > 10"
+    assert paper_cost.fit_cell(by_n, 1000) == {"error": error}
+    # measured before the field was recorded: a process that did no HVP in its steps
+    procs["central_k1"] = {**procs["discrete"], "hvp_equivalents_per_step": 0}
+    assert "central_k1 at n = 128: no Hessian-vector product" in paper_cost.fit_cell(by_n, 1000)["error"]
+    growth = {str(n): growth_at(n, per_hvp, mb) for n in (8, 1000)}
+    assert "error" in paper_cost.fit_cell({"8": by_n["128"]}, 1000, growth)  # nor scaled from one n
