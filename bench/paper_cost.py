@@ -334,30 +334,53 @@ def stopped_processes(cell: dict) -> dict:
     return out
 
 
+def hvp_point(growth: dict, n: int) -> tuple[dict | None, str]:
+    """The 3-vector HVP (CPU and wall ms) and the worker's peak RSS at n, and how it was obtained.
+
+    Where it did not run at n (a ViT or ResNet HVP of the whole n = 1000 batch needs more memory than
+    a 24 GB machine has), the line through the two largest measured n below it: an HVP is a sum over
+    the examples, so its cost grows linearly once the batch fills the cores.
+    """
+    point = growth.get(str(n), {})
+    if "hvp" in point:
+        three = point["hvp"]["3"]
+        return {
+            "cpu_ms": three["cpu_ms"],
+            "wall_ms": three["wall_ms"],
+            "peak_mb": point.get("peak_mb", 0),
+        }, ""
+    below = sorted(int(x) for x, r in growth.items() if "hvp" in r and int(x) < n)[-2:]
+    if len(below) < 2:
+        return None, f"no HVP growth measured at n = {n}"
+    at = {m: hvp_point(growth, m)[0] for m in below}
+    fits = {f: linear_fit([(m, q[f]) for m, q in at.items()]) for f in ("cpu_ms", "wall_ms", "peak_mb")}
+    why = point.get("error", "not measured")
+    return {f: fit["a"] + fit["b"] * n for f, fit in fits.items()}, (
+        f"the HVP at n = {n} extrapolated linearly from n = {below[0]}, {below[1]} (at n = {n}: {why})"
+    )
+
+
 def scale_by_hvp_growth(m: int, measured: dict, n: int, growth: dict) -> dict:
-    """A cell measured at n = m, extrapolated to n by its architecture's HVP measured at m and at n.
+    """A cell measured at n = m, extrapolated to n by its architecture's HVP growth from m to n.
 
     A step's seconds are its HVP-equivalents times the seconds per HVP-equivalent, so they scale as a
     3-vector HVP's (the eigen-solver's blocks and the batched third derivatives): step(n) = step(m) x
     HVP(n) / HVP(m), CPU and wall alike. The peak RSS adds the HVP worker's growth in RSS from m to n;
     compilation is kept as measured at m, as in `fit_cell`.
     """
-    points = {str(x): growth.get(str(x), {}) for x in (m, n)}
-    missing = [x for x, r in points.items() if "hvp" not in r]
-    if missing:
-        return {"error": f"one measured n ({m}) and no HVP growth measured at n = {', '.join(missing)}"}
-    lo, hi = points[str(m)], points[str(n)]
-    ratio = {
-        f: hi["hvp"]["3"][u] / lo["hvp"]["3"][u] for f, u in (("step_cpu_s", "cpu_ms"), ("step_s", "wall_ms"))
-    }
+    (lo, lo_why), (hi, hi_why) = hvp_point(growth, m), hvp_point(growth, n)
+    if lo is None or hi is None or lo_why:
+        return {"error": f"one measured n ({m}) and {lo_why or hi_why}"}
+    ratio = {"step_cpu_s": hi["cpu_ms"] / lo["cpu_ms"], "step_s": hi["wall_ms"] / lo["wall_ms"]}
     processes = {
         name: {**p, **{f: p[f] * r for f, r in ratio.items()}} for name, p in measured["processes"].items()
     }
-    extra_mb = max(hi.get("peak_mb", 0) - lo.get("peak_mb", 0), 0)
+    extra_mb = max(hi["peak_mb"] - lo["peak_mb"], 0)
+    source = f"measured at n = {m}, scaled by the 3-vector HVP's CPU time from n = {m} to {n}"
     return {
         "n": n, "n_measured": [m], "processes": processes, "peak_mb": measured["peak_mb"] + extra_mb,
         "n_params": measured["n_params"], "jax_device": measured["jax_device"], "hvp_growth": ratio,
-        "source": f"measured at n = {m}, scaled by the 3-vector HVP's CPU time from n = {m} to {n}",
+        "source": source + (f"; {hi_why}" if hi_why else ""),
     }  # fmt: skip
 
 

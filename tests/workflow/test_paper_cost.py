@@ -58,6 +58,19 @@ def test_one_measured_n_is_scaled_by_the_hvp_growth():
     assert missing == {"error": "one measured n (8) and no HVP growth measured at n = 1000"}
 
 
+def test_an_hvp_that_did_not_run_at_n_is_extrapolated_from_the_two_largest_below():
+    per_hvp, mb = (lambda n: 0.05 + 0.03 * n), (lambda n: 800 + 4 * n)
+    growth = {str(n): growth_at(n, per_hvp, mb) for n in (8, 64, 250)}
+    growth["8"]["hvp"]["3"]["cpu_ms"] *= 10  # off the line: only the two largest n are used
+    growth["1000"] = {"error": "RESOURCE_EXHAUSTED: Out of memory"}
+    cell = paper_cost.fit_cell({"64": measured(64, 9, per_hvp, mb)}, 1000, growth)
+    assert cell["processes"]["discrete"]["step_cpu_s"] == pytest.approx(9 * per_hvp(1000))
+    assert cell["peak_mb"] == pytest.approx(mb(1000))
+    assert cell["source"].endswith(
+        "extrapolated linearly from n = 64, 250 (at n = 1000: RESOURCE_EXHAUSTED: Out of memory)"
+    )
+
+
 def test_growth_check_compares_the_scaling_with_a_measured_larger_n():
     per_hvp, mb = (lambda n: 0.05 + 0.03 * n), (lambda n: 800 + 4 * n)
     growth = {str(n): growth_at(n, per_hvp, mb) for n in (32, 128)}
