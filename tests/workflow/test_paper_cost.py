@@ -49,10 +49,16 @@ def test_one_measured_n_is_scaled_by_the_hvp_growth():
     p = cell["processes"]["discrete"]
     # a step of 9 HVP-equivalents costs what 9 of them cost at n = 1000, CPU and wall
     assert p["step_cpu_s"] == pytest.approx(9 * per_hvp(1000))
-    assert p["step_s"] == pytest.approx(3 * 9 * per_hvp(1000))
+    # in wall time the HVP is 2x its CPU, the step 3x: the third that is not HVPs is kept
+    assert p["step_s"] == pytest.approx(9 * per_hvp(8) + 2 * 9 * per_hvp(1000))
     assert p["compile_cpu_s"] == pytest.approx(5.008)  # as measured at n = 8
     assert cell["peak_mb"] == pytest.approx(mb(8) + 4 * (1000 - 8))
     assert cell["n_measured"] == [8] and "scaled by the 3-vector HVP" in cell["source"]
+    # what a step does besides its HVPs does not grow with n
+    overhead = measured(8, 9, per_hvp, mb)
+    overhead["processes"]["discrete"]["step_cpu_s"] += 4.0
+    cell = paper_cost.fit_cell({"8": overhead}, 1000, growth)
+    assert cell["processes"]["discrete"]["step_cpu_s"] == pytest.approx(4.0 + 9 * per_hvp(1000))
     # without the HVP at the cell's n there is nothing to scale by
     missing = paper_cost.fit_cell({"8": measured(8, 9, per_hvp, mb)}, 1000, {"8": growth["8"]})
     assert missing == {"error": "one measured n (8) and no HVP growth measured at n = 1000"}
@@ -129,6 +135,11 @@ def test_unfinished_cell_shows_why_and_what_it_finished():
     assert row == ("| resnet/rmsprop/1000 | n = 32: timed out after 600 s; n = 128: not run | |"
                    " at n = 32: 1.50 / 2.25 / -, -, - | | |")  # fmt: skip
     assert paper_cost.unfinished_row("vit/gd/1000", {}) == "| vit/gd/1000 | not measured | | | | |"
+    stopped = {"32": {"processes": {"central_k1": {"step_cpu_s": 0.0}}}}
+    row = paper_cost.unfinished_row("transformer/rmsprop/1000", stopped, "stopped during its measurement")
+    assert row.startswith(
+        "| transformer/rmsprop/1000 | n = 32: measured; not fitted: stopped during its measurement |"
+    )
 
 
 def test_a_stopped_worker_keeps_the_processes_it_printed():
