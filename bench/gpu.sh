@@ -3,7 +3,11 @@
 # bench/paper_cost.py with the GPU label, so bench/results/paper_cost.json gets a "gpu" entry next to
 # the "cpu" one (and bench/results/resources_gpu.yaml the table a GPU cluster's jobs can be sized from).
 #
-#   bash bench/gpu.sh                      # on the GPU machine, from the repository root (a few minutes)
+#   bash bench/gpu.sh                      # on the GPU machine, from the repository root
+#
+# A GPU has the memory and speed to measure every cell at its own n (--paper-n), so its figures are
+# measurements, not fits. Not yet run on a GPU: each cell compiles five processes (10-140 CPU s each on
+# CPU), so the whole grid takes about an hour or more; GPU_BENCH_ARGS="--archs vit --opts gd" is one cell.
 #   bash bench/gpu.sh --skip-cuda-install  # test the script on CPU with the python3 on PATH
 #   GPU_BENCH_ARGS="--archs mamba --steps 2" bash bench/gpu.sh   # passed on to paper_cost.py
 #
@@ -37,5 +41,5 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
 # shellcheck disable=SC2086  # GPU_BENCH_ARGS is a list of options
 PYTHONPATH="$PWD/src" "$python" bench/paper_cost.py --label "$label" \
-  --resources "bench/results/resources_${label}.yaml" ${GPU_BENCH_ARGS:-}
+  --resources "bench/results/resources_${label}.yaml" --paper-n ${GPU_BENCH_ARGS:-}
 echo "bench/gpu.sh: wrote the '$label' entry of bench/results/paper_cost.json"
