@@ -10,6 +10,7 @@
 # CPU), so the whole grid takes about an hour or more; GPU_BENCH_ARGS="--archs vit --opts gd" is one cell.
 #   bash bench/gpu.sh --skip-cuda-install  # test the script on CPU with the python3 on PATH
 #   GPU_BENCH_ARGS="--archs mamba --steps 2" bash bench/gpu.sh   # passed on to paper_cost.py
+#   GPU_GHOST_ARGS="--archs vit --ns 1000" bash bench/gpu.sh      # passed on to ghost_batch.py
 #
 # Needs python3 >= 3.11 and network access to PyPI on that machine, or a wheel cache in $PIP_FIND_LINKS.
 set -euo pipefail
@@ -43,3 +44,9 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 PYTHONPATH="$PWD/src" "$python" bench/paper_cost.py --label "$label" \
   --resources "bench/results/resources_${label}.yaml" --paper-n ${GPU_BENCH_ARGS:-}
 echo "bench/gpu.sh: wrote the '$label' entry of bench/results/paper_cost.json"
+# the ViT's and ResNet's HVP at n = 1000 in full and in ghost batches of 100: what a smaller GPU gives up
+ghost_default="--archs vit,resnet --ns 1000"
+(( skip_cuda )) && ghost_default="--archs mlp --ns 64"
+# shellcheck disable=SC2086  # GPU_GHOST_ARGS is a list of options
+PYTHONPATH="$PWD/src" "$python" bench/ghost_batch.py --sizes=-1,100 --skip-full-above 100000 \
+  --json "bench/results/ghost_batch_${label}.json" ${GPU_GHOST_ARGS:-$ghost_default}

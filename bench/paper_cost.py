@@ -222,14 +222,15 @@ def xla_gflop(fn, *args) -> float | None:
     return None if flops is None else flops / 1e9
 
 
-def subprocess_json(args: list[str], timeout: float) -> dict:
-    """One worker's JSON, with the machine's load average before and after it and the CPU it got."""
+def subprocess_json(args: list[str], timeout: float, script: str = __file__) -> dict:
+    """One worker's JSON (`script` run with `args`), with the machine's load average before and after
+    it and the CPU it got."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     cpu = children_cpu_s()
     try:
         proc = subprocess.run(
-            [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=timeout
+            [sys.executable, script, *args], capture_output=True, text=True, env=env, timeout=timeout
         )
     except subprocess.TimeoutExpired as stopped:
         result = {"error": f"timed out after {timeout:.0f} s", **partial(stopped.stdout)}

@@ -52,7 +52,8 @@ def test_readme_gd_command():
     c = parse(GD + " --runs discrete central --steps=1000 --eig.frequency=1")
     assert c["opt"] == {"name": "gd", "lr": 0.02, "beta2": 0.99, "eps": 0.0, "bias_correction": False,
                         "flow_t_rate": "step"}  # fmt: skip
-    assert c["data"] == {"name": "cifar10", "criterion": "mse", "n": 1000, "root": "data", "classes": 4}
+    assert c["data"] == {"name": "cifar10", "criterion": "mse", "n": 1000, "root": "data", "classes": 4,
+                         "ghost_batch_size": -1}  # fmt: skip
     assert c["arch"] == {"name": "mlp", "width": 256, "activation": "gelu"}
     assert c["runs"] == ["discrete", "central"] and c["steps"] == 1000 and c["eig"]["frequency"] == 1
     assert re.fullmatch(r"results/runs/mlp-gd-lr0\.02-cifar10-[0-9a-f]{8}", c["out"])

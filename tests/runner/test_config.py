@@ -19,15 +19,31 @@ ROOT = Path(__file__).resolve().parents[2]
 CELL = {"opt": {"name": "rmsprop", "lr": 1e-3}, "arch": {"name": "mlp"}, "steps": 2}
 
 
-def test_the_cli_default_out_is_the_workflow_run_id():
-    """The two names of one trajectory agree: every ci run's default --out is its workflow run id."""
-    p = plan(load_config(ROOT / "config.yaml"), "ci")
+@pytest.mark.parametrize("scale", ["ci", "quick"])  # quick: CIFAR-10 cells, whose runs carry data.root
+def test_the_cli_default_out_is_the_workflow_run_id(scale):
+    """The two names of one trajectory agree: every run's default --out is its workflow run id."""
+    p = plan(load_config(ROOT / "config.yaml"), scale)
     assert p.runs
     for run_id, run in p.runs.items():
         assert C.resolve_config(run)["out"] == os.path.join("results", "runs", run_id)
     # command-line strings name the same run as typed values
     typed = C.resolve_config({**CELL, "opt": {"name": "rmsprop", "lr": 0.001}})["out"]
     assert C.resolve_config({**CELL, "opt.lr": "1e-3", "steps": "2"})["out"] == typed
+
+
+def test_ghost_batches_keep_the_run_and_its_resume():
+    """A job that ran out of memory is resubmitted in ghost batches: the same run id, and its folder's
+    checkpoint resumes (the loss is the same); any other data option is another run."""
+    from centralflows.plan.grid import run_id
+    from centralflows.runner.experiment import config_difference
+
+    ghost = {**CELL, "data": {"ghost_batch_size": 100}}
+    assert run_id(ghost) == run_id(CELL) and run_id({**CELL, "data": {"n": 100}}) != run_id(CELL)
+    assert C.resolve_config(ghost)["out"] == C.resolve_config(CELL)["out"]
+    assert config_difference(C.resolve_config(ghost), C.resolve_config(CELL)) == []
+    assert config_difference(C.resolve_config({**CELL, "data": {"n": 100}}), C.resolve_config(CELL)) == [
+        "data.n"
+    ]
 
 
 def test_the_stationary_solver_has_one_set_of_defaults():

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from centralflows.problem import data, losses, models
@@ -58,7 +59,8 @@ def resolve_options(defaults: dict, options: dict, what: str) -> dict:
 
 def load_dataset(data_config: dict) -> data.Dataset:
     """Loads the dataset `data_config["name"]` with the other keys as options over its DEFAULTS."""
-    name, options = data_config["name"], {k: v for k, v in data_config.items() if k != "name"}
+    name = data_config["name"]
+    options = {k: v for k, v in data_config.items() if k not in ("name", "ghost_batch_size")}
     module = data.get_dataset(name)
     if "root" not in module.DEFAULTS or options.get("root") is None:
         # the run config carries a data root for every dataset (one setting for a whole grid);
@@ -103,11 +105,47 @@ def initial_params(config: dict, model, spec: data.DataSpec, x) -> dict:
     return params
 
 
+def ghost_batched_loss(loss: Callable, apply: Callable, x, y, size: int) -> Callable:
+    """w -> the full-batch `loss(apply(w, x), y)`, evaluated `size` examples at a time.
+
+    The examples are cut into chunks of `size` (the last one shorter, as the authors' ghost batches) and
+    each chunk's masked mean is weighted by its share of the unmasked rows, so the value is the
+    full-batch loss up to round-off. The full chunks run in a `lax.scan` whose body is rematerialised
+    (`jax.checkpoint`): gradients, Hessian-vector products and third derivatives then hold one chunk's
+    activations at a time instead of all n examples'.
+    """
+    n = x.shape[0]
+    full = n - n % size
+    rows = np.asarray(y != losses.MASK).reshape(n, -1).sum(axis=1)  # unmasked rows per example
+    share = rows / rows.sum()
+    xs = x[:full].reshape(full // size, size, *x.shape[1:])
+    ys = y[:full].reshape(full // size, size, *y.shape[1:])
+    weights, rest = share[:full].reshape(full // size, size).sum(axis=1), share[full:].sum()
+
+    @jax.checkpoint
+    def chunk(w, xc, yc):
+        return loss(apply(w, xc), yc)
+
+    def fn(w):
+        def body(total, c):
+            xc, yc, weight = c
+            return total + weight * chunk(w, xc, yc), None
+
+        total, _ = jax.lax.scan(body, jnp.zeros((), w.dtype), (xs, ys, jnp.asarray(weights, w.dtype)))
+        if full < n:
+            total = total + jnp.asarray(rest, w.dtype) * chunk(w, x[full:], y[full:])
+        return total
+
+    return fn
+
+
 def build_problem(config: dict, dtype=jnp.float32) -> Problem:
     """Builds the Problem of a resolved run config.
 
     Reads config["data"] and config["arch"] (each a "name" plus options), config.get("seed", 0) and
-    config.get("init", "torch") (see initial_params). Parameters are initialised, cast to
+    config.get("init", "torch") (see initial_params). config["data"]["ghost_batch_size"] (default -1:
+    all examples at once) evaluates the train loss in chunks of that many examples (ghost_batched_loss).
+    Parameters are initialised, cast to
     `dtype` leaf by leaf (so the unravelled pytree keeps `dtype` and float64 derivatives stay float64)
     and flattened with `ravel_pytree`. Float inputs are cast to `dtype`; tokens and labels stay int32.
     """
@@ -134,11 +172,17 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
 
         return fn
 
+    ghost = config["data"].get("ghost_batch_size", -1)
+    if 0 < ghost < x_train.shape[0]:
+        loss_fn = ghost_batched_loss(criterion.loss, apply, x_train, y_train, ghost)
+    else:
+        loss_fn = lambda w: criterion.loss(apply(w, x_train), y_train)  # noqa: E731
+
     return Problem(
         dataset=ds.name,
         arch=config["arch"]["name"],
         w0=w0,
-        loss_fn=lambda w: criterion.loss(apply(w, x_train), y_train),
+        loss_fn=loss_fn,
         train_metrics=metrics(x_train, y_train),
         test_metrics=metrics(x_test, y_test),
         train_outputs=lambda w: apply(w, x_train[:NUM_OUTPUTS_LOGGED]),

@@ -18,6 +18,7 @@ from centralflows.engine.stationary import StationaryConfig
 from centralflows.plan.grid import deep_merge, run_id
 from centralflows.problem.build import INITS
 from centralflows.problem.data import DATASETS
+from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
 from centralflows.problem.losses import CRITERIA
 
 DTYPES = ("float32", "float64")
@@ -133,6 +134,11 @@ class DataConfig:
     root: str | None = option(
         "directory of the dataset cache (none: the dataset's default)", kind=str, optional=True
     )
+    ghost_batch_size: int = option(
+        "evaluate the full-batch loss and its derivatives this many examples at a time, for memory "
+        "(the same loss; -1: all at once)", -1,
+        check=lambda x: x == -1 or x >= 1, allowed="-1 or an integer >= 1",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -606,7 +612,8 @@ def resolve_config(overrides: dict | None = None) -> dict:
     overrides = nest(copy.deepcopy(overrides or {}))
     given = copy.deepcopy(overrides)  # what the run id names (see default_out)
     given.setdefault("data", {}).setdefault("name", None)  # the id names the dataset, given or default
-    given["data"].pop("root", None)  # where the data lives is not part of a run's identity
+    for key in DATA_NOT_IDENTITY:  # where the data lives is not part of a run's identity
+        given["data"].pop(key, None)
     # keys outside data/arch first: a typo there is reported without loading any model code
     _check_keys(overrides, SCHEMA, skip=("data", "arch"))
     for section in ("data", "arch"):

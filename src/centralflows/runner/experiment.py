@@ -21,6 +21,7 @@ from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
 from centralflows.engine.registry import PROCESSES, process_class
 from centralflows.engine.stationary import StationaryConfig, StationaryProbe
+from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
 from centralflows.runner import authors_checkpoint
 from centralflows.runner.checkpoint import (
     CheckpointError,
@@ -87,7 +88,13 @@ class _Signals:
 
 
 # Keys that do not change a trajectory: where it is written and how far it goes (a run may be extended).
-_NOT_TRAJECTORY = ("out", "checkpoint_file", "steps", "data.root", "checkpoint.")
+_NOT_TRAJECTORY = (
+    "out",
+    "checkpoint_file",
+    "steps",
+    "checkpoint.",
+    *[f"data.{k}" for k in DATA_NOT_IDENTITY],
+)
 
 
 def config_difference(a: dict, b: dict) -> list[str]:

@@ -9,6 +9,9 @@ from centralflows.problem.names import module_named
 
 DATASETS = ("cifar10", "synthetic-cifar10", "sorting")
 _MODULES = {"synthetic-cifar10": "synthetic_cifar"}  # the module of a name that is not one
+# `data` options that say where the data lives and how many examples are evaluated at once, not what a
+# run computes: they are left out of a run's identity and a run may resume with other values
+NOT_IDENTITY = ("root", "ghost_batch_size")
 
 
 class DataError(ValueError):
