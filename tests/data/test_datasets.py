@@ -203,13 +203,35 @@ def test_synthetic_cifar_is_deterministic_normalised_and_learnable():
     assert (dist.argmin(1) == ds.y_test).mean() > 0.9
 
 
+def unshuffled_sorting_rows(n_rows, vocab=4, length=8):
+    """(x, y) of the sorting task in generation order, written out independently of the loader."""
+    inp = np.random.default_rng(0).integers(0, vocab, size=(n_rows, length))
+    cat = np.concatenate([inp, np.sort(inp, axis=1)], axis=1)
+    x, y = cat[:, :-1], cat[:, 1:].copy()
+    y[:, : length - 1] = -1
+    return x, y
+
+
 def test_sorting_targets_and_masks():
     ds = load_dataset({"name": "sorting", "n": 5, "n_test": 3})
     assert ds.x_train.shape == (5, 15) and ds.y_train.shape == (5, 15) and ds.x_test.shape == (3, 15)
+    assert ds.x_train.dtype == np.int32 and ds.y_train.dtype == np.int32
     assert ds.spec.kind == "sequence" and ds.spec.vocab_size == 4 and ds.spec.num_outputs == 4
-    inp = np.random.default_rng(0).integers(0, 4, size=(8, 8))
-    np.testing.assert_array_equal(ds.x_train[:, :8], inp[:5])
-    np.testing.assert_array_equal(ds.x_test[:, :8], inp[5:])
     np.testing.assert_array_equal(ds.y_train[:, :7], -1)
-    np.testing.assert_array_equal(ds.y_train[:, 7:], np.sort(inp[:5], axis=1))  # the sorted copy
-    np.testing.assert_array_equal(ds.x_train[:, 8:], np.sort(inp[:5], axis=1)[:, :7])  # shifted by one
+    inp = ds.x_train[:, :8]
+    np.testing.assert_array_equal(ds.y_train[:, 7:], np.sort(inp, axis=1))  # the sorted copy
+    np.testing.assert_array_equal(ds.x_train[:, 8:], np.sort(inp, axis=1)[:, :7])  # shifted by one
+
+
+@pytest.mark.parametrize("n, n_test", [(5, 3), (1000, 1000), (250, 1000)])
+def test_sorting_rows_are_the_generated_rows_permuted_as_the_authors_loader_does(n, n_test):
+    """Train = first n generated rows, test = the next n_test, each permuted by a fresh
+    default_rng(0).permutation of its length (the authors' DatasetBuilder._shuffle), train first."""
+    ds = load_dataset({"name": "sorting", "n": n, "n_test": n_test})
+    x, y = unshuffled_sorting_rows(n + n_test)
+    train, test = np.random.default_rng(0).permutation(n), np.random.default_rng(0).permutation(n_test)
+    np.testing.assert_array_equal(ds.x_train, x[:n][train])
+    np.testing.assert_array_equal(ds.y_train, y[:n][train])
+    np.testing.assert_array_equal(ds.x_test, x[n:][test])
+    np.testing.assert_array_equal(ds.y_test, y[n:][test])
+    assert not np.array_equal(ds.x_train, x[:n])  # the permutation moved rows

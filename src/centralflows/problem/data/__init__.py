@@ -41,6 +41,17 @@ class Dataset:
     binary: bool = False
 
 
+def shuffled(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of one split permuted by `np.random.default_rng(0).permutation(len(x))`.
+
+    The authors' loader shuffles the train and the test split of every dataset this way, a fresh
+    generator for each split (their `DatasetBuilder._shuffle`, REFERENCE §3.1): every `load` calls it
+    on its train split, then on its test split.
+    """
+    perm = np.random.default_rng(0).permutation(len(x))
+    return x[perm], y[perm]
+
+
 def get_dataset(name: str):
     """Returns the module of dataset `name` (it defines `DEFAULTS` and `load(options)`).
 

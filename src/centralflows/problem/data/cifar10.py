@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from centralflows.problem.data import DataError, Dataset
+from centralflows.problem.data import DataError, Dataset, shuffled
 from centralflows.problem.data.spec import DataSpec
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -129,8 +129,9 @@ def image_dataset(name: str, raw: tuple, options: dict) -> Dataset:
     Train takes, for each class c < classes, the first n/classes examples with label c in the order of
     `raw` (the archive's member order, see `read_archive`), concatenated; test takes every test example
     of those classes. Pixels become (x − 255·MEAN)/(255·STD) per channel. Both splits are then permuted by
-    `np.random.default_rng(0).permutation`. Layout is NHWC; the reference's NCHW differs only in
-    layout (the first Linear after a flatten sees its inputs permuted, which i.i.d. init ignores).
+    `np.random.default_rng(0).permutation`, train first (`shuffled`). Layout is NHWC; the reference's
+    NCHW differs only in layout (the first Linear after a flatten sees its inputs permuted, which i.i.d.
+    init ignores).
 
     Args:
         name: recorded dataset name.
@@ -151,8 +152,7 @@ def image_dataset(name: str, raw: tuple, options: dict) -> Dataset:
             raise DataError(f"{name} has fewer than {count} training examples of some class")
         idx = np.concatenate(idx)
         x = ((x[idx] - 255 * MEAN) / (255 * STD)).astype(np.float32)
-        perm = np.random.default_rng(0).permutation(len(idx))
-        return x[perm], y[idx][perm].astype(np.int32)
+        return shuffled(x, y[idx].astype(np.int32))
 
     x_train, y_train = split(x_train, y_train, per_class)
     x_test, y_test = split(x_test, y_test, None)

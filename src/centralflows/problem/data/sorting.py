@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from centralflows.problem.data import DataError, Dataset
+from centralflows.problem.data import DataError, Dataset, shuffled
 from centralflows.problem.data.spec import DataSpec
 
 DEFAULTS = {"n": 1000, "n_test": 1000, "vocab_size": 4, "length": 8, "criterion": "mse"}
@@ -13,7 +13,10 @@ def load(options: dict) -> Dataset:
 
     Each row is `length` random tokens followed by their sorted copy; x = row[:-1], y = row[1:], and
     the first length-1 targets are masked (-1), so the loss covers only the positions that predict
-    the sorted output. Train is the first n rows, test the next n_test.
+    the sorted output. Train is the first n rows, test the next n_test; each split is then permuted
+    as the authors' loader permutes every dataset (`shuffled`, REFERENCE §3.1), train first. The
+    full-batch loss is the same up to summation order; the permutation decides which examples are
+    logged first and how ghost batches split the data.
 
     Args:
         options: DEFAULTS with overrides.
@@ -30,4 +33,5 @@ def load(options: dict) -> Dataset:
     x, y = cat[:, :-1].astype(np.int32), cat[:, 1:].astype(np.int32)
     y[:, : length - 1] = -1
     spec = DataSpec(kind="sequence", input_shape=(2 * length - 1,), num_outputs=vocab, vocab_size=vocab)
-    return Dataset("sorting", spec, x[:n], y[:n], x[n:], y[n:], options["criterion"])
+    train, test = shuffled(x[:n], y[:n]), shuffled(x[n:], y[n:])
+    return Dataset("sorting", spec, *train, *test, options["criterion"])
