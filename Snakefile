@@ -3,6 +3,7 @@
 #   snakemake --cores 4 --profile slurm       # paper scale on a SLURM cluster
 #   snakemake --cores 2 --resources gpu=2 --config scale=ci   # the tiny CI scale, no download
 #   snakemake check --cores 2 --config scale=ci   # ci summary vs workflow/reference/ci_summary.csv
+#   snakemake all check --cores 2 --config scale=paper 'only=[W1.11,lstm]'   # a part: W1.11's LSTM cells
 # Gates: `snakefmt --check .` is clean. `snakemake --lint` reports one accepted finding per rule,
 # "Specify a conda environment or container": every rule imports the one package, so the whole
 # workflow uses the single environment of environment.yml (per-rule envs would install JAX per rule).

@@ -75,3 +75,30 @@ def test_w1_18_restart_waits_for_the_edge_of_its_source_run_at_paper_scale(workf
     assert f"output: {edge}\n" in edge_jobs[0]
     assert edge in run_inputs[f"results/paper/runs/{restart}/data.hdf5"]  # the restart waits for it
     assert f"results/paper/runs/{source}/data.hdf5" in run_inputs  # and the source run is scheduled
+
+
+@pytest.mark.slow  # a Snakemake parse of a part of the paper scale
+def test_a_part_of_the_paper_scale_lists_exactly_the_jobs_of_its_cells(workflow_copy):
+    """`only=[W1.11,lstm]`: W1.11's two LSTM cells, their tables, summary, claims and check; no figure
+    (W1.11 needs the other four cells too) and no CIFAR-10 download."""
+    paper = grid.plan(load_config(ROOT / "config.yaml"), "paper")  # the whole scale: same run ids
+    runs = {paper.cells[f"gd_sequence.lstm.lr{lr}"] for lr in ("0.05", "0.1")}
+    result = snakemake(
+        "-n",
+        "all",
+        "check",
+        "--cores",
+        "2",
+        "--config",
+        "scale=paper",
+        "only=[W1.11,lstm]",
+        cwd=workflow_copy,
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = [block.split("\n", 1) for block in result.stdout.split("\nrule ")[1:]]  # (rule:, body)
+    counts = {}
+    for name, _ in jobs:
+        counts[name.rstrip(":")] = counts.get(name.rstrip(":"), 0) + 1
+    assert counts == {"run": 2, "aggregate": 2, "summary": 1, "claims": 1, "all": 1, "check": 1}
+    outputs = {body.split("output: ")[1].split(",")[0] for name, body in jobs if name == "run:"}
+    assert outputs == {f"results/paper/runs/{run}/data.hdf5" for run in runs}

@@ -121,8 +121,38 @@ def test_claims_pass_fail_and_no_data(synthetic_run):
         },
     }
     result = evaluate_claims(summary, claims, {"pinned": ["a", "missing"], "too_strict": ["a"]})
-    assert list(result["status"]) == ["pass", "no-data", "fail"]
+    assert list(result["status"]) == ["pass", "not-run", "fail"]  # "missing" is not in the summary
     assert result.loc[0, "threshold"] == "<= 2.05"
+    summary.loc[0, "predicted_loss_rel_error"] = np.nan  # the cell ran without the metric
+    assert list(evaluate_claims(summary, claims, {"too_strict": ["a"]} | {"pinned": []})["status"]) == [
+        "no-data"
+    ]
+
+
+def test_a_part_of_the_scale_reports_claims_on_cells_not_run_as_not_run_never_failed():
+    """Cells a and b ran (a passes, b fails), c and d did not: only b's failure fails the check."""
+    summary = pd.DataFrame({"cell": ["a", "b"], "m": [1.0, 5.0]})
+    claims = {
+        "c": {"reference": 1, "description": "d", "metric": "m", "min": None, "max": 2.0},
+        "ordered": {"reference": 2, "description": "d", "metric": "m", "min": 0.0, "max": None,
+                    "order": "increasing"},
+        "none_ran": {"reference": 3, "description": "d", "metric": "m", "min": None, "max": 2.0,
+                     "expect": {"paper": {"d": "not evaluable: a reason"}}},
+    }  # fmt: skip
+    cells = {"c": ["a", "b", "c"], "ordered": ["a", "b", "c"], "none_ran": ["c", "d"]}
+    table = apply_expectations(evaluate_claims(summary, claims, cells), claims, "paper")
+    assert list(zip(table["claim"], table["cell"], table["status"], strict=True)) == [
+        ("c", "a", "pass"),
+        ("c", "b", "fail"),
+        ("c", "c", "not-run"),
+        ("ordered", "a < b < c", "not-run"),  # the order needs every cell
+        ("none_ran", "c", "not-run"),
+        ("none_ran", "d", "not-evaluable"),  # the scale's expectation still speaks first
+    ]
+    assert list(table["expected"]) == ["holds"] * 5 + ["not evaluable"]
+    (failure,) = claim_failures(table)
+    assert failure.startswith("claim c on b: fail")
+    assert list(evaluate_claims(summary, claims, {**cells, "ordered": ["a", "b"]})["status"])[3] == "pass"
 
 
 def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
@@ -138,12 +168,12 @@ def test_reference_comparison_flags_drift_only_beyond_tolerance(synthetic_run):
     drifted.loc[0, "final_train_loss_discrete"] *= 1.2
     problems = check.compare_to_reference(summary, drifted, tol)
     assert len(problems) == 1 and "final_train_loss_discrete" in problems[0]
-    assert (
-        "present in reference only"
-        in check.compare_to_reference(
-            summary, _summary(synthetic_run, "b").pipe(lambda b: pd.concat([summary, b])), tol
-        )[0]
-    )
+    both = pd.concat([summary, _summary(synthetic_run, "b")])
+    assert "present in reference only" in check.compare_to_reference(summary, both, tol)[0]
+    # a part of the scale that ran cell a alone: b did not run, which is no drift; a drift of a still is
+    assert check.compare_to_reference(summary, both, tol, part=["a"]) == []
+    assert len(check.compare_to_reference(drifted, both, tol, part=["a"])) == 1
+    assert "present in summary only" in check.compare_to_reference(both, summary, tol, part=["a", "b"])[0]
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +200,44 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
 
 def paper_cells(config):
     return grid.plan(config, "paper").cells
+
+
+def part(config, only, scale="paper"):
+    return grid.plan({**config, "only": only}, scale)
+
+
+def test_a_part_of_the_scale_keeps_the_cells_matching_each_kind_of_name(config):
+    whole = grid.plan(config, "paper")
+    lstm_w1_11 = part(config, ["W1.11", "lstm"])  # a catalog id and an architecture: both must match
+    assert list(lstm_w1_11.cells) == ["gd_sequence.lstm.lr0.05", "gd_sequence.lstm.lr0.1"]
+    assert lstm_w1_11.cells == {c: whole.cells[c] for c in lstm_w1_11.cells}  # the same runs
+    assert lstm_w1_11.figures == [] and lstm_w1_11.claims == whole.claims  # every claim, none drawn
+    assert lstm_w1_11.part == ["W1.11", "lstm"] and whole.part is None
+    # a figure by its registry id, whole: it is drawn
+    w1_11 = part(config, "w1_11_eos_sequence")
+    assert w1_11.figures == ["w1_11_eos_sequence"] and len(w1_11.cells) == 6
+    # an architecture: every cell of it at the scale, the claim cell lstm_gd included
+    lstm = part(config, "lstm")
+    assert "lstm_gd" in lstm.cells and len(lstm.cells) == 9
+    assert all(get_arch(config, c) == "lstm" for c in lstm.cells)
+    # a cell: with the cell its restart starts from, and every figure the two draw whole
+    restart = part(config, ["gd_example_from_eos"])
+    assert list(restart.cells) == ["gd_example", "gd_example_from_eos"]
+    assert "w1_18_central_one_unstable" in restart.figures and "w1_1_quadratic_1d" not in restart.figures
+    # the paper's architecture names a stand-in at ci
+    ci_vit = part(config, ["gd_example", "vit"], "ci")
+    assert (
+        list(ci_vit.cells) == ["gd_example"]
+        and ci_vit.runs[ci_vit.cells["gd_example"]]["arch"]["name"] == "mlp"
+    )
+    with pytest.raises(ValueError, match="'lsmt' is no figure of scale 'paper'.*architecture"):
+        part(config, ["lsmt"])
+    with pytest.raises(ValueError, match="keeps none of the"):
+        part(config, ["W1.11", "vit"])
+
+
+def get_arch(config, cell):
+    return grid.get_path(grid.all_cells(config)[cell]["run"], "arch.name")
 
 
 def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):

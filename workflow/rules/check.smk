@@ -1,7 +1,8 @@
 # `snakemake check --cores 2 --config scale=ci`: the scale's summary against committed reference values,
 # and every claim the registry expects to hold at this scale (`expect:` in workflow/claims.yaml) must pass
-# (targets go before --config, which takes every following word). Regenerate the reference after an
-# intended change with
+# (targets go before --config, which takes every following word). A part of the scale (`only=...`)
+# compares the reference's rows of its own cells; a scale without a reference (paper) checks its claims
+# alone and says so in check.txt. Regenerate the reference after an intended change with
 #   snakemake check --cores 2 --config scale=ci update_reference=True
 
 
@@ -18,5 +19,6 @@ rule check:
         reference=f"workflow/reference/{SCALE}_summary.csv",
         tolerances=config["check"]["tolerances"],
         update_reference=config["update_reference"],
+        part=PLAN.part,
     script:
         "../scripts/check.py"

@@ -6,16 +6,22 @@ import numpy as np
 import pandas as pd
 
 
-def compare_to_reference(summary: pd.DataFrame, reference: pd.DataFrame, tolerances: dict) -> list[str]:
+def compare_to_reference(
+    summary: pd.DataFrame, reference: pd.DataFrame, tolerances: dict, part: list[str] | None = None
+) -> list[str]:
     """Differences between a summary and its reference beyond `tolerances` ({column: {rtol, atol}}).
 
     Rows are matched by cell; a cell missing on either side and a NaN on one side only are drifts.
+    With `part` (the cells a part of the scale computes, config `only`), the reference's rows of other
+    cells are left out: those cells did not run, which is no drift.
 
     Returns:
         Human-readable lines, one per drift (empty = no drift).
     """
     problems = []
     mine, ref = summary.set_index("cell"), reference.set_index("cell")
+    if part is not None:
+        ref = ref[ref.index.isin(part)]
     for cell in sorted(set(mine.index) ^ set(ref.index)):
         problems.append(f"cell {cell}: present in {'summary' if cell in mine.index else 'reference'} only")
     for cell in sorted(set(mine.index) & set(ref.index)):

@@ -11,10 +11,13 @@ def evaluate_claims(
 ) -> pd.DataFrame:
     """One row per (claim, cell): the measured summary metric against the claim's [min, max].
 
-    `pass` is True/False, or NA (status `no-data`) when the metric is NaN or the cell did not run.
+    `pass` is True/False, or NA with the status `not-run` when the cell is not in the summary (a part
+    of the scale that does not compute it; an ordered claim: one of its cells) or `no-data` when the
+    cell ran but its metric is NaN.
     """
     rows = []
     by_cell = summary.set_index("cell")
+    ran = set(by_cell.index)
     for claim_id, claim in claims.items():
         lo, hi = claim["min"], claim["max"]
         threshold = " and ".join(
@@ -24,6 +27,7 @@ def evaluate_claims(
             cell: float(by_cell.at[cell, claim["metric"]]) if cell in by_cell.index else np.nan
             for cell in cells_by_claim[claim_id]
         }
+        not_run = {cell for cell in measured if cell not in ran}
         if claim.get("order"):
             # One row for the whole cell list: the smallest relative step along the claimed order
             # (> 0: ordered), e.g. sharpness at equal loss decreasing as eta grows.
@@ -33,7 +37,9 @@ def evaluate_claims(
             # NaN (a cell without the metric) makes the order unknown; min() alone would skip or keep
             # it depending on its position
             worst = np.nan if any(np.isnan(steps)) else min(steps, default=np.nan)
-            measured = {" < ".join(measured) if sign > 0 else " > ".join(measured): worst}
+            row = " < ".join(measured) if sign > 0 else " > ".join(measured)
+            not_run = {row} if not_run else set()
+            measured = {row: worst}
         for cell, value in measured.items():
             ok = (
                 pd.NA
@@ -41,6 +47,7 @@ def evaluate_claims(
                 else bool((lo is None or value >= lo) and (hi is None or value <= hi))
             )
             status = "no-data" if ok is pd.NA else ("pass" if ok else "fail")
+            status = "not-run" if cell in not_run else status
             rows.append(
                 {
                     "claim": claim_id,
@@ -104,8 +111,10 @@ def apply_expectations(claims_table: pd.DataFrame, claims: dict, scale: str | li
 
 
 def claim_failures(claims_table: pd.DataFrame) -> list[str]:
-    """The claims expected to hold that did not pass (a fail, or no data), one line each."""
-    bad = claims_table[(claims_table["expected"] == "holds") & (claims_table["status"] != "pass")]
+    """The claims expected to hold that did not pass (a fail, or no data), one line each; a claim on a
+    cell that did not run (`not-run`, a part of the scale) is no failure."""
+    expected = claims_table["expected"] == "holds"
+    bad = claims_table[expected & ~claims_table["status"].isin(["pass", "not-run"])]
     return [
         f"claim {r.claim} on {r.cell}: {r.status} ({r.metric} = {r.value:g}, expected {r.threshold})"
         for r in bad.itertuples()

@@ -253,6 +253,7 @@ class Plan:
     runs: dict[str, dict] = field(default_factory=dict)  # run id -> run config overrides
     figures: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
+    part: list[str] | None = None  # the names of config `only` (None: the whole scale)
 
     def cells_of(self, run: str) -> list[str]:
         """The cell names that share one run."""
@@ -263,10 +264,70 @@ def _selected(choice, registry: dict) -> list[str]:
     return list(registry) if choice == "all" else list(choice)
 
 
+def only_names(config: dict) -> list[str] | None:
+    """The names of config `only` as a list (a single name may be given alone); None for `all`."""
+    only = config.get("only", "all")
+    if only == "all":
+        return None
+    return [only] if isinstance(only, str) else list(only)
+
+
+def select_part(config: dict, scale_name: str, names: list[str], figures: list[str], only: list[str]):
+    """The cells of a scale (`names`, in order) that config `only` keeps: a part of the scale.
+
+    Each name is a figure of the scale (its registry id or a catalog id such as W1.11), an
+    architecture (the paper's: at a smaller scale a stand-in keeps its paper name, so `vit` selects
+    the ci MLP that plays it), or a cell or grid. A cell of the scale is kept when it matches each
+    kind of name given: a named figure reads it, its architecture is named, it is named.
+    So `[W1.11, lstm]` keeps W1.11's LSTM cells and `[lstm]` every LSTM cell of the scale.
+
+    Raises:
+        ValueError: a name of no kind, or a selection that keeps no cell.
+    """
+    from centralflows.problem.models import ARCHITECTURES
+
+    cells, grids = all_cells(config), config.get("grids", {})
+    catalog: dict[str, list[str]] = {}
+    for figure in figures:
+        for catalog_id in config["figures"][figure].get("catalog", []):
+            catalog.setdefault(catalog_id, []).append(figure)
+    named_figures, archs, named_cells = [], [], []
+    for name in only:
+        if name in figures or name in catalog:
+            named_figures += catalog.get(name, [name])
+        elif name in ARCHITECTURES:
+            archs.append(name)
+        elif name in cells or name in grids:
+            named_cells.append(name)
+        else:
+            raise ValueError(
+                f"only: {name!r} is no figure of scale {scale_name!r} (registry or catalog id), "
+                f"architecture ({', '.join(ARCHITECTURES)}), cell or grid"
+            )
+    tests = []
+    if named_figures:
+        read = {
+            c for f in named_figures for c in resolve_names(config, figure_cell_names(config["figures"][f]))
+        }
+        tests.append(lambda c: c in read)
+    if archs:
+        tests.append(lambda c: get_path(cells[c]["run"], "arch.name") in archs)
+    if named_cells:
+        chosen = set(resolve_names(config, named_cells))
+        tests.append(lambda c: c in chosen)
+    kept = [c for c in names if all(test(c) for test in tests)]
+    if not kept:
+        raise ValueError(f"only: {only} keeps none of the {len(names)} cells of scale {scale_name!r}")
+    return kept
+
+
 def plan(config: dict, scale_name: str | None = None) -> Plan:
     """Expands the workflow config at one scale: the one function that maps cells to run ids.
 
-    The cells computed are those the scale's figures and claims name, plus the scale's `extra_cells`.
+    The cells computed are those the scale's figures and claims name, plus the scale's `extra_cells`;
+    with config `only`, a part of them (`select_part`). A part draws the figures of the scale whose
+    cells it all computes (not the toys, which read no cell) and evaluates every claim of the scale,
+    a claim on a cell it does not compute as not run (analysis.claims).
     """
     scale_name = scale_name or config["scale"]
     check_names(config)
@@ -287,11 +348,21 @@ def plan(config: dict, scale_name: str | None = None) -> Plan:
         for name in result.claims:
             wanted += config["claims"][name]["cells"]
     names = resolve_names(config, wanted + list(scale.get("extra_cells", [])), scale_name)
+    result.part = only_names(config)
+    if result.part:
+        names = select_part(config, scale_name, names, result.figures, result.part)
     # a cell started from another cell's checkpoint needs that cell too (added before it)
     for name in list(names):
         source = cells[name].get("start_from", {}).get("cell")
         if source and source not in names:
             names.insert(names.index(name), source)
+    if result.part:  # the figures this part can draw whole
+
+        def whole(figure):
+            read = resolve_names(config, figure_cell_names(config["figures"][figure]), scale_name)
+            return bool(read) and all(c in names for c in read)
+
+        result.figures = [f for f in result.figures if whole(f)]
     for name in names:
         run = cell_run_config(config, cells[name], scale_name)
         if "start_from" in cells[name]:

@@ -70,6 +70,7 @@ def scale_parser(command: str, doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m centralflows {command}", description=doc.split("\n")[0])
     parser.add_argument("--scale", help="scale of config.yaml (default: its `scale:`)")
     parser.add_argument("--config", default="config.yaml", help="workflow config (default: config.yaml)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="a part of the scale, as config `only`")
     return parser
 
 
@@ -79,6 +80,8 @@ def load_scale(args) -> tuple[dict, str]:
     if not path.is_file():
         raise WorkflowConfigError(f"no workflow config {path}; run from the repository root or pass --config")
     config = load_config(path)
+    if args.only:
+        config["only"] = args.only
     scale = args.scale or config.get("scale")
     if scale not in config.get("scales", {}):
         raise WorkflowConfigError(f"unknown scale {scale!r}; defined: {', '.join(config.get('scales', {}))}")
