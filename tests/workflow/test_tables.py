@@ -587,3 +587,9 @@ def test_an_ordered_claim_with_a_missing_cell_has_no_data_wherever_the_cell_is()
         result = evaluate_claims(summary, claim, {"ordered": cells})
         assert list(result["status"]) == ["no-data"], cells
     assert list(evaluate_claims(summary, claim, {"ordered": ["a", "b"]})["status"]) == ["pass"]
+
+
+def test_every_claim_states_its_paper_scale_expectation(config):
+    """Written out, from the paper (workflow/claims.yaml's header), not left to the default."""
+    for name, claim in config["claims"].items():
+        assert "paper" in claim.get("expect", {}), name

@@ -39,9 +39,11 @@ def differences(config: dict, cell: str, scale: str) -> list[str]:
 
 
 def proposals(config: dict, claims: pd.DataFrame, scale: str) -> dict[str, dict[str, str]]:
-    """Claim -> cell -> proposed reason, for the rows expected to hold that do not pass."""
+    """Claim -> cell -> proposed reason, for the rows expected to hold that do not pass (a cell that a
+    part of the scale did not run, `not-run`, has nothing to explain)."""
     out: dict[str, dict[str, str]] = {}
-    for row in claims[(claims["expected"] == "holds") & (claims["status"] != "pass")].itertuples():
+    failed = (claims["expected"] == "holds") & ~claims["status"].isin(["pass", "not-run"])
+    for row in claims[failed].itertuples():
         outcome = (
             "no data (the metric is undefined)" if row.status == "no-data" else f"measured {row.value:.3g}"
         )
