@@ -35,8 +35,11 @@ class Process:
 
     name = ""
     is_flow = False  # a flow applies F once at construction (its `initialize` option)
+    oscillates = False  # its iterates alternate sides at the edge (eig.warm_start auto: two_back)
 
     def __init__(self, kernels: Compiled, w, s, eig: EigConfig, seed: int = 0):
+        if eig.warm_start == "auto":
+            eig = dataclasses.replace(eig, warm_start="two_back" if self.oscillates else "last")
         self.kern = kernels
         self.w, self.s = w, s
         d, dtype = w.shape[0], w.dtype
@@ -108,6 +111,7 @@ class Discrete(Process):
     """The real optimizer, stepped by its optax transformation."""
 
     name = "discrete"
+    oscillates = True
 
     def measure(self) -> dict:
         k = self.kern

@@ -295,6 +295,13 @@ ENGINE_OPTIONS = {
             kind=str,
             choices=("lobpcg", "quotients"),
         ),  # fmt: skip
+        "warm_start": dict(
+            help="vectors that start a full solve: the last solve's (the authors'), the one before "
+            "(two_back: same side of the period-2 oscillation at the edge), or auto (two_back for the "
+            "discrete iterates only)",
+            kind=str,
+            choices=("auto", "last", "two_back"),
+        ),  # fmt: skip
     },
     StationaryConfig: {
         "step": dict(
