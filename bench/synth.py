@@ -144,6 +144,8 @@ def main(argv=None):
     parser.add_argument("--compare-sdcp", type=Path, help="also time the solve_sdcp of this sdcp.py file")
     parser.add_argument("--between-solves", default="lobpcg", choices=("lobpcg", "quotients"),
                         help="the eigen-tracker's update between solves (eig.between_solves)")  # fmt: skip
+    parser.add_argument("--third-every", default="substep", choices=("substep", "step"),
+                        help="the central flow's third derivatives (central.third_every)")  # fmt: skip
     args = parser.parse_args(argv)
 
     problem, checks = synth_problem()
@@ -156,7 +158,7 @@ def main(argv=None):
     procs = {
         "discrete": Discrete(kern, problem.w0, s0, eig),
         "stable": StableFlow(kern, problem.w0, s0, eig),
-        "central": CentralFlow(kern, problem.w0, s0, eig),
+        "central": CentralFlow(kern, problem.w0, s0, eig, third_every=args.third_every),
     }
     times = {name: [] for name in procs}
     hvps = {name: [] for name in procs}
@@ -222,6 +224,7 @@ def main(argv=None):
         "central_third_derivatives_total": procs["central"].third_derivatives,
         "device": str(jax.devices()[0]),
         "between_solves": args.between_solves,
+        "third_every": args.third_every,
     }
     if args.compare_sdcp:  # the same instances, same process and load: a ratio robust to a busy machine
         before = sdcp_timings(solver=_load_solver(args.compare_sdcp))

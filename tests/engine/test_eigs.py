@@ -91,3 +91,49 @@ def test_lobpcg_stays_accurate_after_convergence(x64):
     theta, X, iters = lobpcg(matvec, X0, max_iter=100, tol=0.0)  # tol 0: run all 100 iterations
     assert int(iters) == 100
     np.testing.assert_allclose(theta, evals[:6], rtol=1e-8)
+
+
+@pytest.mark.parametrize("warm_start", ["last", "two_back"])
+def test_warm_start_two_back_on_a_period_2_oscillation(x64, warm_start):
+    """Points alternating w ± δu (GD at the edge): a full solve started from the same side's vectors
+    (two_back) meets the tolerance at once (k HVPs); the authors' start from the other side's iterates.
+    Both converge to the dense eigenpairs, and a restored state repeats the same solves."""
+    loss_fn, w = tiny_mlp_loss()
+    d = w.shape[0]
+    u = jax.random.normal(jax.random.PRNGKey(2), w.shape, w.dtype)
+    points = [w + (-1) ** t * 0.05 * u / jnp.linalg.norm(u) for t in range(6)]
+    cfg = EigConfig(frequency=1, track_threshold=None, initial_k=2, tol=1e-12, warm_start=warm_start)
+    tracker = EigTracker(loss_fn, cfg, d, jnp.float64)
+    per_solve = []
+    for t, point in enumerate(points):
+        hvps = tracker.hvps
+        theta, _ = tracker.update(point, jnp.ones(d))
+        per_solve.append(tracker.hvps - hvps)
+        np.testing.assert_allclose(
+            theta, dense_effective(loss_fn, point, jnp.ones(d))[0][::-1][:2], rtol=1e-8
+        )
+        if t == 3:
+            state = tracker.state_dict()
+    if warm_start == "two_back":
+        assert per_solve[2:] == [2] * 4  # the start block is already converged
+    else:
+        assert min(per_solve[2:]) > 2
+    resumed = EigTracker(loss_fn, cfg, d, jnp.float64)
+    resumed.load_state_dict(state)
+    for point in points[4:]:
+        theta, U = resumed.update(point, jnp.ones(d))
+    np.testing.assert_array_equal(theta, tracker.theta)
+
+
+def test_warm_start_auto_is_two_back_for_the_discrete_iterates_only():
+    from centralflows.engine.compiled import Compiled
+    from centralflows.engine.optimizers import make_optimizer
+    from centralflows.engine.processes import CentralFlow, Discrete
+    from tests.engine.helpers import as_problem
+
+    problem = as_problem(*tiny_mlp_loss(dtype=jnp.float32))
+    opt = make_optimizer("gd", 0.05)
+    kernels, s = Compiled(problem, opt), opt.init_state(problem.w0)
+    eig = EigConfig(frequency=1)
+    assert Discrete(kernels, problem.w0, s, eig).eigs.config.warm_start == "two_back"
+    assert CentralFlow(kernels, problem.w0, s, eig).eigs.config.warm_start == "last"

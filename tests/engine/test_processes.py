@@ -156,3 +156,50 @@ def test_secant_change_of_P_tends_to_the_authors_tangent_as_the_substep_shrinks(
     gaps = [abs(dP(True, dt) - dP(False, dt)) for dt in (1e-2, 1e-3)]
     assert gaps[0] > 0  # early in a run nu moves fast: the secant differs from the tangent ...
     assert gaps[1] == pytest.approx(gaps[0] / 10, rel=0.05)  # ... by O(dt)
+
+
+def test_rotated_third_derivatives_equal_the_direct_ones_in_the_same_span(x64):
+    """central.third_every step: at one point, ∇(u_iᵀHu_j) for U = U0 R (R orthogonal, P-orthonormal
+    bases) is the rotation of U0's pairs exactly; after a small move of w the error is first order."""
+    from centralflows.engine.central import rotate_pairs
+    from centralflows.engine.derivatives import third_derivative_pairs
+
+    loss_fn, w = tiny_mlp_loss()
+    d, k = w.shape[0], 3
+    P = jnp.asarray(np.random.default_rng(0).uniform(0.5, 2.0, d))
+    Q = np.linalg.qr(np.random.default_rng(1).standard_normal((d, k)))[0]
+    U0 = jnp.asarray(Q) / jnp.sqrt(P)[:, None]  # U0ᵀ P U0 = I
+    R = jnp.asarray(np.linalg.qr(np.random.default_rng(2).standard_normal((k, k)))[0])
+    U = U0 @ R
+    gradH0 = third_derivative_pairs(loss_fn, w, U0)
+    direct = third_derivative_pairs(loss_fn, w, U)
+    np.testing.assert_allclose(rotate_pairs(gradH0, U0, U, P), direct, atol=1e-12 * np.abs(direct).max())
+    errors = []
+    for eps in (1e-2, 1e-3):
+        w1 = w + eps * jax.random.normal(jax.random.PRNGKey(0), w.shape, w.dtype)
+        exact = third_derivative_pairs(loss_fn, w1, U)
+        errors.append(float(jnp.abs(rotate_pairs(gradH0, U0, U, P) - exact).max()))
+    assert 5 < errors[0] / errors[1] < 20  # O(Δw)
+
+
+@pytest.mark.slow
+def test_third_derivatives_once_per_step_cost_and_track_the_edge():
+    """central.third_every step computes the third derivatives once per step (not per substep) and the
+    flow stays on the edge as with the authors' per-substep vectors (a small synth problem, float32)."""
+    from tests.engine.helpers import small_synth
+
+    loss_fn, w0 = small_synth(dtype=jnp.float32)
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
+    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
+    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, eig, third_every=m) for m in ("substep", "step")}
+    tops = {m: [] for m in flows}
+    for _ in range(90):
+        for m, flow in flows.items():
+            tops[m].append(float(flow.measure()["effective_hessian_eigs"][0]))
+            flow.step()
+    assert max(tops["substep"]) > 1.99  # the flow reached the edge
+    onset = int(np.argmax(np.array(tops["substep"]) > 1.99))
+    for m in flows:
+        assert max(tops[m][onset + 2 :]) < 2.002, m
+    # at k_c >= 1 the per-substep mode computes 4x as many third-derivative vectors
+    assert flows["step"].third_derivatives * 3 < flows["substep"].third_derivatives

@@ -31,6 +31,26 @@ def n_pairs(k: int) -> int:
     return k * (k + 1) // 2
 
 
+@jax.jit
+def rotate_pairs(gradH: jax.Array, U0: jax.Array, U: jax.Array, P: jax.Array) -> jax.Array:
+    """The third-derivative vectors of U's pairs from those of U0's, to first order in the change.
+
+    With R = U0ᵀ P U (U ≈ U0 R for P-orthonormal bases of nearby critical subspaces),
+    ∇(u_iᵀ H u_j) = Σ_ab R_ai R_bj ∇(u0_aᵀ H u0_b): exact within the span of U0 at the point where gradH
+    was taken; what is left is the change of w since then and of U outside that span.
+
+    Args:
+        gradH: [m, d] ∇(u0_aᵀ H u0_b) for the pairs a <= b (`upper_pairs` order).
+        U0, U: [d, k] the old and new P-orthonormal critical eigenvectors.
+        P: [d] the preconditioner of U.
+    """
+    k = U.shape[1]
+    R = U0.T @ (P[:, None] * U)  # [k, k]
+    full = gradH[pair_index(k)]  # [k, k, d]
+    i, j = upper_pairs(k)
+    return jnp.einsum("ai,bj,abd->ijd", R, R, full)[i, j]  # [m, d]
+
+
 def pair_coefficients(X: jax.Array) -> jax.Array:
     """[m] the weights of the X-driven velocities over the upper triangle i <= j.
 

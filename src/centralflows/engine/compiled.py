@@ -83,7 +83,9 @@ class Compiled:
         """The jitted central-flow velocity for k_c critical eigenpairs (compiled per k_c, penalty,
         secant).
 
-        Returns `velocity(w, s, theta, U, dt) -> (dw_dt, ds_dt, aux)` (`centralflows.engine.central`).
+        Returns `velocity(w, s, theta, U, dt, gradH=None) -> (dw_dt, ds_dt, aux)`
+        (`centralflows.engine.central`); gradH, the third-derivative vectors of U's pairs, is computed
+        at w unless given.
         """
         key = (k_c, penalty, secant)
         if key not in self._central:
@@ -92,7 +94,7 @@ class Compiled:
                     self.opt, w, s, theta, U, dt, g, gradH, penalty, secant
                 )
             )
-            self._central[key] = lambda w, s, theta, U, dt: velocity(
-                w, s, theta, U, dt, self.grad(w), self.third_pairs(w, U)
+            self._central[key] = lambda w, s, theta, U, dt, gradH=None: velocity(
+                w, s, theta, U, dt, self.grad(w), self.third_pairs(w, U) if gradH is None else gradH
             )
         return self._central[key]

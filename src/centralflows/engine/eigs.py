@@ -31,6 +31,10 @@ class EigConfig:
         between_solves: "lobpcg" (one LOBPCG iteration warm-started from the cached vectors: 2k HVPs;
             it follows a rotating or newly rising eigenvector within a step, docs/design.md) or
             "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs).
+        warm_start: which vectors start a full solve: "last" (the authors': the last solve's),
+            "two_back" (the solve's before: an iterate oscillating with period 2 at the edge of
+            stability is closer to w_{t-2} than to w_{t-1}, and its eigenvectors with it) or "auto"
+            ("two_back" for the discrete optimizer's iterates, "last" for the flows and midpoints).
     """
 
     frequency: int = -1
@@ -41,6 +45,7 @@ class EigConfig:
     max_iter: int = 100
     chunk_size: int | None = None
     between_solves: str = "lobpcg"
+    warm_start: str = "auto"
 
     @classmethod
     def from_dict(cls, options: dict) -> EigConfig:
@@ -229,6 +234,7 @@ class EigTracker:
         self.hvps = 0
         self.capped_steps = 0  # measurements at which `capped` held (counted by the processes)
         self.last_full = False
+        self.V_before = self.V  # the vectors of the full solve before the last (warm_start two_back)
 
     @property
     def k(self) -> int:
@@ -263,8 +269,11 @@ class EigTracker:
             theta, V = _dense_solve(self.loss_fn, w, P, chunk_size=chunk, k=k)
             self.hvps += self.dim
         else:
+            start = self.V
+            if self.config.warm_start == "two_back" and self.V_before.shape == start.shape:
+                start = self.V_before
             theta, V, iters = run_lobpcg(
-                self._operator_rows(w, P), self.V.T, self.config.tol, self.config.max_iter
+                self._operator_rows(w, P), start.T, self.config.tol, self.config.max_iter
             )
             V = V.T
             self.hvps += k * (1 + iters)
@@ -272,6 +281,7 @@ class EigTracker:
 
     def full_solve(self, w, P):
         """Full solve; then, if tracking, add vectors while the smallest is above the threshold."""
+        before = self.V
         if self.k == 0:
             self._add_vectors(self.config.initial_k)
         self._solve(w, P)
@@ -279,6 +289,7 @@ class EigTracker:
         while threshold is not None and self.k < self.config.max_k and float(self.theta[-1]) >= threshold:
             self._add_vectors(1)
             self._solve(w, P)
+        self.V_before = before
 
     def ensure_k(self, k: int):
         """Grows the tracked set to at least k vectors (used to match another tracker's count)."""
@@ -319,6 +330,7 @@ class EigTracker:
         a checkpoint is written, so the per-step snapshot of the run loop costs no device transfer."""
         return {
             "V": self.V,
+            "V_before": self.V_before,
             "theta": self.theta,
             "key": self.key,
             "calls": np.asarray(self.calls),
@@ -329,6 +341,7 @@ class EigTracker:
     def load_state_dict(self, state: dict):
         self.V = jnp.asarray(state["V"], self.dtype)
         self.theta = jnp.asarray(state["theta"], self.dtype)
+        self.V_before = jnp.asarray(state.get("V_before", state["V"]), self.dtype)  # older checkpoints: V
         self.key = jnp.asarray(state["key"])
         self.calls = int(state["calls"])
         self.hvps = int(state["hvps"])

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from centralflows.engine.central import critical_count, n_pairs
+from centralflows.engine.central import critical_count, n_pairs, rotate_pairs
 from centralflows.engine.compiled import Compiled
 from centralflows.engine.eigs import EigConfig, EigTracker
 from centralflows.engine.predictions import deltas, predictions
@@ -35,8 +35,11 @@ class Process:
 
     name = ""
     is_flow = False  # a flow applies F once at construction (its `initialize` option)
+    oscillates = False  # its iterates alternate sides at the edge (eig.warm_start auto: two_back)
 
     def __init__(self, kernels: Compiled, w, s, eig: EigConfig, seed: int = 0):
+        if eig.warm_start == "auto":
+            eig = dataclasses.replace(eig, warm_start="two_back" if self.oscillates else "last")
         self.kern = kernels
         self.w, self.s = w, s
         d, dtype = w.shape[0], w.dtype
@@ -108,6 +111,7 @@ class Discrete(Process):
     """The real optimizer, stepped by its optax transformation."""
 
     name = "discrete"
+    oscillates = True
 
     def measure(self) -> dict:
         k = self.kern
@@ -206,7 +210,7 @@ class CentralFlow(Process):
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
         frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
-        secant_precond=True, lookahead=True,
+        secant_precond=True, lookahead=True, third_every="substep",
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)
@@ -229,6 +233,8 @@ class CentralFlow(Process):
         self.edge_tol, self.max_refine = edge_tol, max_refine
         self.secant_precond = secant_precond  # P's change over a substep as a secant (central.py)
         self.lookahead = lookahead  # `_critical_count`
+        self.third_every = third_every  # "step": the third derivatives of a step's first velocity, rotated
+        self.third = None  # (U, gradH) of the last third derivatives computed (third_every "step")
         self.theta_prev = None  # θ and dt of the last Euler step, for the look-ahead (`_velocity`)
         self.refine = 0
         self.active = False  # the SDCP was active in the last substep
@@ -277,15 +283,22 @@ class CentralFlow(Process):
         k_ahead = int(rising[-1]) + 1 if len(rising) else 0
         return max(k_c, min(k_ahead, 1) if self.top_only else k_ahead)
 
-    def _velocity(self, theta, U):
+    def _velocity(self, theta, U, first: bool = False):
         dt = self.dt
         k_c = self._critical_count(theta, dt, self.theta_prev)
         self.theta_prev = (np.asarray(theta, float), dt)
         self.active = k_c > 0
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
-        self.third_derivatives += n_pairs(k_c)
         vel = self.kern.central_velocity(k_c, self.penalty, self.secant_precond)
-        return vel(self.w, self.s, theta[:k_c], U[:, :k_c], jnp.asarray(dt, self.w.dtype))
+        U = U[:, :k_c]
+        carried = self.third_every == "step" and not first and self.third[0].shape == U.shape
+        if carried:  # the step's first third derivatives, rotated to this substep's eigenvectors
+            gradH = rotate_pairs(self.third[1], self.third[0], U, self.kern.precond(self.s))
+        else:
+            gradH = self.kern.third_pairs(self.w, U)
+            self.third = (U, gradH)
+            self.third_derivatives += n_pairs(k_c)
+        return vel(self.w, self.s, theta[:k_c], U, jnp.asarray(dt, self.w.dtype), gradH)
 
     def _check_edge(self, theta) -> bool:
         """Warns when the flow starts above the edge; stops it once S_eff > max_seff. True if stopped."""
@@ -310,7 +323,7 @@ class CentralFlow(Process):
         if self._check_edge(theta):
             return {**logs, **eig_logs}
         self._control(theta)
-        dw_dt, ds_dt, aux = self._velocity(theta, U)
+        dw_dt, ds_dt, aux = self._velocity(theta, U, first=True)
         self.pending = (dw_dt, ds_dt)
         self.solves = [aux["sdcp"]]
         X = aux["X"]

@@ -181,6 +181,13 @@ class CentralConfig:
     secant_precond: bool = option(
         "P's change over a substep as a secant, not its tangent (false: the authors' linearisation)", True
     )
+    third_every: str = option(
+        "third-derivative vectors at every velocity evaluation (substep, the authors') or once per step, "
+        "carried across its substeps by the rotation of the critical eigenvectors (step: an approximation)",
+        "substep",
+        kind=str,
+        choices=("substep", "step"),
+    )
     max_seff: float = option(
         "stop the central flow once S_eff exceeds this: it has left the edge (2)", 10.0, **_positive
     )
@@ -294,6 +301,13 @@ ENGINE_OPTIONS = {
             "Rayleigh quotients",
             kind=str,
             choices=("lobpcg", "quotients"),
+        ),  # fmt: skip
+        "warm_start": dict(
+            help="vectors that start a full solve: the last solve's (the authors'), the one before "
+            "(two_back: same side of the period-2 oscillation at the edge), or auto (two_back for the "
+            "discrete iterates only)",
+            kind=str,
+            choices=("auto", "last", "two_back"),
         ),  # fmt: skip
     },
     StationaryConfig: {
