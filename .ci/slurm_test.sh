@@ -36,8 +36,11 @@ for cell in $CELLS; do
 done
 echo "SLURM subset: $CELLS -> ${ids[*]}"
 
-# The profile, literally; the CI only shortens the first status check (the profile waits 20 s).
-snakemake --profile slurm --config "scale=$SCALE" --slurm-init-seconds-before-status-checks 1 \
+# The profile, literally; the CI only shortens the first status check (the profile waits 20 s). The
+# jobs compute on the CPU on purpose: the fake GPUs are allocated (SLURM_JOB_GPUS) but not real, and a
+# job given a GPU with the default resources.device gpu would stop, as it should, for want of CUDA JAX.
+snakemake --profile slurm --config "scale=$SCALE" "resources={device: cpu}" \
+  --slurm-init-seconds-before-status-checks 1 \
   -- all "${targets[@]}" >"$LOG/snakemake.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT # do not leave snakemake behind when an assertion fails

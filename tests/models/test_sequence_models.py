@@ -3,6 +3,7 @@
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -270,3 +271,41 @@ def test_init_under_x64_keeps_float32_params(x64):
     model = module.build({**module.DEFAULTS, "layers": 1}, SPEC)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), tokens(2))["params"]
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(params)} == {jnp.dtype(jnp.float32)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("lstm", {"embed_dim": 8, "hidden": 8, "layers": 1}),
+        (
+            "transformer",
+            {"d_model": 8, "heads": 2, "layers": 1, "dim_feedforward": 16, "weight_multiplier": 1.0},
+        ),
+        ("mamba", {"d_model": 8, "layers": 1, "d_state": 4, "init_scale": 1.0}),
+    ],
+)
+def test_one_hot_embedding_equals_the_gather(name, overrides, x64, monkeypatch):
+    """The one-hot product (deterministic on a GPU) is nn.Embed's gather to round-off (float64): in the
+    loss, its gradient, an HVP and a third derivative, from the same parameters."""
+    module = get_architecture(name)
+    model = module.build({**module.DEFAULTS, **overrides}, SPEC)
+    x, y = tokens(5), jax.nn.one_hot(tokens(5, seed=1), 4)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    w, unravel = ravel_pytree(jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params))
+    u, v = jax.random.normal(jax.random.PRNGKey(1), (2, w.shape[0]), jnp.float64)
+
+    def quantities():  # traced anew on each call: the model looks its embedding class up when traced
+        loss_fn = lambda w: 0.5 * jnp.mean(jnp.sum((model.apply({"params": unravel(w)}, x) - y) ** 2, -1))
+        return jax.jit(lambda w: (*jax.value_and_grad(loss_fn)(w), derivatives.hvp(loss_fn, w, u),
+                                  derivatives.third_derivative(loss_fn, w, u, v)))(w)  # fmt: skip
+
+    one_hot = quantities()
+    monkeypatch.setattr(module, "OneHotEmbed", nn.Embed)
+    gather = quantities()
+    for label, a, b in zip(("loss", "gradient", "HVP", "third derivative"), one_hot, gather, strict=True):
+        scale = float(jnp.max(jnp.abs(b)))
+        assert scale > 0, label
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13 * scale, err_msg=label)
+    for label, a in zip(("gradient", "HVP", "third derivative"), one_hot[1:], strict=True):
+        assert float(jnp.max(jnp.abs(unravel(a)["embedding"]["embedding"]))) > 0, label  # reaches the table

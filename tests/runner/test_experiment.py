@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import h5py
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from centralflows.engine.optimizers import make_optimizer
 from centralflows.engine.processes import CentralFlow, Midpoint
 from centralflows.runner.checkpoint import latest_checkpoint
 from centralflows.runner.config import resolve_config
-from centralflows.runner.experiment import group_logs, run
+from centralflows.runner.experiment import config_difference, group_logs, run
 from tests.engine.helpers import as_problem, cubic_loss
 
 # A tiny MLP on the offline CIFAR stand-in; at eta = 0.05 GD reaches the edge of stability within a
@@ -89,6 +90,32 @@ def test_schema_for_every_optimizer_and_process(tmp_path, opt):
         assert f.attrs["status"] == "completed"
         assert f.attrs["n_params"] == 32 * 32 * 3 * 16 + 16 + 16 * 16 + 16 + 16 * 4 + 4
         assert f.attrs["dataset"] == "synthetic-cifar10"
+
+
+def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, monkeypatch):
+    """The run's precision (part of its identity) applies to all it traces; the root attributes record
+    it with the backend and the peak memory (XLA:CPU has no device memory stats: the process's RSS)."""
+    import centralflows.problem.build as build
+
+    seen, build_problem = [], build.build_problem
+
+    def spy(*args):
+        seen.append(jax.config.jax_default_matmul_precision)
+        return build_problem(*args)
+
+    monkeypatch.setattr(build, "build_problem", spy)
+    assert cell(tmp_path, steps=2)["matmul_precision"] == "float32"  # the authors' full float32 by default
+    config = cell(
+        tmp_path, runs=["discrete"], steps=2, eig={"frequency": -1}, matmul_precision="tensorfloat32"
+    )
+    path = run(config, progress=False)
+    assert seen == ["tensorfloat32"] and jax.config.jax_default_matmul_precision is None  # restored after
+    with h5py.File(path, "r") as f:
+        attrs = dict(f.attrs)
+    assert attrs["matmul_precision"] == "tensorfloat32" and attrs["backend"] == "cpu"
+    assert json.loads(attrs["versions"])["jax"] == jax.__version__
+    assert attrs["peak_host_rss_bytes"] > 100e6 and "peak_device_memory_bytes" not in attrs
+    assert config_difference(config, {**config, "matmul_precision": "float32"}) == ["matmul_precision"]
 
 
 @pytest.mark.slow

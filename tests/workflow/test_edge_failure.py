@@ -17,6 +17,7 @@ def run_edge_script(tmp_path, onset: int, before: int):
         params=types.SimpleNamespace(before=before),
         output=[str(output)],
         log=[str(log)],
+        config={"resources": {"device": "cpu"}},
     )
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(ROOT / "workflow/scripts/edge_checkpoint.py"), init_globals={"snakemake": fake})

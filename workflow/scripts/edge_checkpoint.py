@@ -2,10 +2,14 @@
 
 import sys
 
+from centralflows.runner.backend import start_job
 from centralflows.runner.logs import log_to
 from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+# a GPU job without a GPU backend stops here; resources.device is read from the config, not a
+# param, so that choosing the device reruns no finished run
+start_job(snakemake.config["resources"]["device"], log)  # noqa: F821
 source, before = snakemake.input.hdf5, snakemake.params.before  # noqa: F821
 try:
     step = edge_step(source)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import jax
 
+from centralflows.runner.backend import start_job
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
 from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+# a GPU job without a GPU backend stops here; resources.device is read from the config, not a
+# param, so that choosing the device reruns no finished run
+start_job(snakemake.config["resources"]["device"], log)  # noqa: F821
 if snakemake.params.compilation_cache:  # noqa: F821
     jax.config.update("jax_compilation_cache_dir", snakemake.params.compilation_cache)  # noqa: F821
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # the small programs too

@@ -9,6 +9,7 @@ import sys
 
 from centralflows.engine.registry import OPTIMIZERS
 from centralflows.runner import config as C
+from centralflows.runner.backend import deterministic_gpu_ops, gpu_given
 from centralflows.runner.config import NO_VALUE, ConfigError, Option
 
 USAGE = """\
@@ -276,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         if want_help:
             print(usage(config))
             return 0
+        if extra["device"] == "cuda" or (extra["device"] is None and gpu_given()):
+            deterministic_gpu_ops()  # before JAX initialises its backends
         if extra["device"]:
             select_device(extra["device"])
     except ConfigError as err:

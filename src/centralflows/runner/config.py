@@ -22,6 +22,8 @@ from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
 from centralflows.problem.losses import CRITERIA
 
 DTYPES = ("float32", "float64")
+# jax_default_matmul_precision of a run: full float32 (the authors switch TF32 off), or TF32 by choice
+MATMUL_PRECISIONS = ("float32", "tensorfloat32")
 STATUSES = ("running", "completed", "diverged", "stopped", "failed")
 
 
@@ -256,6 +258,11 @@ class RunConfig:
         check=lambda x: x >= -1, allowed="an integer >= -1",
     )  # fmt: skip
     dtype: str = option("floating-point precision of the run", "float32", choices=DTYPES)
+    matmul_precision: str = option(
+        "float32 matrix products and convolutions on a GPU: float32 (full, as the authors) or "
+        "tensorfloat32 (faster on Ampere and later GPUs, ~1e-3 relative error; changes the trajectory); "
+        "CPUs compute float32 either way", "float32", choices=MATMUL_PRECISIONS,
+    )  # fmt: skip
     eig: EigConfig = dataclasses.field(default_factory=EigConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     checkpoint_file: str | None = option(

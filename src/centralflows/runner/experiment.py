@@ -6,8 +6,11 @@ import contextlib
 import itertools
 import json
 import logging
+import os
+import resource
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -241,6 +244,20 @@ def _device() -> str:
     return f"{dev.platform}:{getattr(dev, 'device_kind', '')}"
 
 
+def peak_memory() -> dict:
+    """This process's peak memory so far, as one root attribute named for what it measures.
+
+    Returns:
+        {"peak_device_memory_bytes": n} where the device reports it (GPU), else
+        {"peak_host_rss_bytes": n}, the process's peak resident set (XLA:CPU reports no memory stats).
+    """
+    stats = jax.devices()[0].memory_stats()
+    if stats and "peak_bytes_in_use" in stats:
+        return {"peak_device_memory_bytes": int(stats["peak_bytes_in_use"])}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return {"peak_host_rss_bytes": int(rss) * (1 if sys.platform == "darwin" else 1024)}
+
+
 def _checkpoint_due(step: int, start: int, options: dict) -> bool:
     freq = options["frequency"]
     return step != start and ((freq > 0 and step % freq == 0) or step in options["steps"])
@@ -293,7 +310,8 @@ def run(config: dict, progress: bool = True) -> Path:
             "the central flow needs eigenpairs: set --eig.frequency 1 (or --central.eig.frequency 1)"
         )
     config = prepare_out_dir(config)
-    with _Signals() as signals:
+    # before anything is traced: JAX's default would compute float32 products in TF32 on recent GPUs
+    with _Signals() as signals, jax.default_matmul_precision(config["matmul_precision"]):
         return _run(config, progress, signals, build_problem)
 
 
@@ -333,6 +351,9 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         "n_params": int(problem.n_params),
         "dataset": problem.dataset,
         "device": _device(),
+        "backend": jax.default_backend(),  # JAX's version is in `versions` (H5Logger)
+        "matmul_precision": config["matmul_precision"],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. GPU determinism (runner.backend)
         "init": _init_attr(config),
     }
 
@@ -461,15 +482,16 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
 
 
 def _record_run_attrs(logger, processes: dict, stops: dict):
-    """Root attributes that make a run's numbers suspect: per-process stops and unconverged SDCP solves."""
+    """Root attributes written at the end: the peak memory, and what makes a run's numbers suspect
+    (per-process stops, unconverged SDCP solves)."""
     attrs = {f"{n}_status_reason": f"stopped: {why}" for n, why in stops.items()}
+    attrs.update(peak_memory())  # of this attempt when the run was resumed
     for p in processes.values():
         attrs.update(getattr(p, "run_attrs", dict)())
     unconverged = {key: v for key, v in attrs.items() if key.endswith("_sdcp_unconverged") and v}
     if unconverged:
         log.warning("unconverged SDCP solves in this run: %s", unconverged)
-    if attrs:
-        logger.set_attrs(**attrs)
+    logger.set_attrs(**attrs)
 
 
 def _show_progress(bar, values: dict, processes: dict):

@@ -80,6 +80,8 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
     config["eig"] = {**config["eig"], "frequency": -1}  # eigenvalues do not change the trajectory
     config["discrete"] = {**config.get("discrete", {}), "eig": {}}
     config["checkpoint_file"] = None  # a fresh run, not a resume (run() reads a resolved config)
+    # a source written before the option existed computed float32 on CPU, where all of them ran
+    config.setdefault("matmul_precision", "float32")
     if base is not None:  # the checkpoint already holds the warm start
         config.update(load={"path": str(base), "from_process": "discrete"}, warm_start=-1)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,23 @@ def dense(features: int, fan_in: int, use_bias: bool = True, name: str | None = 
     return nn.Dense(features, use_bias=use_bias, kernel_init=init, bias_init=init, name=name)
 
 
+class OneHotEmbed(nn.Embed):
+    """nn.Embed (the same `embedding` parameter [vocab, features]) computed as one_hot(tokens) @ table.
+
+    A gather's derivative is a scatter-add, which a GPU sums in a varying order (atomics of thousands of
+    tokens into a few rows), so a resumed run would not repeat its trajectory; the product's derivative
+    is a matrix product, deterministic, and as cheap for the sequence models' vocabulary of 4. The
+    forward product is exact (one nonzero term per entry), at HIGHEST precision so TF32 cannot round it.
+    """
+
+    def __call__(self, inputs):
+        if not jnp.issubdtype(inputs.dtype, jnp.integer):
+            raise ValueError("Input type must be an integer or unsigned integer.")
+        (embedding,) = self.promote_dtype(self.embedding, dtype=self.dtype, inexact=False)
+        one_hot = jax.nn.one_hot(inputs, self.num_embeddings, dtype=embedding.dtype)  # [..., vocab]
+        return jnp.matmul(one_hot, embedding, precision=jax.lax.Precision.HIGHEST)
+
+
 def require_images(spec: DataSpec, arch: str) -> None:
     """Raises ValueError unless `spec` describes image inputs (vision architectures only)."""
     if spec.kind != "image":

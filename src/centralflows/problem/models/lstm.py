@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from centralflows.problem.data.spec import DataSpec
-from centralflows.problem.models.layers import dense, torch_uniform
+from centralflows.problem.models.layers import OneHotEmbed, dense, torch_uniform
 
 DEFAULTS = {"embed_dim": 48, "hidden": 48, "layers": 2}
 
@@ -54,7 +54,7 @@ class LSTM(nn.Module):
     @nn.compact
     def __call__(self, tokens):
         # torch.nn.Embedding draws N(0, 1)
-        x = nn.Embed(
+        x = OneHotEmbed(
             self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0), name="embedding"
         )(tokens)
         for i in range(self.layers):

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from centralflows.problem.data.spec import DataSpec
-from centralflows.problem.models.layers import torch_uniform
+from centralflows.problem.models.layers import OneHotEmbed, torch_uniform
 from centralflows.problem.models.norms import RMSNorm
 
 DEFAULTS = {
@@ -172,7 +172,7 @@ class Mamba(nn.Module):
     def __call__(self, tokens):
         reference_init = self.block["reference_init"]
         embed_init = normal_002 if reference_init else nn.initializers.normal(1.0)
-        x = nn.Embed(self.vocab_size, self.d_model, embedding_init=embed_init, name="embedding")(tokens)
+        x = OneHotEmbed(self.vocab_size, self.d_model, embedding_init=embed_init, name="embedding")(tokens)
         for i in range(self.layers):
             x = ResidualBlock(self.block, name=f"layer{i}")(x)
         x = RMSNorm(name="norm_f")(x)

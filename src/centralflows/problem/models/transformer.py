@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from centralflows.problem.data.spec import DataSpec
-from centralflows.problem.models.layers import torch_uniform
+from centralflows.problem.models.layers import OneHotEmbed, torch_uniform
 from centralflows.problem.models.norms import TrainableLayerNorm
 
 DEFAULTS = {
@@ -111,7 +111,7 @@ class Transformer(nn.Module):
     @nn.compact
     def __call__(self, tokens):
         d = self.d_model
-        x = nn.Embed(self.vocab_size, d, embedding_init=xavier, name="embedding")(tokens) * math.sqrt(d)
+        x = OneHotEmbed(self.vocab_size, d, embedding_init=xavier, name="embedding")(tokens) * math.sqrt(d)
         x = x + sinusoidal_encoding(tokens.shape[1], d)
         memory = x  # decoder(x, x, ...): every layer cross-attends to the embedded input
         layer_args = (self.heads, self.dim_feedforward, self.cross_attention_mask)
