@@ -6,6 +6,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -150,6 +151,68 @@ def test_lstm_matches_numpy_cell():
         z = np.stack(hs, 1)
     expected = z @ params["out"]["kernel"] + params["out"]["bias"]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+class _LSTMBatchMajorLayer(nn.Module):
+    """The LSTM layer as it was before its derivatives were made cheap: batch-major inputs, the input
+    projection on every embedded token (the reference for `test_lstm_equals_batch_major_formulation`)."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        h4 = 4 * self.hidden
+        W_ih = self.param("weight_ih", nn.initializers.zeros, (x.shape[-1], h4))
+        W_hh = self.param("weight_hh", nn.initializers.zeros, (self.hidden, h4))
+        b_ih = self.param("bias_ih", nn.initializers.zeros, (h4,))
+        b_hh = self.param("bias_hh", nn.initializers.zeros, (h4,))
+        x_gates = jnp.swapaxes(x @ W_ih + b_ih, 0, 1)
+
+        def step(carry, xg):
+            h, c = carry
+            i, f, g, o = jnp.split(xg + h @ W_hh + b_hh, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        zeros = jnp.zeros((x.shape[0], self.hidden), x_gates.dtype)
+        return jnp.swapaxes(jax.lax.scan(step, (zeros, zeros), x_gates)[1], 0, 1)
+
+
+class _LSTMBatchMajor(nn.Module):
+    layers: int
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(4, 8, name="embedding")(tokens)
+        for i in range(self.layers):
+            x = _LSTMBatchMajorLayer(16, name=f"layer{i}")(x)
+        return nn.Dense(4, name="out")(x)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_equals_batch_major_formulation(layers):
+    """The time-major LSTM with its first projection taken on the embedding table has the previous
+    formulation's loss, Hessian-vector products and third derivatives to float64 round-off."""
+    with jax.enable_x64(True):
+        model = get_architecture("lstm").build({"embed_dim": 8, "hidden": 16, "layers": layers}, SPEC)
+        x = tokens(6)
+        params = jax.tree.map(
+            lambda a: a.astype(jnp.float64), model.init(jax.random.PRNGKey(0), x)["params"]
+        )
+        w, unravel = ravel_pytree(params)
+        y = jax.nn.one_hot(jnp.flip(x, 1), 4, dtype=jnp.float64)
+
+        def loss(m):
+            return lambda w: jnp.mean((m.apply({"params": unravel(w)}, x) - y) ** 2)
+
+        new, ref = loss(model), loss(_LSTMBatchMajor(layers))
+        U = jax.random.normal(jax.random.PRNGKey(1), (w.shape[0], 3), jnp.float64)
+        np.testing.assert_allclose(new(w), ref(w), rtol=1e-13)
+        for f in (jax.grad, lambda l: lambda w: derivatives.batched_hvp(l, w, U),
+                  lambda l: lambda w: derivatives.third_derivative_pairs(l, w, U)):
+            a, b = f(new)(w), f(ref)(w)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * float(jnp.max(jnp.abs(b))))
 
 
 @pytest.mark.slow

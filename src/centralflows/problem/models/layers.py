@@ -34,6 +34,12 @@ def dense(features: int, fan_in: int, use_bias: bool = True, name: str | None = 
     return nn.Dense(features, use_bias=use_bias, kernel_init=init, bias_init=init, name=name)
 
 
+def one_hot_rows(table, tokens):
+    """table[tokens] ([vocab, f] rows by integer ids [...]) as one_hot(tokens) @ table: see OneHotEmbed."""
+    one_hot = jax.nn.one_hot(tokens, table.shape[0], dtype=table.dtype)  # [..., vocab]
+    return jnp.matmul(one_hot, table, precision=jax.lax.Precision.HIGHEST)
+
+
 class OneHotEmbed(nn.Embed):
     """nn.Embed (the same `embedding` parameter [vocab, features]) computed as one_hot(tokens) @ table.
 
@@ -47,8 +53,7 @@ class OneHotEmbed(nn.Embed):
         if not jnp.issubdtype(inputs.dtype, jnp.integer):
             raise ValueError("Input type must be an integer or unsigned integer.")
         (embedding,) = self.promote_dtype(self.embedding, dtype=self.dtype, inexact=False)
-        one_hot = jax.nn.one_hot(inputs, self.num_embeddings, dtype=embedding.dtype)  # [..., vocab]
-        return jnp.matmul(one_hot, embedding, precision=jax.lax.Precision.HIGHEST)
+        return one_hot_rows(embedding, inputs)
 
 
 def require_images(spec: DataSpec, arch: str) -> None:

@@ -3,6 +3,15 @@
 Embedding(vocab, 48) → 2 × LSTM(hidden 48) → Linear(48, vocab). The cells follow torch.nn.LSTM's
 equations and layout: per layer W_ih [in, 4h], W_hh [h, 4h] and two bias vectors b_ih, b_hh (the
 count 38,020 = 192 + 2·(2·4·48² + 2·4·48) + 196 needs both), gates in the order i, f, g, o.
+
+Two rearrangements of the same arithmetic make its derivatives cheap (bench/README.md, "Derivative
+programs of the sequence models"): activations stay time-major ([length, n, ·]) from the token ids to
+the logits, so no [n, length] <-> [length, n] transpose of a large array appears in the gradient, its
+Hessian-vector products or its third derivatives; and the first layer's input projection is taken on
+the embedding table ([vocab, 4h], a few rows) and looked up per token (a one-hot product, see
+`layers.one_hot_rows`), instead of on the [n, length, in]
+embedded inputs: each row is the same dot product, so the values agree to round-off, but its
+derivatives no longer multiply n·length rows for every tangent.
 """
 
 import flax.linen as nn
@@ -10,25 +19,32 @@ import jax
 import jax.numpy as jnp
 
 from centralflows.problem.data.spec import DataSpec
-from centralflows.problem.models.layers import OneHotEmbed, dense, torch_uniform
+from centralflows.problem.models.layers import OneHotEmbed, dense, one_hot_rows, torch_uniform
 
 DEFAULTS = {"embed_dim": 48, "hidden": 48, "layers": 2}
 
 
 class LSTMLayer(nn.Module):
-    """One LSTM layer over [n, length, in] from a zero state; all parameters U(±1/√hidden) as in PyTorch."""
+    """One LSTM layer from a zero state; all parameters U(±1/√hidden) as in PyTorch.
+
+    Called on time-major inputs x [length, n, in], or on an embedding table x [vocab, in] with the token
+    ids `tokens` [length, n]: the input projection is then computed per vocabulary entry and gathered.
+    Returns the hidden states, time-major: [length, n, hidden].
+    """
 
     hidden: int
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, tokens=None):
         h4 = 4 * self.hidden
         init = torch_uniform(self.hidden)
         W_ih = self.param("weight_ih", init, (x.shape[-1], h4), jnp.float32)
         W_hh = self.param("weight_hh", init, (self.hidden, h4), jnp.float32)
         b_ih = self.param("bias_ih", init, (h4,), jnp.float32)
         b_hh = self.param("bias_hh", init, (h4,), jnp.float32)
-        x_gates = jnp.swapaxes(x @ W_ih + b_ih, 0, 1)  # [length, n, 4h]: input part of all steps at once
+        x_gates = x @ W_ih + b_ih  # input part of all steps at once: [length, n, 4h] or [vocab, 4h]
+        if tokens is not None:
+            x_gates = one_hot_rows(x_gates, tokens)  # [length, n, 4h]
 
         def step(carry, xg):
             h, c = carry
@@ -37,9 +53,9 @@ class LSTMLayer(nn.Module):
             h = jax.nn.sigmoid(o) * jnp.tanh(c)
             return (h, c), h
 
-        zeros = jnp.zeros((x.shape[0], self.hidden), x_gates.dtype)
+        zeros = jnp.zeros((x_gates.shape[1], self.hidden), x_gates.dtype)
         _, hs = jax.lax.scan(step, (zeros, zeros), x_gates)
-        return jnp.swapaxes(hs, 0, 1)  # [n, length, hidden]
+        return hs
 
 
 class LSTM(nn.Module):
@@ -54,12 +70,18 @@ class LSTM(nn.Module):
     @nn.compact
     def __call__(self, tokens):
         # torch.nn.Embedding draws N(0, 1)
-        x = OneHotEmbed(
+        embed = OneHotEmbed(
             self.vocab_size, self.embed_dim, embedding_init=nn.initializers.normal(1.0), name="embedding"
-        )(tokens)
-        for i in range(self.layers):
+        )
+        tokens = tokens.T  # time-major: [length, n]
+        if self.layers == 0:
+            x = embed(tokens)
+        else:
+            embed(tokens[:0])  # creates the table (an empty lookup); the first layer reads it whole
+            x = LSTMLayer(self.hidden, name="layer0")(embed.embedding, tokens)
+        for i in range(1, self.layers):
             x = LSTMLayer(self.hidden, name=f"layer{i}")(x)
-        return dense(self.num_outputs, self.hidden, name="out")(x)
+        return jnp.swapaxes(dense(self.num_outputs, self.hidden, name="out")(x), 0, 1)
 
 
 def build(options: dict, spec: DataSpec) -> nn.Module:

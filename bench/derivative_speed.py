@@ -1,0 +1,150 @@
+"""Derivative programs of the paper-size sequence models: today's code against a baseline commit.
+
+For each architecture at its paper size (sorting task, MSE; n = 1000, Mamba n = 250) this builds the
+problem once and two losses on the same flat parameters: one from the model code of this checkout and
+one from the model and derivative code of `--baseline` (read from git). It times, alternating the
+two versions `--rounds` times in one process, the gradient, the 3-vector Hessian-vector product (the
+eigen-solver's operator) and the 6 third-derivative pairs of k = 3, and reports XLA's FLOP count
+(`cost_analysis`), the median wall time, the process CPU time per call, and the ratios of medians.
+It also checks that the two versions agree (relative max difference, float32).
+
+    python bench/derivative_speed.py [--arch lstm mamba transformer] [--json bench/results/derivative_speed.json]
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+
+from centralflows.problem.build import build_problem
+from centralflows.runner.config import resolve_config
+
+BASELINE = "4e9c83d"  # the commit before the speed work
+PAPER_N = {"lstm": 1000, "transformer": 1000, "mamba": 250}
+K = 3
+
+
+def git_module(commit: str, path: str, name: str):
+    """The module at `path` as of `commit` (imports resolve against this checkout)."""
+    src = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True).stdout
+    mod = types.ModuleType(name)
+    exec(compile(src, f"{commit}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+def programs(loss_fn, deriv):
+    return {
+        "grad": jax.jit(jax.grad(loss_fn)),
+        "hvp": jax.jit(lambda w, V: deriv.batched_hvp(loss_fn, w, V)),
+        "third": jax.jit(lambda w, V: deriv.third_derivative_pairs(loss_fn, w, V)),
+    }
+
+
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def measure(arch: str, baseline: str, rounds: int, repeats: int) -> dict:
+    config = resolve_config(
+        {
+            "data": {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch]},
+            "arch": {"name": arch},
+            "opt": {"name": "gd", "lr": 0.1},
+            "steps": 1,
+        }
+    )
+    problem = build_problem(config)
+    w = problem.w0
+    V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], K), w.dtype)
+    V = V / jnp.linalg.norm(V, axis=0)
+
+    # the baseline: its model module (same parameters, same data) and its derivative code
+    import centralflows.problem.models as models
+    from centralflows.engine import derivatives
+    from centralflows.problem import data, losses
+
+    old_model = git_module(baseline, f"src/centralflows/problem/models/{arch}.py", f"old_{arch}")
+    old_deriv = git_module(baseline, "src/centralflows/engine/derivatives.py", "old_derivatives")
+    ds = data.get_dataset("sorting").load(
+        {**data.get_dataset("sorting").DEFAULTS, "n": PAPER_N[arch], "criterion": "mse"}
+    )
+    from centralflows.problem.build import arch_options
+
+    _, options = arch_options(config["arch"])
+    model_old = old_model.build(options, ds.spec)
+    model_new = models.get_architecture(arch).build(options, ds.spec)
+    from jax.flatten_util import ravel_pytree
+
+    template = jax.eval_shape(model_new.init, jax.random.PRNGKey(0), jnp.asarray(ds.x_train[:1]))["params"]
+    _, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template))
+    x, y = jnp.asarray(ds.x_train, jnp.int32), jnp.asarray(ds.y_train, jnp.int32)
+    crit = losses.get_criterion("mse")
+    loss_old = lambda w: crit.loss(model_old.apply({"params": unravel(w)}, x), y)  # noqa: E731
+    assert abs(float(loss_old(w)) - float(problem.loss_fn(w))) < 1e-5, "baseline loss differs"
+
+    versions = {"before": programs(loss_old, old_deriv), "after": programs(problem.loss_fn, derivatives)}
+    out = {"n_params": int(w.shape[0]), "n": PAPER_N[arch]}
+    for name in ("grad", "hvp", "third"):
+        args = (w,) if name == "grad" else (w, V)
+        row, results = {}, {}
+        for version, progs in versions.items():
+            t0 = time.perf_counter()
+            compiled = progs[name].lower(*args).compile()
+            cost = compiled.cost_analysis()
+            cost = cost[0] if isinstance(cost, list) else cost
+            row[version] = {"compile_s": time.perf_counter() - t0, "gflop": cost.get("flops", 0) / 1e9,
+                            "wall": [], "cpu": []}
+            results[version] = jax.block_until_ready(compiled(*args))
+            progs[name] = compiled
+        for _ in range(rounds):
+            for version, progs in versions.items():
+                for _ in range(repeats):
+                    t0, c0 = time.perf_counter(), cpu_s()
+                    jax.block_until_ready(progs[name](*args))
+                    row[version]["wall"].append(time.perf_counter() - t0)
+                    row[version]["cpu"].append(cpu_s() - c0)
+        a, b = results["after"], results["before"]
+        row["rel_diff"] = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+        for version in versions:
+            r = row[version]
+            r["wall_s"], r["cpu_s"] = statistics.median(r.pop("wall")), statistics.median(r.pop("cpu"))
+            r["gflop_per_s"] = r["gflop"] / r["wall_s"]
+        row["wall_ratio"] = row["before"]["wall_s"] / row["after"]["wall_s"]
+        row["cpu_ratio"] = row["before"]["cpu_s"] / row["after"]["cpu_s"]
+        out[name] = row
+        print(
+            f"{arch:11s} {name:5s} before {row['before']['wall_s']*1e3:8.1f} ms ({row['before']['gflop']:6.2f} GFLOP,"
+            f" {row['before']['gflop_per_s']:5.1f} GFLOP/s)  after {row['after']['wall_s']*1e3:8.1f} ms"
+            f" ({row['after']['gflop']:6.2f} GFLOP, {row['after']['gflop_per_s']:5.1f} GFLOP/s)  wall x{row['wall_ratio']:.2f}"
+            f"  cpu x{row['cpu_ratio']:.2f}  rel diff {row['rel_diff']:.1e}",
+            flush=True,
+        )
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["lstm", "mamba", "transformer"])
+    parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    results = {"baseline": args.baseline}
+    for arch in args.arch:
+        results[arch] = measure(arch, args.baseline, args.rounds, args.repeats)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
