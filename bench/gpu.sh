@@ -1,52 +1,49 @@
 #!/usr/bin/env bash
-# The paper-cost benchmark on a GPU: installs the CUDA build of JAX into its own venv, then runs
-# bench/paper_cost.py with the GPU label, so bench/results/paper_cost.json gets a "gpu" entry next to
-# the "cpu" one (and bench/results/resources_gpu.yaml the table a GPU cluster's jobs can be sized from).
+# The GPU device check (bench/device_check.py; bench/README.md): on a GPU machine, offline, in one call of
+# at most 8 minutes, it measures per architecture at its paper n the HVP's time and TFLOP/s, full float32
+# against TF32, the device memory of the eigen-solver's block and of the third derivatives (whole batch
+# and chunked), a warm discrete and central step, and 20 steps of a ci cell on the CPU and the GPU side
+# by side; it writes OUT/gpu.json and OUT/resources_gpu.yaml (OUT: bench/results unless --out).
 #
-#   bash bench/gpu.sh                      # on the GPU machine, from the repository root
+#   bash bench/gpu.sh [--out DIR]              # on the GPU machine, from the repository root
+#   bash bench/gpu.sh --resume [--out DIR]     # a second call: the parts the first left undone
+#   bash bench/gpu.sh --cpu-test [--out DIR]   # the same script on CPU at small sizes (label
+#                                              # gpu-script-test-cpu: never the GPU's files)
+#   bash bench/gpu.sh --build-wheelhouse PKG.. # here, with network: wheels for a machine that lacks PKG
 #
-# A GPU has the memory and speed to measure every cell at its own n (--paper-n), so its figures are
-# measurements, not fits. Not yet run on a GPU: each cell compiles five processes (10-140 CPU s each on
-# CPU), so the whole grid takes about an hour or more; GPU_BENCH_ARGS="--archs vit --opts gd" is one cell.
-#   bash bench/gpu.sh --skip-cuda-install  # test the script on CPU with the python3 on PATH
-#   GPU_BENCH_ARGS="--archs mamba --steps 2" bash bench/gpu.sh   # passed on to paper_cost.py
-#   GPU_GHOST_ARGS="--archs vit --ns 1000" bash bench/gpu.sh      # passed on to ghost_batch.py
-#
-# Needs python3 >= 3.11 and network access to PyPI on that machine, or a wheel cache in $PIP_FIND_LINKS.
+# Other options go to bench/device_check.py (--budget, --parts, --archs, --check-cell; --help).
+# Nothing is fetched: it runs with the python3 there (JAX with its CUDA plugin, flax, optax, numpy, h5py,
+# pyyaml, tqdm) and the project on PYTHONPATH. Wheels in bench/wheels (ignored by git) are installed
+# first, offline, into a folder of their own. It has not yet run on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+wheels=bench/wheels
 
-skip_cuda=0
-for arg in "$@"; do
-  case "$arg" in
-    --skip-cuda-install) skip_cuda=1 ;;
-    *) echo "bench/gpu.sh: unknown option '$arg' (valid: --skip-cuda-install)" >&2; exit 2 ;;
-  esac
-done
-
-label=gpu
-python=python3
-if (( skip_cuda )); then
-  label=gpu-script-test-cpu  # the CPU test of this script: the current python3, nothing installed
-else
-  venv=.venv-gpu  # its own venv: the CUDA build never lands in another environment
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -e . "jax[cuda12]"  # the CUDA 12 wheels bring their own CUDA libraries
-  python="$venv/bin/python"
-  "$python" -c "import jax; assert jax.default_backend() == 'gpu', jax.devices()" || {
-    echo "bench/gpu.sh: the CUDA build of JAX sees no GPU (jax.devices() above); nothing measured" >&2
+if [[ "${1:-}" == "--build-wheelhouse" ]]; then
+  # For a machine without PKG: pure-Python or manylinux wheels for CPython 3.12 on x86-64 (the GPU
+  # machines' python3), without their dependencies (name each one the machine lacks too).
+  shift
+  (($#)) || {
+    echo "bench/gpu.sh --build-wheelhouse: name the packages (e.g. jsonschema)" >&2
     exit 2
   }
+  "$python" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$wheels" "$@"
+  exit 0
 fi
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
-"$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
-# shellcheck disable=SC2086  # GPU_BENCH_ARGS is a list of options
-PYTHONPATH="$PWD/src" "$python" bench/paper_cost.py --label "$label" \
-  --resources "bench/results/resources_${label}.yaml" --paper-n ${GPU_BENCH_ARGS:-}
-echo "bench/gpu.sh: wrote the '$label' entry of bench/results/paper_cost.json"
-# the ViT's and ResNet's HVP at n = 1000 in full and in ghost batches of 100: what a smaller GPU gives up
-ghost_default="--archs vit,resnet --ns 1000"
-(( skip_cuda )) && ghost_default="--archs mlp --ns 64"
-# shellcheck disable=SC2086  # GPU_GHOST_ARGS is a list of options
-PYTHONPATH="$PWD/src" "$python" bench/ghost_batch.py --sizes=-1,100 --skip-full-above 100000 \
-  --json "bench/results/ghost_batch_${label}.json" ${GPU_GHOST_ARGS:-$ghost_default}
+
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  site=${TMPDIR:-/tmp}/centralflows-wheels
+  "$python" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" "$wheels"/*.whl
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false # each part's peak device memory is its own
+export PYTHONUNBUFFERED=1
+if [[ " $* " != *" --cpu-test "* ]]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null ||
+    echo "bench/gpu.sh: no nvidia-smi here" >&2
+fi
+exec "$python" bench/device_check.py "$@"
