@@ -12,6 +12,10 @@ import numpy as np
 
 from centralflows.engine.derivatives import batched_hvp
 
+# `eig` options that say how many Hessian-vector products run at once, not what they compute: left out of
+# a run's identity like problem.data.NOT_IDENTITY, so a GPU job chunks for its memory under the same run
+NOT_IDENTITY = ("chunk_size",)
+
 
 @dataclass(frozen=True)
 class EigConfig:

@@ -222,19 +222,27 @@ def cell_run_config(config: dict, cell: dict, scale_name: str) -> dict:
     return run
 
 
+def not_identity() -> dict[str, tuple[str, ...]]:
+    """Section -> its options that are no part of a run's identity (how it is computed, not what)."""
+    from centralflows.engine.eigs import NOT_IDENTITY as EIG_NOT_IDENTITY
+    from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
+
+    return {"data": DATA_NOT_IDENTITY, "eig": EIG_NOT_IDENTITY}
+
+
 def run_id(run: dict) -> str:
     """Deterministic, readable slug of a run config: `<arch>-<opt>-lr<lr:g>-<dataset>-<hash8>`.
 
-    The hash covers the whole config except where it is written (`out`, `checkpoint_file`) and where
-    its data lives and how it is batched (`problem.data.NOT_IDENTITY`), so two cells with identical
-    settings share one run and any change of setting makes a new run.
+    The hash covers the whole config except where it is written (`out`, `checkpoint_file`), where
+    its data lives and how it is batched (`problem.data.NOT_IDENTITY`) and how many Hessian-vector
+    products run at once (`engine.eigs.NOT_IDENTITY`), so two cells with identical settings share one
+    run and any change of setting makes a new run.
     """
-    from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
-
     identity = {k: v for k, v in run.items() if k not in _NOT_IDENTITY}
-    data = {k: v for k, v in identity.pop("data", {}).items() if k not in DATA_NOT_IDENTITY}
-    if data:
-        identity["data"] = data
+    for section, keys in not_identity().items():
+        options = {k: v for k, v in identity.pop(section, {}).items() if k not in keys}
+        if options:
+            identity[section] = options
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
     parts = [get_path(run, "arch.name", "arch"), get_path(run, "opt.name", "opt")]
     lr = get_path(run, "opt.lr")
