@@ -2,6 +2,7 @@
 import os
 import re
 
+from centralflows.plan.device import gpu_percent, is_small
 from centralflows.plan.grid import get_path, plan, scale_chain
 from centralflows.plan.resources import job_table, mem_mb, runtime_minutes
 
@@ -88,6 +89,34 @@ def get_mem_mb(wildcards, attempt):
     return mem_mb(
         PLAN.runs[wildcards.run_id], config["resources"], RESOURCE_TABLE, attempt
     )
+
+
+def get_gpu_percent(wildcards):
+    """The share of a GPU a run takes (a small run 100 / per_gpu): default profile `gpu_percent=100`."""
+    return gpu_percent(PLAN.runs[wildcards.run_id], config["resources"])
+
+
+def packed(wildcards):
+    """Whether a run is a small run packed with others into one SLURM job: only where
+    profiles/slurm sets `group-components: small_runs=N` (opt-in; read after the parse).
+    """
+    components = workflow.group_settings.group_components.get("small_runs", 1)
+    return components > 1 and is_small(PLAN.runs[wildcards.run_id], config["resources"])
+
+
+def get_run_group(wildcards):
+    """`small_runs` for a packed small run (a SLURM group job of several, one GPU), else no group."""
+    return "small_runs" if packed(wildcards) else None
+
+
+def get_gpu(wildcards):
+    """GPUs a run's SLURM job asks for (`--gpus`): none for a packed run, whose group asks `gres`."""
+    return 0 if packed(wildcards) else config["resources"]["gpu"]
+
+
+def get_gres(wildcards):
+    """`gpu:1` for a packed small run: one GPU for its group job, however many runs share it."""
+    return "gpu:1" if packed(wildcards) else ""
 
 
 def get_all_run_tables():

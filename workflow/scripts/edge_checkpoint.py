@@ -2,10 +2,13 @@
 
 import sys
 
+from centralflows.plan.device import take_gpu
 from centralflows.runner.logs import log_to
 from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+# before JAX starts: a GPU with room for the source run's share of one (as its `run` job)
+gpu_env, gpu_slots = take_gpu(snakemake.params.run, snakemake.config["resources"], log=log)  # noqa: F821
 source, before = snakemake.input.hdf5, snakemake.params.before  # noqa: F821
 try:
     step = edge_step(source)

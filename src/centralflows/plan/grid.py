@@ -352,8 +352,9 @@ def edge_checkpoint_path(source: dict, source_cell: str, scale_name: str) -> str
 
 def check_names(config: dict):
     """Raises ValueError naming a key of the workflow config that is not a registered name: the scales'
-    `datasets`/`archs` overrides and the resources' `per_kstep`/`process_weight` (the registries are the
-    package's: DATASETS, ARCHITECTURES, PROCESSES; the config schema does not repeat them)."""
+    `datasets`/`archs` overrides and the resources' `per_kstep`/`process_weight`/`small_runs.archs` (the
+    registries are the package's: DATASETS, ARCHITECTURES, PROCESSES; the config schema does not repeat
+    them)."""
     from centralflows.engine.registry import PROCESSES
     from centralflows.problem.data import DATASETS
     from centralflows.problem.models import ARCHITECTURES
@@ -363,6 +364,8 @@ def check_names(config: dict):
     places += [(f"scales.{s}.archs", v.get("archs", {}), ARCHITECTURES) for s, v in config["scales"].items()]
     places += [("resources.runtime.per_kstep", runtime.get("per_kstep", {}), ARCHITECTURES)]
     places += [("resources.runtime.process_weight", runtime.get("process_weight", {}), PROCESSES)]
+    small = config.get("resources", {}).get("small_runs", {}).get("archs", [])
+    places += [("resources.small_runs.archs", small, ARCHITECTURES)]
     for where, mapping, names in places:
         for key in mapping:
             if key not in names:
