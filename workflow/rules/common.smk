@@ -1,7 +1,9 @@
 # The plan of the selected scale (cells -> run ids -> run configs) and the get_* input functions.
 import os
 import re
+import sys
 
+from centralflows.plan.cost import preflight
 from centralflows.plan.device import gpu_percent, is_small
 from centralflows.plan.grid import get_path, plan, scale_chain
 from centralflows.plan.resources import job_table, mem_mb, runtime_minutes
@@ -11,6 +13,9 @@ SCALE = PLAN.scale
 RESULTS = f"results/{SCALE}"
 FIGURES = f"figures/{SCALE}"
 CIFAR_ARCHIVE = f"{config['data_root']}/cifar-10-python.tar.gz"
+
+if workflow.is_main_process:  # once: not again in each SLURM job's own parse
+    print(preflight(config, SCALE, list(PLAN.runs.values())), file=sys.stderr)
 
 
 def _validate_runs_with_engine():
