@@ -52,7 +52,7 @@ def iteration_on_the_ci_mlp() -> dict:
     )
     problem = build_problem(config)
     w = problem.w0
-    operator = jax.jit(lambda V: eigs._apply_operator_rows(problem.loss_fn, w, 1.0, V, chunk_size=None))
+    operator = jax.jit(lambda V: eigs.apply_operator_rows(problem.loss_fn, w, 1.0, V, chunk_size=None))
     X = eigs._jit_orthonormalize(jax.random.normal(jax.random.PRNGKey(2), (3, w.shape[0])))
     state = eigs._jit_lobpcg_start(X, operator(X), 1e-10)
     R = eigs._jit_residual(state)

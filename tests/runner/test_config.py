@@ -46,6 +46,21 @@ def test_ghost_batches_keep_the_run_and_its_resume():
     ]
 
 
+def test_hvp_chunks_keep_the_run_and_its_resume():
+    """A GPU job chooses eig.chunk_size for its memory (plan.device): the same run id, default --out and
+    resumable checkpoint as the run without chunks; any other eig option is another run."""
+    from centralflows.plan.grid import run_id
+    from centralflows.runner.experiment import config_difference
+
+    chunked = {**CELL, "eig": {"chunk_size": 2}}
+    assert run_id(chunked) == run_id(CELL) and run_id({**CELL, "eig": {"max_k": 3}}) != run_id(CELL)
+    assert C.resolve_config(chunked)["out"] == C.resolve_config(CELL)["out"]
+    assert config_difference(C.resolve_config(chunked), C.resolve_config(CELL)) == []
+    assert config_difference(C.resolve_config({**CELL, "eig": {"max_k": 3}}), C.resolve_config(CELL)) == [
+        "eig.max_k"
+    ]
+
+
 def test_the_stationary_solver_has_one_set_of_defaults():
     # the values the CLI and the workflow used before the Python API shared them
     expected = {"step": 0.5, "max_iter": 200, "tol": 1e-5, "tol_eig": 1e-4, "sdcp_threshold": 1.95}

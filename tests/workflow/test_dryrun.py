@@ -20,6 +20,28 @@ def test_dry_run_of_each_scale(scale, workflow_copy):
 
 
 @pytest.mark.slow  # a full Snakemake parse: every run config resolved
+def test_the_paper_scale_states_its_cost_on_this_machine_before_any_job(workflow_copy):
+    """The pre-flight lines: runs and device-hours of the selected scale on the machine at hand, from the
+    resources tables, and (the paper scale is years of CPU) the scales that fit in a day here."""
+    from centralflows.plan.cost import machine, preflight, scale_cost
+
+    result = snakemake("-n", "--cores", "2", "--config", "scale=paper", cwd=workflow_copy)
+    assert result.returncode == 0, result.stderr
+    config = load_config(ROOT / "config.yaml")
+    device, units = machine()
+    lines = preflight(config, "paper").splitlines()
+    assert result.stderr.count("Pre-flight:") == 1 and all(line in result.stderr for line in lines[:-1])
+    paper = scale_cost(config, "paper", device)
+    assert paper.runs == len(grid.plan(config, "paper").runs) and paper.measured == paper.runs
+    line = next(line for line in lines if "scale=paper:" in line)
+    if device == "cpu":  # the committed CPU table, central at k = 3: README's 92,787 core-hours
+        assert 90_000 < paper.hours < 95_000
+        assert f"scale=paper: {paper.runs} runs, ~{paper.hours:,.0f} CPU core-hours" in line
+        assert f"years on {units} cores; measured)" in line
+        assert "  fits in a day here: quick, ci" in lines
+
+
+@pytest.mark.slow  # a full Snakemake parse: every run config resolved
 def test_dry_run_of_the_slurm_profile_from_the_repo_root(workflow_copy):
     result = snakemake(
         "--cores", "4", "--profile", "slurm", "-n", env={"SLURM_PARTITION": "debug"}, cwd=workflow_copy

@@ -1,7 +1,10 @@
 # The plan of the selected scale (cells -> run ids -> run configs) and the get_* input functions.
 import os
 import re
+import sys
 
+from centralflows.plan.cost import preflight
+from centralflows.plan.device import gpu_percent, is_small
 from centralflows.plan.grid import get_path, plan, scale_chain
 from centralflows.plan.resources import job_table, mem_mb, runtime_minutes
 
@@ -10,6 +13,9 @@ SCALE = PLAN.scale
 RESULTS = f"results/{SCALE}"
 FIGURES = f"figures/{SCALE}"
 CIFAR_ARCHIVE = f"{config['data_root']}/cifar-10-python.tar.gz"
+
+if workflow.is_main_process:  # once: not again in each SLURM job's own parse
+    print(preflight(config, SCALE, list(PLAN.runs.values())), file=sys.stderr)
 
 
 def _validate_runs_with_engine():
@@ -88,6 +94,34 @@ def get_mem_mb(wildcards, attempt):
     return mem_mb(
         PLAN.runs[wildcards.run_id], config["resources"], RESOURCE_TABLE, attempt
     )
+
+
+def get_gpu_percent(wildcards):
+    """The share of a GPU a run takes (a small run 100 / per_gpu): default profile `gpu_percent=100`."""
+    return gpu_percent(PLAN.runs[wildcards.run_id], config["resources"])
+
+
+def packed(wildcards):
+    """Whether a run is a small run packed with others into one SLURM job: only where
+    profiles/slurm sets `group-components: small_runs=N` (opt-in; read after the parse).
+    """
+    components = workflow.group_settings.group_components.get("small_runs", 1)
+    return components > 1 and is_small(PLAN.runs[wildcards.run_id], config["resources"])
+
+
+def get_run_group(wildcards):
+    """`small_runs` for a packed small run (a SLURM group job of several, one GPU), else no group."""
+    return "small_runs" if packed(wildcards) else None
+
+
+def get_gpu(wildcards):
+    """GPUs a run's SLURM job asks for (`--gpus`): none for a packed run, whose group asks `gres`."""
+    return 0 if packed(wildcards) else config["resources"]["gpu"]
+
+
+def get_gres(wildcards):
+    """`gpu:1` for a packed small run: one GPU for its group job, however many runs share it."""
+    return "gpu:1" if packed(wildcards) else ""
 
 
 def get_all_run_tables():

@@ -10,8 +10,12 @@ rule run:
     log:
         f"{RESULTS}/logs/run/{{run_id}}.log",
     retries: config["resources"]["retries"]
+    group:
+        get_run_group
     resources:
-        gpu=config["resources"]["gpu"],
+        gpu=get_gpu,
+        gres=get_gres,
+        gpu_percent=get_gpu_percent,
         runtime=get_runtime,
         mem_mb=get_mem_mb,
     params:
@@ -34,9 +38,11 @@ rule edge_checkpoint:
         f"{RESULTS}/logs/edge_checkpoint/{{run_id}}.log",
     resources:
         gpu=config["resources"]["gpu"],
+        gpu_percent=get_gpu_percent,
         runtime=get_runtime,
         mem_mb=get_mem_mb,
     params:
+        run=get_run_config,
         before=get_edge_deadline,
     script:
         "../scripts/edge_checkpoint.py"

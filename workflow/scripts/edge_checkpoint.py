@@ -2,11 +2,14 @@
 
 import sys
 
+from centralflows.plan.device import take_gpu
 from centralflows.runner.backend import start_job
 from centralflows.runner.logs import log_to
 from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+# before JAX starts: a GPU with room for the source run's share of one (as its `run` job)
+gpu_env, gpu_slots = take_gpu(snakemake.params.run, snakemake.config["resources"], log=log)  # noqa: F821
 # a GPU job without a GPU backend stops here; resources.device is read from the config, not a
 # param, so that choosing the device reruns no finished run
 start_job(snakemake.config["resources"]["device"], log)  # noqa: F821

@@ -9,21 +9,30 @@ from pathlib import Path
 
 import jax
 
+from centralflows.plan.device import compilation_cache_dir, fit_to_device, peak_device_bytes, take_gpu
 from centralflows.runner.backend import start_job
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
 from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-# a GPU job without a GPU backend stops here; resources.device is read from the config, not a
-# param, so that choosing the device reruns no finished run
-start_job(snakemake.config["resources"]["device"], log)  # noqa: F821
-if snakemake.params.compilation_cache:  # noqa: F821
-    jax.config.update("jax_compilation_cache_dir", snakemake.params.compilation_cache)  # noqa: F821
+resources = snakemake.config["resources"]  # noqa: F821
+# before JAX starts: a GPU with room for this run's share of one, and a small run's memory fraction
+gpu_env, gpu_slots = take_gpu(snakemake.params.run, resources, log=log)  # noqa: F821 (slots held till exit)
+log.info("GPU environment %s", gpu_env)
+# a GPU job without a GPU backend stops here (this starts JAX); resources.device is read from the
+# config, not a param, so that choosing the device reruns no finished run
+start_job(resources["device"], log)
+cache = compilation_cache_dir(snakemake.params.compilation_cache)  # noqa: F821 (node-local under SLURM)
+if cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # the small programs too
 out_dir = Path(snakemake.params.out_dir)  # noqa: F821
 config = resolve_config(snakemake.params.run)  # noqa: F821
 config["out"] = str(out_dir)
+# on a GPU: eig.chunk_size and data.ghost_batch_size for its memory (neither changes the run or its id)
+config, chunking = fit_to_device(config, resources)
+log.info("chunking for the device's memory: %s", chunking or "none")
 # the workflow owns its folders: resume this run's newest checkpoint, delete a stale run's work
 config = prepare_out_dir(config, discard_other=True)
 checkpoint = config.get("checkpoint_file")
@@ -42,6 +51,9 @@ job = {
     "host": socket.gethostname(),
     "resumed_from": str(checkpoint) if checkpoint else "",
     "wall_s": time.perf_counter() - start,  # of this attempt
+    "gpu_env": gpu_env,  # CUDA_VISIBLE_DEVICES and memory fraction this job set
+    "chunking": chunking,
+    "peak_device_bytes": peak_device_bytes(),  # None on CPU
 }
 Path(snakemake.output.job).write_text(json.dumps(job, indent=2))  # noqa: F821
 log.info("wrote %s in %.1f s", path, job["wall_s"])

@@ -12,6 +12,10 @@ import numpy as np
 
 from centralflows.engine.derivatives import batched_hvp
 
+# `eig` options that say how many Hessian-vector products run at once, not what they compute: left out of
+# a run's identity like problem.data.NOT_IDENTITY, so a GPU job chunks for its memory under the same run
+NOT_IDENTITY = ("chunk_size",)
+
 
 @dataclass(frozen=True)
 class EigConfig:
@@ -187,8 +191,9 @@ def _operator(loss_fn, w, P, chunk_size):
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "chunk_size"))
-def _apply_operator_rows(loss_fn, w, P, V, *, chunk_size):
-    """P^{-1/2} H(w) P^{-1/2} applied to each row of V ([k, d])."""
+def apply_operator_rows(loss_fn, w, P, V, *, chunk_size):
+    """P^{-1/2} H(w) P^{-1/2} applied to each row of V ([k, d]): the program of one LOBPCG block, the
+    largest a run compiles besides the third derivatives (plan.device sizes both for a GPU's memory)."""
     return _operator(loss_fn, w, P, chunk_size)(V.T).T
 
 
@@ -261,7 +266,7 @@ class EigTracker:
 
     def _operator_rows(self, w, P):
         """The jitted operator on the rows of a [k, d] block: one program per block size."""
-        return partial(_apply_operator_rows, self.loss_fn, w, P, chunk_size=self.config.chunk_size)
+        return partial(apply_operator_rows, self.loss_fn, w, P, chunk_size=self.config.chunk_size)
 
     def _solve(self, w, P):
         k, chunk = self.k, self.config.chunk_size

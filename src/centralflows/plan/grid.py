@@ -222,19 +222,27 @@ def cell_run_config(config: dict, cell: dict, scale_name: str) -> dict:
     return run
 
 
+def not_identity() -> dict[str, tuple[str, ...]]:
+    """Section -> its options that are no part of a run's identity (how it is computed, not what)."""
+    from centralflows.engine.eigs import NOT_IDENTITY as EIG_NOT_IDENTITY
+    from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
+
+    return {"data": DATA_NOT_IDENTITY, "eig": EIG_NOT_IDENTITY}
+
+
 def run_id(run: dict) -> str:
     """Deterministic, readable slug of a run config: `<arch>-<opt>-lr<lr:g>-<dataset>-<hash8>`.
 
-    The hash covers the whole config except where it is written (`out`, `checkpoint_file`) and where
-    its data lives and how it is batched (`problem.data.NOT_IDENTITY`), so two cells with identical
-    settings share one run and any change of setting makes a new run.
+    The hash covers the whole config except where it is written (`out`, `checkpoint_file`), where
+    its data lives and how it is batched (`problem.data.NOT_IDENTITY`) and how many Hessian-vector
+    products run at once (`engine.eigs.NOT_IDENTITY`), so two cells with identical settings share one
+    run and any change of setting makes a new run.
     """
-    from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
-
     identity = {k: v for k, v in run.items() if k not in _NOT_IDENTITY}
-    data = {k: v for k, v in identity.pop("data", {}).items() if k not in DATA_NOT_IDENTITY}
-    if data:
-        identity["data"] = data
+    for section, keys in not_identity().items():
+        options = {k: v for k, v in identity.pop(section, {}).items() if k not in keys}
+        if options:
+            identity[section] = options
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
     parts = [get_path(run, "arch.name", "arch"), get_path(run, "opt.name", "opt")]
     lr = get_path(run, "opt.lr")
@@ -415,8 +423,9 @@ def edge_checkpoint_path(source: dict, source_cell: str, scale_name: str) -> str
 
 def check_names(config: dict):
     """Raises ValueError naming a key of the workflow config that is not a registered name: the scales'
-    `datasets`/`archs` overrides and the resources' `per_kstep`/`process_weight` (the registries are the
-    package's: DATASETS, ARCHITECTURES, PROCESSES; the config schema does not repeat them)."""
+    `datasets`/`archs` overrides and the resources' `per_kstep`/`process_weight`/`small_runs.archs` (the
+    registries are the package's: DATASETS, ARCHITECTURES, PROCESSES; the config schema does not repeat
+    them)."""
     from centralflows.engine.registry import PROCESSES
     from centralflows.problem.data import DATASETS
     from centralflows.problem.models import ARCHITECTURES
@@ -426,6 +435,8 @@ def check_names(config: dict):
     places += [(f"scales.{s}.archs", v.get("archs", {}), ARCHITECTURES) for s, v in config["scales"].items()]
     places += [("resources.runtime.per_kstep", runtime.get("per_kstep", {}), ARCHITECTURES)]
     places += [("resources.runtime.process_weight", runtime.get("process_weight", {}), PROCESSES)]
+    small = config.get("resources", {}).get("small_runs", {}).get("archs", [])
+    places += [("resources.small_runs.archs", small, ARCHITECTURES)]
     for where, mapping, names in places:
         for key in mapping:
             if key not in names:

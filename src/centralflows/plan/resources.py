@@ -43,20 +43,28 @@ def measured(run: dict, table: dict) -> dict | None:
     return table.get(cell_key(run))
 
 
-def runtime_minutes(run: dict, resources: dict, table: dict, attempt: int = 1) -> int:
-    """Minutes: base + safety x (compile + steps x the measured seconds per step of its processes).
+def run_seconds(run: dict, resources: dict, table: dict) -> tuple[float, bool]:
+    """A run's expected seconds on the table's device, and whether they were measured.
 
-    Without a measurement: the `per_kstep` guess (base + steps/1000 x per_kstep[arch] x the sum of
-    the process weights). Either way times `attempt`, so a retried job gets more.
+    Measured: compile + steps x the seconds per step of its processes (CPU seconds in a cpu table,
+    wall seconds in a gpu one). Otherwise the `per_kstep` guess: steps/1000 x per_kstep[arch] x the sum
+    of the process weights, in minutes. Neither includes a job's margins (runtime.base, safety).
     """
     r, processes, steps = resources["runtime"], run.get("runs", ["discrete"]), run.get("steps", 1000)
     entry = measured(run, table)
     if entry is not None:
-        seconds = entry["compile_s"] + steps * sum(entry["step_s"][p] for p in processes)
-        return math.ceil((r["base"] + resources["safety"] * seconds / 60) * attempt)
+        return entry["compile_s"] + steps * sum(entry["step_s"][p] for p in processes), True
     weight = sum(r["process_weight"].get(p, 1) for p in processes)
     per_kstep = r["per_kstep"].get(get_path(run, "arch.name"), max(r["per_kstep"].values()))
-    return math.ceil((r["base"] + steps / 1000 * per_kstep * weight) * attempt)
+    return 60 * steps / 1000 * per_kstep * weight, False
+
+
+def runtime_minutes(run: dict, resources: dict, table: dict, attempt: int = 1) -> int:
+    """Minutes: base + safety x run_seconds / 60 where measured, base + the guess where not; times
+    `attempt`, so a retried job gets more."""
+    seconds, was_measured = run_seconds(run, resources, table)
+    safety = resources["safety"] if was_measured else 1.0
+    return math.ceil((resources["runtime"]["base"] + safety * seconds / 60) * attempt)
 
 
 def mem_mb(run: dict, resources: dict, table: dict, attempt: int = 1) -> int:

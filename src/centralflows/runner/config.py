@@ -15,10 +15,9 @@ from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import FLOW_T_RATES, hyperparameters
 from centralflows.engine.registry import EDGE_TOL, OPTIMIZERS, PROCESSES, SDCP_THRESHOLD, optimizer_class
 from centralflows.engine.stationary import StationaryConfig
-from centralflows.plan.grid import deep_merge, run_id
+from centralflows.plan.grid import deep_merge, not_identity, run_id
 from centralflows.problem.build import INITS
 from centralflows.problem.data import DATASETS
-from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
 from centralflows.problem.losses import CRITERIA
 
 DTYPES = ("float32", "float64")
@@ -633,8 +632,9 @@ def resolve_config(overrides: dict | None = None) -> dict:
     overrides = nest(copy.deepcopy(overrides or {}))
     given = copy.deepcopy(overrides)  # what the run id names (see default_out)
     given.setdefault("data", {}).setdefault("name", None)  # the id names the dataset, given or default
-    for key in DATA_NOT_IDENTITY:  # where the data lives is not part of a run's identity
-        given["data"].pop(key, None)
+    for section, keys in not_identity().items():  # where the data lives, how it is chunked: no identity
+        for key in keys:
+            given.get(section, {}).pop(key, None)
     # keys outside data/arch first: a typo there is reported without loading any model code
     _check_keys(overrides, SCHEMA, skip=("data", "arch"))
     for section in ("data", "arch"):

@@ -24,7 +24,7 @@ from centralflows.engine.eigs import EigConfig
 from centralflows.engine.optimizers import make_optimizer
 from centralflows.engine.registry import PROCESSES, process_class
 from centralflows.engine.stationary import StationaryConfig, StationaryProbe
-from centralflows.problem.data import NOT_IDENTITY as DATA_NOT_IDENTITY
+from centralflows.plan.grid import not_identity
 from centralflows.runner import authors_checkpoint
 from centralflows.runner.checkpoint import (
     CheckpointError,
@@ -96,7 +96,7 @@ _NOT_TRAJECTORY = (
     "checkpoint_file",
     "steps",
     "checkpoint.",
-    *[f"data.{k}" for k in DATA_NOT_IDENTITY],
+    *[f"{section}.{k}" for section, keys in not_identity().items() for k in keys],
 )
 
 
