@@ -8,7 +8,8 @@ eigen-solver's operator) and the 6 third-derivative pairs of k = 3, and reports 
 (`cost_analysis`), the median wall time, the process CPU time per call, and the ratios of medians.
 It also checks that the two versions agree (relative max difference, float32).
 
-    python bench/derivative_speed.py [--arch lstm mamba transformer] [--json bench/results/derivative_speed.json]
+    python bench/derivative_speed.py [--arch lstm mamba transformer] \
+        [--json bench/results/derivative_speed.json]
 """
 
 import argparse
@@ -16,7 +17,6 @@ import json
 import resource
 import statistics
 import subprocess
-import sys
 import time
 import types
 
@@ -33,7 +33,9 @@ K = 3
 
 def git_module(commit: str, path: str, name: str):
     """The module at `path` as of `commit` (imports resolve against this checkout)."""
-    src = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
+    ).stdout
     mod = types.ModuleType(name)
     exec(compile(src, f"{commit}:{path}", "exec"), mod.__dict__)
     return mod
@@ -100,8 +102,12 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int) -> dict:
             compiled = progs[name].lower(*args).compile()
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
-            row[version] = {"compile_s": time.perf_counter() - t0, "gflop": cost.get("flops", 0) / 1e9,
-                            "wall": [], "cpu": []}
+            row[version] = {
+                "compile_s": time.perf_counter() - t0,
+                "gflop": cost.get("flops", 0) / 1e9,
+                "wall": [],
+                "cpu": [],
+            }
             results[version] = jax.block_until_ready(compiled(*args))
             progs[name] = compiled
         for _ in range(rounds):
@@ -120,10 +126,11 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int) -> dict:
         row["wall_ratio"] = row["before"]["wall_s"] / row["after"]["wall_s"]
         row["cpu_ratio"] = row["before"]["cpu_s"] / row["after"]["cpu_s"]
         out[name] = row
+        b, a = row["before"], row["after"]
         print(
-            f"{arch:11s} {name:5s} before {row['before']['wall_s']*1e3:8.1f} ms ({row['before']['gflop']:6.2f} GFLOP,"
-            f" {row['before']['gflop_per_s']:5.1f} GFLOP/s)  after {row['after']['wall_s']*1e3:8.1f} ms"
-            f" ({row['after']['gflop']:6.2f} GFLOP, {row['after']['gflop_per_s']:5.1f} GFLOP/s)  wall x{row['wall_ratio']:.2f}"
+            f"{arch:11s} {name:5s} before {b['wall_s'] * 1e3:8.1f} ms ({b['gflop']:6.2f} GFLOP,"
+            f" {b['gflop_per_s']:5.1f} GFLOP/s)  after {a['wall_s'] * 1e3:8.1f} ms"
+            f" ({a['gflop']:6.2f} GFLOP, {a['gflop_per_s']:5.1f} GFLOP/s)  wall x{row['wall_ratio']:.2f}"
             f"  cpu x{row['cpu_ratio']:.2f}  rel diff {row['rel_diff']:.1e}",
             flush=True,
         )

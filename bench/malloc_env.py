@@ -23,7 +23,11 @@ VARIANTS = {
     "mmap_threshold+trim": {"MALLOC_MMAP_THRESHOLD_": BIG, "MALLOC_TRIM_THRESHOLD_": BIG},
     "arena_max=1": {"MALLOC_ARENA_MAX": "1"},
     "arena_max=1+trim": {"MALLOC_ARENA_MAX": "1", "MALLOC_TRIM_THRESHOLD_": BIG},
-    "arena_max=1+mmap_max=0+trim": {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": BIG},
+    "arena_max=1+mmap_max=0+trim": {
+        "MALLOC_ARENA_MAX": "1",
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": BIG,
+    },
 }
 
 
@@ -35,8 +39,12 @@ def worker(arch: str):
     from centralflows.runner.config import resolve_config
 
     config = resolve_config(
-        {"data": {"name": "sorting", "criterion": "mse", "n": 250 if arch == "mamba" else 1000},
-         "arch": {"name": arch}, "opt": {"name": "gd", "lr": 0.1}, "steps": 1}
+        {
+            "data": {"name": "sorting", "criterion": "mse", "n": 250 if arch == "mamba" else 1000},
+            "arch": {"name": arch},
+            "opt": {"name": "gd", "lr": 0.1},
+            "steps": 1,
+        }
     )
     p = build_problem(config)
     w = p.w0
@@ -76,16 +84,25 @@ def main():
         for name, env in VARIANTS.items():
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", "--arch", args.arch],
-                env={**os.environ, **env}, capture_output=True, text=True, check=True,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     results = {"arch": args.arch, "env": VARIANTS, "median_over_rounds": {}}
     for name, rs in runs.items():
         m = {p: {q: statistics.median(r[p][q] for r in rs) for q in rs[0][p]} for p in rs[0]}
         results["median_over_rounds"][name] = m
-        print(f"{name:30s} " + "  ".join(
-            f"{p}: wall {m[p]['wall_s']:.3f} s user {m[p]['user_s']:.3f} sys {m[p]['sys_s']:.3f} minflt {m[p]['minflt']:.0f}"
-            for p in m), flush=True)
+        print(
+            f"{name:30s} "
+            + "  ".join(
+                f"{p}: wall {m[p]['wall_s']:.3f} s user {m[p]['user_s']:.3f} sys {m[p]['sys_s']:.3f}"
+                f" minflt {m[p]['minflt']:.0f}"
+                for p in m
+            ),
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

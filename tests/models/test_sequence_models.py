@@ -6,7 +6,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -197,9 +196,7 @@ def test_lstm_equals_batch_major_formulation(layers):
     with jax.enable_x64(True):
         model = get_architecture("lstm").build({"embed_dim": 8, "hidden": 16, "layers": layers}, SPEC)
         x = tokens(6)
-        params = jax.tree.map(
-            lambda a: a.astype(jnp.float64), model.init(jax.random.PRNGKey(0), x)["params"]
-        )
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.PRNGKey(0), x)["params"])
         w, unravel = ravel_pytree(params)
         y = jax.nn.one_hot(jnp.flip(x, 1), 4, dtype=jnp.float64)
 
@@ -209,8 +206,11 @@ def test_lstm_equals_batch_major_formulation(layers):
         new, ref = loss(model), loss(_LSTMBatchMajor(layers))
         U = jax.random.normal(jax.random.PRNGKey(1), (w.shape[0], 3), jnp.float64)
         np.testing.assert_allclose(new(w), ref(w), rtol=1e-13)
-        for f in (jax.grad, lambda l: lambda w: derivatives.batched_hvp(l, w, U),
-                  lambda l: lambda w: derivatives.third_derivative_pairs(l, w, U)):
+        for f in (
+            jax.grad,
+            lambda l: lambda w: derivatives.batched_hvp(l, w, U),
+            lambda l: lambda w: derivatives.third_derivative_pairs(l, w, U),
+        ):
             a, b = f(new)(w), f(ref)(w)
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * float(jnp.max(jnp.abs(b))))
 
