@@ -10,9 +10,12 @@
 from snakemake.utils import min_version, validate
 
 from centralflows.plan.workflow import add_registries
+from centralflows.runner.allocator import use_allocator_env
 from centralflows.runner.stop_signals import forward_stop_signals
 
 min_version("9.0")
+# every job's process starts with the engine's allocator settings (centralflows.runner.allocator)
+use_allocator_env()
 
 
 configfile: "config.yaml"

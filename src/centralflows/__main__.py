@@ -4,6 +4,6 @@ python -m centralflows opt:gd data:cifar10 arch:mlp ...   # one run (the authors
 python -m centralflows status --scale ci                  # every cell of a scale: state, step, ETA
 """
 
-from centralflows.runner.cli import main
+from centralflows.runner.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

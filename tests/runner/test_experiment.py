@@ -297,3 +297,20 @@ def test_sdcp_solves_are_recorded_per_substep(tmp_path):
     assert its.max() >= 1 and (ok == 1).all() and (res <= 1e-5).all()  # float32 solves, SDCP active
     with h5py.File(path, "r") as f:
         assert f.attrs["central_sdcp_solves"] == 16 and f.attrs["central_sdcp_unconverged"] == 0
+
+
+def test_the_command_runs_with_the_engines_allocator_settings_and_records_them(tmp_path):
+    """`python -m centralflows` restarts itself with runner.allocator's glibc settings (a user's own
+    value wins) and records what the run had in the file's `malloc_env` attribute."""
+    from centralflows.runner.allocator import MALLOC_ENV
+
+    env = {key: value for key, value in os.environ.items() if key not in MALLOC_ENV}
+    env["MALLOC_ARENA_MAX"] = "2"  # the user's own
+    argv = [sys.executable, "-m", "centralflows", "opt:gd", "data:synthetic-cifar10", "arch:mlp",
+            "--arch.width", "8", "--data.n", "8", "--opt.lr", "0.05", "--runs", "discrete", "--steps", "2",
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "x" / "data.hdf5", "r") as f:
+        recorded = dict(item.split("=") for item in f.attrs["malloc_env"].split())
+    assert recorded == {**MALLOC_ENV, "MALLOC_ARENA_MAX": "2"}

@@ -9,6 +9,7 @@ import sys
 
 from centralflows.engine.registry import OPTIMIZERS
 from centralflows.runner import config as C
+from centralflows.runner.allocator import reexec_with_allocator_env
 from centralflows.runner.backend import deterministic_gpu_ops, gpu_given
 from centralflows.runner.config import NO_VALUE, ConfigError, Option
 
@@ -254,6 +255,13 @@ def usage(overrides: dict | None = None) -> str:
         lines.append(f"  {form:<36}  {text}")
     lines += [f"  {'-h, --help':<36}  show this message", "", note]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def entry() -> int:
+    """The program `python -m centralflows` / `centralflows`: `main` in a process that has the engine's
+    allocator settings (runner.allocator: restarted with them if they are missing)."""
+    reexec_with_allocator_env(sys.argv[1:])
+    return main()
 
 
 def main(argv: list[str] | None = None) -> int:

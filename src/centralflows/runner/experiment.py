@@ -26,6 +26,7 @@ from centralflows.engine.registry import PROCESSES, process_class
 from centralflows.engine.stationary import StationaryConfig, StationaryProbe
 from centralflows.plan.grid import not_identity
 from centralflows.runner import authors_checkpoint
+from centralflows.runner.allocator import MALLOC_ENV
 from centralflows.runner.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -354,6 +355,8 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         "backend": jax.default_backend(),  # JAX's version is in `versions` (H5Logger)
         "matmul_precision": config["matmul_precision"],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. GPU determinism (runner.backend)
+        # glibc's allocator settings the process started with (runner.allocator); speed only
+        "malloc_env": " ".join(f"{key}={os.environ[key]}" for key in MALLOC_ENV if key in os.environ),
         "init": _init_attr(config),
     }
 
