@@ -12,6 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
+from centralflows.runner.allocator import MALLOC_ENV
+
 CIFAR_GD = "opt:gd data:cifar10 arch:mlp --data.classes=4 --data.n=1000 --data.criterion=mse --opt.lr=0.02"
 # (command line as written, with --steps made small; output folder; steps expected in data.hdf5)
 RECIPES = [
@@ -64,8 +66,11 @@ def run_module(argv, cwd, env=None):
         f"import runpy, sys; import centralflows.problem.data.cifar10 as c; c.MD5 = {md5!r}; "
         f"sys.argv = ['centralflows', *{list(argv)!r}]; runpy.run_module('centralflows', run_name='__main__')"
     )
+    # with the allocator settings already set, `python -m centralflows` does not restart itself (which
+    # would drop the patched checksum): runner.allocator
+    env = {**os.environ, **MALLOC_ENV, **(env or {})}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)  # fmt: skip
+                          env=env, timeout=900)  # fmt: skip
 
 
 @pytest.mark.slow
