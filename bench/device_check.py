@@ -516,7 +516,7 @@ def worker_memory(w: Worker):
     import jax.numpy as jnp
 
     from centralflows.engine.derivatives import third_derivative_pairs
-    from centralflows.engine.eigs import _apply_operator_rows
+    from centralflows.engine.eigs import apply_operator_rows
 
     arch, tiny = w.spec["arch"], w.spec["tiny"]
     key, run = arch_run(arch, tiny)
@@ -544,7 +544,7 @@ def worker_memory(w: Worker):
         if what == "lobpcg_block":
             P = jnp.ones_like(w0)
             args = (w0, P, jax.random.normal(jax.random.PRNGKey(1), (MAX_K, d), w0.dtype))
-            fn = jax.jit(lambda w, P, V: _apply_operator_rows(loss, w, P, V, chunk_size=chunk))
+            fn = jax.jit(lambda w, P, V: apply_operator_rows(loss, w, P, V, chunk_size=chunk))
         else:
             U = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(2), (d, THIRD_K), w0.dtype))[0]
             args = (w0, U)
