@@ -4,8 +4,11 @@ import runpy
 import types
 
 import pytest
+import yaml
 
 from tests.workflow.conftest import ROOT, write_synthetic_run
+
+RESOURCES = yaml.safe_load((ROOT / "config.yaml").read_text())["resources"]
 
 
 def run_edge_script(tmp_path, onset: int, before: int):
@@ -14,10 +17,11 @@ def run_edge_script(tmp_path, onset: int, before: int):
     log, output = tmp_path / "edge.log", tmp_path / "restarts" / "edge.npz"
     fake = types.SimpleNamespace(
         input=types.SimpleNamespace(hdf5=str(source)),
-        params=types.SimpleNamespace(before=before),
+        # the source run's config: a whole-GPU architecture, so no GPU share is set in this process
+        params=types.SimpleNamespace(before=before, run={"arch": {"name": "vit"}}),
         output=[str(output)],
         log=[str(log)],
-        config={"resources": {"device": "cpu"}},
+        config={"resources": {**RESOURCES, "device": "cpu"}},
     )
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(ROOT / "workflow/scripts/edge_checkpoint.py"), init_globals={"snakemake": fake})
