@@ -2,7 +2,8 @@
 value for value, and the `attrs` of every run table's info (its Parquet metadata). Left out, because
 they differ by design between two executions of the same computation: the job record (the info's
 `job`, the summary's and metadata tables' `slurm_job_id` and `wall_s` columns) and the `git_commit`
-and `resumed_at_step` attributes (HEAD when the run started; the step a resumed run restarted from).
+and `resumed_at_step` attributes (HEAD when the run started; the step a resumed run restarted from) and
+the process's peak memory (`peak_host_rss_bytes`, `peak_device_memory_bytes`).
 
     python .ci/compare_tables.py REFERENCE_DIR NEW_DIR [RUN_ID ...]
 
@@ -21,7 +22,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 VOLATILE_COLUMNS = {"slurm_job_id", "wall_s"}
-VOLATILE_ATTRS = {"git_commit", "resumed_at_step"}
+# the process's peak memory differs between an interrupted and an uninterrupted run of the same trajectory
+VOLATILE_ATTRS = {"git_commit", "resumed_at_step", "peak_host_rss_bytes", "peak_device_memory_bytes"}
 
 
 def content(path: Path):
