@@ -104,7 +104,7 @@ def test_a_part_of_the_paper_scale_lists_exactly_the_jobs_of_its_cells(workflow_
     """`only=[W1.11,lstm]`: W1.11's two LSTM cells, their tables, summary, claims and check; no figure
     (W1.11 needs the other four cells too) and no CIFAR-10 download."""
     paper = grid.plan(load_config(ROOT / "config.yaml"), "paper")  # the whole scale: same run ids
-    runs = {paper.cells[f"gd_sequence.lstm.lr{lr}"] for lr in ("0.05", "0.1")}
+    runs = {paper.cells[f"gd_sequence.lstm.lr{lr}"] for lr in ("0.35", "0.7")}
     result = snakemake(
         "-n",
         "all",

@@ -188,8 +188,8 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     # ci builds every figure, plays the ViT by the MLP, and leaves the CE sequence sweep out
     assert set(first.figures) == set(config["figures"])
     assert first.runs[first.cells["gd_example"]]["arch"] == {"name": "mlp", "width": 32}
-    assert "gd_sequence_ce.lstm.lr0.05" not in first.cells and "gd_sequence.lstm.lr0.1" in first.cells
-    assert "gd_sequence_ce.lstm.lr0.1" in paper_cells(config)
+    assert "gd_sequence_ce.lstm.lr1.5" not in first.cells and "gd_sequence.lstm.lr0.7" in first.cells
+    assert "gd_sequence_ce.lstm.lr3" in paper_cells(config)
     run = first.runs[first.cells["mlp_gd"]]
     assert run["data"]["name"] == "synthetic-cifar10" and run["steps"] <= config["scales"]["ci"]["max_steps"]
     paper = grid.plan(config, "paper")
@@ -209,7 +209,7 @@ def part(config, only, scale="paper"):
 def test_a_part_of_the_scale_keeps_the_cells_matching_each_kind_of_name(config):
     whole = grid.plan(config, "paper")
     lstm_w1_11 = part(config, ["W1.11", "lstm"])  # a catalog id and an architecture: both must match
-    assert list(lstm_w1_11.cells) == ["gd_sequence.lstm.lr0.05", "gd_sequence.lstm.lr0.1"]
+    assert list(lstm_w1_11.cells) == ["gd_sequence.lstm.lr0.35", "gd_sequence.lstm.lr0.7"]
     assert lstm_w1_11.cells == {c: whole.cells[c] for c in lstm_w1_11.cells}  # the same runs
     assert lstm_w1_11.figures == [] and lstm_w1_11.claims == whole.claims  # every claim, none drawn
     assert lstm_w1_11.part == ["W1.11", "lstm"] and whole.part is None
@@ -265,6 +265,26 @@ def test_scale_axes_map_paper_values_and_may_depend_on_another_axis():
     assert cells["g.vit.lr0.01"]["run"]["opt"]["lr"] == 0.01
     spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}}
     with pytest.raises(ValueError, match=r"no entry for 0.01 of cell \['vit', 0.01\]"):
+        grid.expand_grid("g", spec)
+
+
+def test_an_axis_may_list_its_values_per_value_of_an_earlier_axis():
+    """Each network its own learning rates: `opt.lr: {lstm: [...], vit: [...]}`."""
+    spec = {
+        "run": {"opt": {"name": "gd"}},
+        "axes": {"arch.name": ["lstm", "vit"], "opt.lr": {"lstm": [0.35, 0.7], "vit": [0.025]}},
+        "scale_axes": {"ci": {"opt.lr": {"lstm": {0.35: 0.8, 0.7: 1.0}, "vit": {0.025: None}}}},
+    }
+    cells = grid.expand_grid("g", spec)
+    assert list(cells) == ["g.lstm.lr0.35", "g.lstm.lr0.7", "g.vit.lr0.025"]
+    assert cells["g.lstm.lr0.7"]["run"]["opt"] == {"name": "gd", "lr": 0.7}
+    assert cells["g.lstm.lr0.35"]["scales"]["ci"]["opt"]["lr"] == 0.8
+    assert cells["g.vit.lr0.025"]["skip_scales"] == ["ci"]
+    spec["scale_axes"]["ci"]["opt.lr"]["vit"] = {0.35: 0.1}  # the LSTM's rate is no rate of the ViT's
+    with pytest.raises(ValueError, match=r"no entry for 0.025 of cell \['vit', 0.025\]"):
+        grid.expand_grid("g", spec)
+    spec = {"axes": {"arch.name": ["lstm", "cnn"], "opt.lr": {"lstm": [0.35]}}}
+    with pytest.raises(ValueError, match=r"axis 'opt.lr': its values are listed by \['lstm'\]"):
         grid.expand_grid("g", spec)
 
 
