@@ -10,7 +10,8 @@ import pytest
 from centralflows.analysis import check, metrics, onset, read
 from centralflows.analysis.claims import apply_expectations, claim_failures, evaluate_claims
 from centralflows.analysis.metrics import gd, stationary
-from centralflows.plan import grid
+from centralflows.plan import cells as plan_cells
+from centralflows.plan import grid, tree
 from centralflows.plan.workflow import load_config
 
 from .conftest import LR, ROOT
@@ -195,7 +196,7 @@ def test_run_ids_are_deterministic_readable_and_shared(config):
     paper = grid.plan(config, "paper")
     assert paper.runs[paper.cells["mlp_gd"]]["data"]["root"] == config["data_root"]
     assert grid.run_id({**run, "out": "x"}) == grid.run_id(run)
-    assert grid.run_id(grid.set_path(run, "opt.lr", 0.3)) != grid.run_id(run)
+    assert grid.run_id(tree.set_path(run, "opt.lr", 0.3)) != grid.run_id(run)
 
 
 def paper_cells(config):
@@ -237,11 +238,11 @@ def test_a_part_of_the_scale_keeps_the_cells_matching_each_kind_of_name(config):
 
 
 def get_arch(config, cell):
-    return grid.get_path(grid.all_cells(config)[cell]["run"], "arch.name")
+    return tree.get_path(plan_cells.all_cells(config)[cell]["run"], "arch.name")
 
 
 def test_grid_expansion_names_cells_and_grids_stand_for_their_cells(config):
-    cells = grid.expand_grid("gd_vision", config["grids"]["gd_vision"])
+    cells = plan_cells.expand_grid("gd_vision", config["grids"]["gd_vision"])
     assert "gd_vision.cnn.lr0.01" in cells and len(cells) == 6
     assert cells["gd_vision.vit.lr0.02"]["run"]["arch"]["name"] == "vit"
     assert len(grid.resolve_names(config, ["gd_vision", "mlp_gd"])) == 7
@@ -255,17 +256,17 @@ def test_scale_axes_map_paper_values_and_may_depend_on_another_axis():
         "axes": {"arch.name": ["cnn", "vit"], "opt.lr": [0.01, 0.02]},
         "scale_axes": {"ci": {"opt.lr": {0.02: 0.5, 0.01: 0.25}}},  # keyed by value: order is free
     }
-    cells = grid.expand_grid("g", spec)
+    cells = plan_cells.expand_grid("g", spec)
     assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.25
     assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 0.5
     spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}, "vit": {0.01: 0.3, 0.02: 0.4}}
-    cells = grid.expand_grid("g", spec)
+    cells = plan_cells.expand_grid("g", spec)
     assert cells["g.cnn.lr0.02"]["scales"]["ci"]["opt"]["lr"] == 1.5  # names keep the paper values
     assert cells["g.vit.lr0.01"]["scales"]["ci"]["opt"]["lr"] == 0.3
     assert cells["g.vit.lr0.01"]["run"]["opt"]["lr"] == 0.01
     spec["scale_axes"]["ci"]["opt.lr"] = {"cnn": {0.01: 1.0, 0.02: 1.5}}
     with pytest.raises(ValueError, match=r"no entry for 0.01 of cell \['vit', 0.01\]"):
-        grid.expand_grid("g", spec)
+        plan_cells.expand_grid("g", spec)
 
 
 def test_an_axis_may_list_its_values_per_value_of_an_earlier_axis():
@@ -275,17 +276,17 @@ def test_an_axis_may_list_its_values_per_value_of_an_earlier_axis():
         "axes": {"arch.name": ["lstm", "vit"], "opt.lr": {"lstm": [0.35, 0.7], "vit": [0.025]}},
         "scale_axes": {"ci": {"opt.lr": {"lstm": {0.35: 0.8, 0.7: 1.0}, "vit": {0.025: None}}}},
     }
-    cells = grid.expand_grid("g", spec)
+    cells = plan_cells.expand_grid("g", spec)
     assert list(cells) == ["g.lstm.lr0.35", "g.lstm.lr0.7", "g.vit.lr0.025"]
     assert cells["g.lstm.lr0.7"]["run"]["opt"] == {"name": "gd", "lr": 0.7}
     assert cells["g.lstm.lr0.35"]["scales"]["ci"]["opt"]["lr"] == 0.8
     assert cells["g.vit.lr0.025"]["skip_scales"] == ["ci"]
     spec["scale_axes"]["ci"]["opt.lr"]["vit"] = {0.35: 0.1}  # the LSTM's rate is no rate of the ViT's
     with pytest.raises(ValueError, match=r"no entry for 0.025 of cell \['vit', 0.025\]"):
-        grid.expand_grid("g", spec)
+        plan_cells.expand_grid("g", spec)
     spec = {"axes": {"arch.name": ["lstm", "cnn"], "opt.lr": {"lstm": [0.35]}}}
     with pytest.raises(ValueError, match=r"axis 'opt.lr': its values are listed by \['lstm'\]"):
-        grid.expand_grid("g", spec)
+        plan_cells.expand_grid("g", spec)
 
 
 @pytest.mark.parametrize(
@@ -301,7 +302,7 @@ def test_a_scale_axes_key_that_is_no_axis_value_is_named(by_value, message):
         "scale_axes": {"ci": {"opt.lr": by_value}},
     }
     with pytest.raises(ValueError, match=f"grid 'g', scale_axes ci.opt.lr: {message}"):
-        grid.expand_grid("g", spec)
+        plan_cells.expand_grid("g", spec)
 
 
 def test_run_by_value_sets_options_for_one_axis_value():
@@ -310,7 +311,7 @@ def test_run_by_value_sets_options_for_one_axis_value():
         "axes": {"arch.name": ["lstm", "mamba"], "opt.lr": [0.05, 0.1]},
         "run_by_value": {"mamba": {"data": {"n": 250}}, "lr0.1": {"steps": 7}},
     }
-    cells = grid.expand_grid("g", spec)
+    cells = plan_cells.expand_grid("g", spec)
     assert cells["g.mamba.lr0.05"]["run"]["data"] == {"name": "sorting", "n": 250}
     assert cells["g.lstm.lr0.05"]["run"]["data"] == {"name": "sorting", "n": 1000}
     assert cells["g.mamba.lr0.1"]["run"]["steps"] == 7 and "steps" not in cells["g.mamba.lr0.05"]["run"]
@@ -367,7 +368,7 @@ def test_a_scale_built_on_another_takes_its_cell_settings_and_scales_its_steps()
             }
         },
     }
-    cell = grid.all_cells(config)["g.lr0.01"]
+    cell = plan_cells.all_cells(config)["g.lr0.01"]
     small, mid = (grid.cell_run_config(config, cell, s) for s in ("small", "mid"))
     assert small["opt"]["lr"] == mid["opt"]["lr"] == 0.5 and mid["arch"] == {"name": "mlp"}
     assert (small["steps"], mid["steps"]) == (40, 120)
@@ -400,7 +401,7 @@ def test_start_from_loads_the_source_cells_checkpoint(config):
         "path": f"results/paper/runs/{source}/checkpoints/checkpoint_500.npz",
         "from_process": "discrete",
     }
-    bad = grid.deep_merge(
+    bad = tree.deep_merge(
         config, {"cells": {"rmsprop_example_stationary": {"start_from": {"scale_steps": {"quick": 33}}}}}
     )
     with pytest.raises(ValueError, match="not a checkpoint"):
@@ -413,7 +414,7 @@ def test_start_from_the_edge_loads_the_source_runs_edge_checkpoint(config, scale
     run = plan.runs[plan.cells["gd_example_from_eos"]]
     source = plan.cells["gd_example"]
     assert run["load"] == {"path": f"results/{scale}/restarts/{source}/edge.npz", "from_process": "discrete"}
-    mute = grid.deep_merge(config, {"cells": {"gd_example": {"run": {"eig": {"frequency": -1}}}}})
+    mute = tree.deep_merge(config, {"cells": {"gd_example": {"run": {"eig": {"frequency": -1}}}}})
     with pytest.raises(ValueError, match="'gd_example' at step edge: that cell logs no eigenvalues"):
         grid.plan(mute, scale)
 

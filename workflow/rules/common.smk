@@ -5,7 +5,8 @@ import sys
 
 from centralflows.plan.cost import preflight
 from centralflows.plan.device import gpu_percent, is_small
-from centralflows.plan.grid import get_path, plan, scale_chain
+from centralflows.plan.grid import plan, scale_chain
+from centralflows.plan.tree import get_path
 from centralflows.plan.resources import job_table, mem_mb, runtime_minutes
 
 PLAN = plan(config)

@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from centralflows.plan.grid import all_cells, cell_run_config, get_path
+from centralflows.plan.cells import all_cells
+from centralflows.plan.grid import cell_run_config
+from centralflows.plan.tree import get_path
 from centralflows.plan.workflow import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

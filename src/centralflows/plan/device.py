@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from centralflows.plan.grid import deep_merge, get_path
+from centralflows.plan.tree import deep_merge, get_path
 
 # JAX takes this fraction of a GPU's memory as its pool at the first allocation (its default
 # XLA_PYTHON_CLIENT_MEM_FRACTION): a whole-GPU run computes within it.

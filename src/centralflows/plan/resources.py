@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from centralflows.plan.grid import get_path
+from centralflows.plan.tree import get_path
 
 
 def load_table(path: str | Path | None, device: str | None = None) -> dict:

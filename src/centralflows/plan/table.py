@@ -13,7 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from centralflows.plan.grid import all_cells, figure_roles, get_path, plan
+from centralflows.plan.cells import all_cells
+from centralflows.plan.grid import figure_roles, plan
+from centralflows.plan.tree import get_path
 from centralflows.plan.workflow import WorkflowConfigError, load_config
 
 COLUMNS = ("cell", "run", "arch", "opt", "eta", "steps", "data", "figures")
