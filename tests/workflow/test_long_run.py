@@ -22,12 +22,12 @@ def write_run(out_dir):
             {
                 "discrete/train_loss": loss,
                 "discrete/effective_hessian_eigs": [rising, 0.5],
-                "discrete/eig_logs/hvps": 30 + t,
+                "discrete/eig_logs/hvps": sum(30 + i for i in range(t + 1)),  # totals, as logged
                 "central/train_loss": loss,
                 "central/predicted_loss": 1.1 * loss,
                 "central/effective_hessian_eigs": [min(rising, 2.0005), min(0.35 + 0.2 * t, 2.0)],
-                "central/eig_logs/hvps": 40,
-                "central/eig_logs/third_derivatives": 6,
+                "central/eig_logs/hvps": 40 * (t + 1),
+                "central/eig_logs/third_derivatives": 6 * (t + 1),
                 "central/substeps": 4 if t != 7 else 8,
                 "central/flow_aux/sdcp_converged": [1, 1, 1, 0 if t == 9 else 1],
                 "central/flow_aux/sdcp_iterations": [3, 3, 3, 50 if t == 9 else 3],
@@ -61,7 +61,8 @@ def test_the_report_reads_a_run_in_progress_and_its_facts_are_the_ones_written(t
     assert list(table["k_c_max"]) == [0, 2, 2]
     assert list(table["sdcp_unconverged"]) == [0, 1, 0] and table.loc["5-9", "sdcp_iter_max"] == 50
     assert list(table["cent_substeps"]) == [4, 8, 4]  # the split step shows in its window's maximum
-    assert table.loc["0-4", "disc_hvps"] == pytest.approx(32)
+    assert table.loc["0-4", "disc_hvps"] == pytest.approx(32)  # per step, from the logged totals
+    assert list(table["cent_hvps"]) == [40, 40, 40] and list(table["cent_third"]) == [6, 6, 6]
 
     logger.close()  # finished: data.hdf5 with its status
     assert long_run.run_file(tmp_path).name == "data.hdf5"

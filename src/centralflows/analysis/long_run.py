@@ -38,6 +38,8 @@ _READS = {
     "times/step": "step_s",
     "times/measure": "measure_s",
 }
+# counters logged as running totals (eig_logs/*)
+_COUNTERS = ("hvps", "third")
 
 
 def run_file(run: Path) -> Path:
@@ -67,6 +69,10 @@ def read_long_run(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], np.ndar
                 }
     n = min([len(steps)] + [len(a) for d in data.values() for a in d.values()])  # rows all flushed
     data = {p: {c: a[:n] for c, a in d.items()} for p, d in data.items()}
+    for d in data.values():  # the solvers' counters are totals since the start: per step here
+        for col in _COUNTERS:
+            if col in d:
+                d[col] = np.diff(d[col], prepend=0.0)
     return data, steps[:n], attrs
 
 
