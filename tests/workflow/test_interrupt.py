@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from centralflows.runner.attempts import read_attempts
 from centralflows.runner.checkpoint import latest_checkpoint
 from centralflows.runner.experiment import prepare_out_dir
 
@@ -71,6 +72,9 @@ def test_stop_ends_snakemake_and_its_run_within_seconds_keeping_the_work(workflo
     checkpoint = latest_checkpoint(out_dir)
     assert checkpoint is not None and int(checkpoint.stem.split("_")[1]) >= logged - 1
     assert not (out_dir / "data.hdf5").exists()  # nothing that looks finished
+    (stopped,) = read_attempts(out_dir)  # the stopped attempt's cost is kept for the run's total
+    assert stopped["end"] == f"signal {int(signal.SIGTERM if how == 'sigterm' else signal.SIGINT)}"
+    assert stopped["wall_s"] > 0 and stopped["cpu_s"] > 0 and stopped["peak_rss_bytes"] > 0
     # the next invocation (Snakemake's run rule calls the same function) resumes from that checkpoint
     with h5py.File(out_dir / "data.partial.hdf5", "r") as f:
         config = json.loads(f.attrs["config"])

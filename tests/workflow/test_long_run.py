@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from centralflows.analysis import long_run
+from centralflows.runner.attempts import attempt
 from centralflows.runner.io import H5Logger
 
 STEPS = 12
@@ -70,12 +71,14 @@ def test_the_report_reads_a_run_in_progress_and_its_facts_are_the_ones_written(t
 
 
 def test_the_command_prints_every_run_and_draws_its_figure(tmp_path, capsys):
-    write_run(tmp_path / "run-a").close()
+    with attempt(tmp_path / "run-a"):
+        write_run(tmp_path / "run-a").close()
     assert (
         long_run.main([str(tmp_path / "run-a"), "--window", "4", "--figure-dir", str(tmp_path / "fig")]) == 0
     )
     out = capsys.readouterr().out
     assert "### run-a" in out and "| 8-11 |" in out and "- onset_step: 5" in out
+    assert "- cost_over_attempts: {'attempts': 1," in out
     assert (tmp_path / "fig" / "run-a.png").stat().st_size > 10_000
     assert long_run.main([str(tmp_path / "missing")]) == 2  # no run there: named, exit 2
     assert "missing" in capsys.readouterr().err

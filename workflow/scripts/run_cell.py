@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 
 from centralflows.plan.device import compilation_cache_dir, fit_to_device, peak_device_bytes, take_gpu
+from centralflows.runner.attempts import attempt, attempt_totals, read_attempts
 from centralflows.runner.backend import start_job
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
@@ -39,8 +40,9 @@ checkpoint = config.get("checkpoint_file")
 log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
 
 start = time.perf_counter()
-try:
-    path = run(config)
+try:  # each attempt's cost goes to <run>/attempts.jsonl, a stopped or failed one's too
+    with attempt(out_dir, resumed_from=str(checkpoint or ""), host=socket.gethostname()):
+        path = run(config)
 except RunStopped as stop:  # SIGTERM (SLURM preemption) or SIGINT: exit as a signal would
     log.warning("%s", stop)
     sys.exit(128 + stop.signum)
@@ -54,6 +56,7 @@ job = {
     "gpu_env": gpu_env,  # CUDA_VISIBLE_DEVICES and memory fraction this job set
     "chunking": chunking,
     "peak_device_bytes": peak_device_bytes(),  # None on CPU
+    "all_attempts": attempt_totals(read_attempts(out_dir)),  # the run's whole cost, resumes included
 }
 Path(snakemake.output.job).write_text(json.dumps(job, indent=2))  # noqa: F821
 log.info("wrote %s in %.1f s", path, job["wall_s"])

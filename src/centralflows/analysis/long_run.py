@@ -22,6 +22,7 @@ import pandas as pd
 
 from centralflows.analysis.onset import CENTRAL_AT_EOS, EOS, central_edge_entry, eos_onset
 from centralflows.analysis.read import moving_average
+from centralflows.runner.attempts import attempt_totals, read_attempts
 
 # the quantities read per process (dataset path -> column); missing ones are left out
 _READS = {
@@ -210,6 +211,9 @@ def report(runs: list[Path], window: int, smooth: int, figure_dir: Path | None) 
         config = json.loads(attrs["config"]) if isinstance(attrs.get("config"), str) else {}
         name = path.parent.name
         facts = summary(data, steps, attrs, smooth)
+        records = read_attempts(path.parent)  # the workflow's record of every job that worked on it
+        if records:
+            facts["cost_over_attempts"] = attempt_totals(records)
         parts.append(f"### {name}\n\n`{path}`; steps planned: {config.get('steps', '?')}\n")
         parts.append("\n".join(f"- {k}: {v}" for k, v in facts.items()) + "\n")
         if len(steps):
