@@ -159,3 +159,146 @@ def _line_of(home: str, registry: str) -> int:
             if any(isinstance(t, ast.Name) and t.id == registry for t in targets):
                 return node.value.lineno
     raise AssertionError(f"{registry} not defined in {home}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The workflow uses only the package's public names
+
+
+WORKFLOW_CODE = ("Snakefile", "workflow/rules/*.smk", "workflow/scripts/**/*.py")
+
+
+def _private_uses(path: Path):
+    """(line, use) of every private name (leading underscore, not dunder) of a centralflows module that
+    a workflow file imports or reads through a module it bound (`from centralflows.x import y as z`,
+    `import centralflows.x as z`). Read as text: Snakemake files are not Python."""
+    text = path.read_text()
+    aliases = set()
+    for match in re.finditer(r"^\s*from (centralflows[\w.]*) import (?:\(([^)]*)\)|([^\n]+))", text, re.M):
+        for item in (match.group(2) or match.group(3)).replace("\n", " ").split(","):
+            name, _, alias = item.strip().partition(" as ")
+            if name:
+                aliases.add(alias.strip() or name)
+            if name.startswith("_") and not name.startswith("__"):
+                yield text.count("\n", 0, match.start()) + 1, f"{match.group(1)}.{name}"
+    aliases |= set(re.findall(r"^\s*import centralflows[\w.]* as (\w+)", text, re.M))
+    for alias in aliases:
+        for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}\.(_(?!_)\w*)", text):
+            yield text.count("\n", 0, match.start()) + 1, f"{alias}.{match.group(1)}"
+
+
+def test_the_workflow_calls_no_private_name_of_the_package():
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} {use}"
+        for pattern in WORKFLOW_CODE
+        for path in sorted(ROOT.glob(pattern))
+        for line, use in _private_uses(path)
+    ]
+    assert not bad, "the workflow uses private names of the package; make them public:\n" + "\n".join(bad)
+
+
+def test_the_private_name_reader_sees_a_use(tmp_path):
+    rule = tmp_path / "common.smk"
+    rule.write_text(
+        "def f():\n    from centralflows.problem.data import cifar10\n\n    return cifar10._hint(1)\n"
+        "from centralflows.plan.grid import (\n    plan,\n    _select as sel,\n)\n"
+    )
+    assert sorted(_private_uses(rule)) == [(4, "cifar10._hint"), (5, "centralflows.plan.grid._select")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The floor plan: README's Layout and docs/design.md list exactly the modules that exist
+
+
+def _names(text: str) -> set:
+    """The module names of a listing such as `grid (cells -> runs), data/, models/; names`: the text
+    outside parentheses, split at commas and semicolons; each item must be a single name."""
+    while re.search(r"\([^()]*\)", text):
+        text = re.sub(r"\([^()]*\)", "", text)
+    items = [item.strip() for item in re.split(r"[,;]", text) if item.strip()]
+    bad = [item for item in items if not re.fullmatch(r"\w+/?", item)]
+    assert not bad, f"not a module name in a module listing: {bad}"
+    return set(items)
+
+
+def _existing(folder: Path) -> set:
+    """The modules (`name`) and subpackages (`name/`) directly in `folder`, without __init__."""
+    files = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    return files | {f"{p.name}/" for p in folder.iterdir() if (p / "__init__.py").exists()}
+
+
+def _code_block_after(text: str, marker: str) -> list:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(marker))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    return lines[start + 1 : end]
+
+
+def _readme_layout() -> dict:
+    """{layer: modules listed} from README's Layout: `  engine/   a, b (note),` plus indented lines."""
+    listed, layer = {}, None
+    for line in _code_block_after((ROOT / "README.md").read_text(), "src/centralflows/"):
+        head = re.match(r"  (\w+)/\s+(.*)", line)
+        if head:
+            layer = head.group(1)
+            listed[layer] = head.group(2)
+        elif line.startswith("    ") and layer:
+            listed[layer] += " " + line.strip()
+        else:
+            break
+    return {layer: _names(text) for layer, text in listed.items()}
+
+
+def test_the_readme_layout_lists_every_module_of_each_layer():
+    listed = _readme_layout()
+    assert list(listed) == list(LAYERS)
+    for layer in LAYERS:
+        assert listed[layer] == _existing(SRC / layer), (
+            f"README.md Layout, {layer}/: missing {sorted(_existing(SRC / layer) - listed[layer])}, "
+            f"not there {sorted(listed[layer] - _existing(SRC / layer))}"
+        )
+
+
+def _design_tree() -> dict:
+    """{folder relative to src/centralflows: modules listed} from docs/design.md's package tree: a
+    top-level `  name.py`, a layer `  engine`, its `    name.py` and `    name/   its modules`."""
+    tree, layer, folder, text = {"": set()}, None, None, {}
+    lines = _code_block_after((ROOT / "docs" / "design.md").read_text(), "src/centralflows/")
+    for line in lines:
+        if m := re.fullmatch(r"  (\w+)\.py\s+.*", line):
+            tree[""].add(m.group(1))
+        elif m := re.fullmatch(r"  (\w+)", line):
+            layer, folder = m.group(1), None
+            tree[""].add(f"{layer}/")
+            tree[layer] = set()
+        elif m := re.fullmatch(r"    (\w+)(\.py|/)\s*(.*)", line):
+            name, kind, rest = m.groups()
+            tree[layer].add(name if kind == ".py" else f"{name}/")
+            folder = f"{layer}/{name}" if kind == "/" else None
+            if folder:
+                text[folder] = rest
+        elif folder and line.startswith(" " * 8):
+            text[folder] += " " + line.strip()
+    return tree | {folder: _names(listing) for folder, listing in text.items()}
+
+
+def test_design_md_lists_every_module_and_subpackage():
+    tree = _design_tree()
+    assert set(tree) == {"", *LAYERS} | {f"{p.parent.relative_to(SRC)}" for p in SRC.glob("*/*/__init__.py")}
+    for folder, listed in tree.items():
+        there = _existing(SRC / folder)
+        assert listed == there, (
+            f"docs/design.md, src/centralflows/{folder}: missing {sorted(there - listed)}, "
+            f"not there {sorted(listed - there)}"
+        )
+
+
+def test_the_floor_plan_reader_sees_a_missing_module():
+    assert _names("grid (cells, grids -> ids), data/; models/ (Flax (linen)), losses") == {
+        "grid",
+        "data/",
+        "models/",
+        "losses",
+    }
+    with pytest.raises(AssertionError, match="not a module name"):
+        _names("the summary and one module per family")

@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 
+from centralflows.analysis.onset import EDGE_CRITERION, NoOnset, edge_step, first_crossing
 from centralflows.runner.checkpoint import load_checkpoint
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import run
-from centralflows.runner.restart import RestartError, edge_checkpoint, edge_step, first_crossing
+from centralflows.runner.restart import edge_checkpoint
 
 
 def test_first_crossing_is_the_first_step_at_or_above_the_threshold():
@@ -19,7 +20,7 @@ def test_first_crossing_is_the_first_step_at_or_above_the_threshold():
     eigs = np.column_stack([top, np.full(10, 2.5)])  # a larger value in column 1 is not the top one
     assert first_crossing(steps, eigs) == 9  # 2.0 itself counts (S ≥ 2/η), the later dips do not
     assert first_crossing(steps, top, threshold=2.2) == 10
-    with pytest.raises(RestartError, match="never reaches 3 .largest: 2.3"):
+    with pytest.raises(NoOnset, match="never reaches 3 .largest: 2.3"):
         first_crossing(steps, top, threshold=3.0)
 
 
@@ -47,7 +48,7 @@ def test_edge_checkpoint_is_the_source_trajectorys_state_at_its_edge_step(tmp_pa
     dense = run(
         resolve_config({**CELL, "out": str(tmp_path / "dense"), "checkpoint": {"frequency": 1}}), False
     )
-    path, got = edge_checkpoint(source, tmp_path / "restarts" / "edge.npz")
+    path, got = edge_checkpoint(source, tmp_path / "restarts" / "edge.npz", step, EDGE_CRITERION)
     assert got == step
     tree, meta = load_checkpoint(path)
     ref, _ = load_checkpoint(dense.parent / "checkpoints" / f"checkpoint_{step}.npz")
@@ -58,7 +59,7 @@ def test_edge_checkpoint_is_the_source_trajectorys_state_at_its_edge_step(tmp_pa
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)  # bitwise: the source's own discrete process advanced it
-    assert meta["step"] == step
+    assert meta["step"] == step and meta["edge"]["criterion"] == "discrete/effective_hessian_eigs[0] >= 2"
     assert meta["edge"]["advanced_from"].endswith("checkpoint_1.npz" if saved else "the source's start")
     # the restarted run records where it started
     load = {"path": str(path), "from_process": "discrete"}

@@ -198,5 +198,5 @@ def check_cifar10_reachable():
     except OSError as error:  # URLError, timeouts, refused connections
         sys.exit(
             f"error: the CIFAR-10 archive {CIFAR_ARCHIVE} is missing and {cifar10.URL} cannot be "
-            f"reached ({error}).\n{cifar10._fetch_hint(config['data_root'])}\nNo job was started."
+            f"reached ({error}).\n{cifar10.fetch_hint(config['data_root'])}\nNo job was started."
         )

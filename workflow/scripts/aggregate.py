@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from centralflows.analysis.read import read_run, write_run_table
-from centralflows.runner.logs import log_to
+from centralflows.plan.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 run_id = snakemake.wildcards.run_id  # noqa: F821

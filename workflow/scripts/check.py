@@ -10,7 +10,7 @@ import pandas as pd
 
 from centralflows.analysis.check import compare_to_reference
 from centralflows.analysis.claims import claim_failures
-from centralflows.runner.logs import log_to
+from centralflows.plan.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821

@@ -4,7 +4,7 @@ the scale's expectation (holds, or not evaluable with the reason; `check` fails 
 import pandas as pd
 
 from centralflows.analysis.claims import apply_expectations, evaluate_claims
-from centralflows.runner.logs import log_to
+from centralflows.plan.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 summary = pd.read_csv(snakemake.input.summary)  # noqa: F821

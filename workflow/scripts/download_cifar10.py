@@ -3,9 +3,9 @@
 import sys
 from pathlib import Path
 
+from centralflows.plan.logs import log_to
 from centralflows.problem.data import DataError
 from centralflows.problem.data.cifar10 import download_cifar10
-from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 try:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from centralflows.analysis.contract import ContractError, members, missing_reads
 from centralflows.analysis.read import LONG_COLUMNS, cell_metadata, read_run_info, read_run_table
-from centralflows.runner.logs import log_to
+from centralflows.plan.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821

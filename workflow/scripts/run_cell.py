@@ -10,11 +10,11 @@ from pathlib import Path
 import jax
 
 from centralflows.plan.device import compilation_cache_dir, fit_to_device, peak_device_bytes, take_gpu
+from centralflows.plan.logs import log_to
 from centralflows.runner.attempts import attempt, attempt_totals, read_attempts
 from centralflows.runner.backend import start_job
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
-from centralflows.runner.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 resources = snakemake.config["resources"]  # noqa: F821

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from centralflows.analysis.metrics import summarize_run, summary_table
 from centralflows.analysis.read import read_run_info, read_run_table
-from centralflows.runner.logs import log_to
+from centralflows.plan.logs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 smooth = snakemake.params.smooth  # noqa: F821

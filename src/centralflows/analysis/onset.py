@@ -1,14 +1,37 @@
-"""The edge-of-stability onset: one definition for the summary, the claims and the figures."""
+"""The edge-of-stability onset: one definition for the summary, the claims, the figures and the W1.18
+restart (`edge_step`: the workflow passes the step it finds to `centralflows.runner.restart`)."""
 
 from __future__ import annotations
 
+import h5py
+import numpy as np
 import pandas as pd
 
-from centralflows.engine.registry import EDGE_TOL, EOS, SDCP_THRESHOLD, onset_index
+from centralflows.engine.registry import EDGE_TOL, SDCP_THRESHOLD
 
-# EOS (2): at the edge the top effective eigenvalue (eta S for GD, the preconditioned one for RMSProp)
-# reaches 2 (engine.registry, shared with the W1.18 restart).
-__all__ = ["CENTRAL_AT_EOS", "CENTRAL_EDGE_TOL", "CENTRAL_HELD", "EOS", "central_edge_entry", "eos_onset"]
+__all__ = [
+    "CENTRAL_AT_EOS",
+    "CENTRAL_EDGE_TOL",
+    "CENTRAL_HELD",
+    "EDGE_CRITERION",
+    "EOS",
+    "NoOnset",
+    "central_edge_entry",
+    "edge_step",
+    "eos_onset",
+    "first_crossing",
+    "onset_index",
+]
+
+# The edge of stability: an effective eigenvalue (eta S for GD, the preconditioned one for RMSProp) at
+# 2. The onset of a trajectory is the first logged step at which its top effective eigenvalue is >= a
+# level (EOS for an optimizer's run).
+EOS = 2.0
+
+# The restart point of W1.18: where a run's discrete process first reaches EOS (S_eff = eta S for GD:
+# >= 2 where S >= 2/eta), column 0 being the top eigenvalue.
+EDGE_KEY = "discrete/effective_hessian_eigs"
+EDGE_CRITERION = f"{EDGE_KEY}[0] >= {EOS:g}"
 
 # The central flow counts as at EOS once its top effective eigenvalue reaches this (it locks at 2 up
 # to the SDCP's tolerance, so 2 itself would be missed; the engine's `sdcp_threshold` default).
@@ -20,6 +43,15 @@ CENTRAL_HELD = 1.999
 
 # How far above 2 the central flow may be once held there (engine.registry.EDGE_TOL).
 CENTRAL_EDGE_TOL = EDGE_TOL
+
+
+class NoOnset(ValueError):
+    """The trajectory never reaches the level (no onset, so no restart point at the edge)."""
+
+
+def onset_index(top, level: float = EOS) -> int | None:
+    """Index of the first entry of `top` (a sequence of numbers, NaN = not logged) that is >= level."""
+    return next((i for i, value in enumerate(top) if value >= level), None)  # NaN >= level is False
 
 
 def eos_onset(top: pd.Series, level: float = EOS) -> int | None:
@@ -49,3 +81,38 @@ def central_edge_entry(top: pd.Series) -> tuple[int | None, bool]:
         return eos_onset(top, CENTRAL_HELD), False
     back = top.index[top.to_numpy() <= EOS + CENTRAL_EDGE_TOL]
     return (int(back[0]) if len(back) else None), True
+
+
+def first_crossing(steps, values, threshold: float = EOS) -> int:
+    """The first step whose value is >= threshold (NaN, i.e. not logged, never crosses).
+
+    Args:
+        steps: the logged steps [rows].
+        values: [rows] or [rows, k] (the top eigenvalue is column 0).
+
+    Raises:
+        NoOnset: no value reaches the threshold.
+    """
+    values = np.asarray(values, float)
+    top = values[:, 0] if values.ndim == 2 else values
+    first = onset_index(top, threshold)
+    if first is None:
+        largest = np.nanmax(top, initial=-np.inf)
+        raise NoOnset(f"the value never reaches {threshold:g} (largest: {largest:g})")
+    return int(np.asarray(steps)[first])
+
+
+def edge_step(hdf5) -> int:
+    """The first step of a run (its data.hdf5) where its discrete process's top effective eigenvalue
+    reaches EOS (EDGE_CRITERION).
+
+    Raises:
+        NoOnset: the run does not log those eigenvalues, or they never reach EOS.
+    """
+    with h5py.File(hdf5, "r") as f:
+        if EDGE_KEY not in f:
+            raise NoOnset(f"{hdf5} has no {EDGE_KEY}: the source run must log eigenvalues")
+        try:
+            return first_crossing(f["step"][:], f[EDGE_KEY][:])
+        except NoOnset as error:
+            raise NoOnset(f"{hdf5}: the discrete sharpness never reaches 2/eta ({error})") from None

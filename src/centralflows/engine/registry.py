@@ -1,5 +1,6 @@
 """The engine's registries and constants, readable without importing JAX (the run configuration, the
-plan and the analysis read them): optimizers and processes by name, and the SDCP threshold.
+plan and the analysis read them): optimizers and processes by name, the SDCP threshold and the
+central flow's edge tolerance.
 
 Adding an optimizer or a process is its class plus one line here; classes are imported on first use.
 """
@@ -12,20 +13,11 @@ import importlib
 # level at which the analysis counts a flow as at the edge of stability.
 SDCP_THRESHOLD = 1.95
 
-# The edge of stability: an effective eigenvalue (eta S for GD) at 2. The onset of a trajectory is the
-# first logged step at which its top effective eigenvalue is >= a level (EOS for an optimizer's run);
-# the summary, the claims, the figures and the W1.18 restart all use `onset_index`.
-EOS = 2.0
-
-# How far above EOS the central flow's effective eigenvalues may be once it holds them there: the
-# central flow's step-size control keeps them within it, the summary measures it
-# (central_max_seff_after_onset).
+# How far above the edge of stability (an effective eigenvalue at 2) the central flow's effective
+# eigenvalues may be once it holds them there: the central flow's step-size control keeps them within
+# it, the summary measures it (central_max_seff_after_onset; the onset itself is
+# centralflows.analysis.onset).
 EDGE_TOL = 1e-3
-
-
-def onset_index(top, level: float = EOS) -> int | None:
-    """Index of the first entry of `top` (a sequence of numbers, NaN = not logged) that is >= level."""
-    return next((i for i, value in enumerate(top) if value >= level), None)  # NaN >= level is False
 
 
 # name -> "module:class"

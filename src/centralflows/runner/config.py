@@ -654,6 +654,13 @@ def resolve_config(overrides: dict | None = None) -> dict:
     overrides.setdefault("data", {})["name"] = data_name
     overrides["arch"]["name"] = arch_name
     config = _merge(schema, overrides)
+    if config["init"] == "torch":  # an architecture without the authors' constructor: say so now
+        from centralflows.problem.models.torch_init import NoTorchInit, authors_module
+
+        try:
+            authors_module(arch_name)
+        except NoTorchInit as err:
+            raise ConfigError(str(err), key="init") from None
 
     opt = config["opt"]
     own = hyperparameters(opt["name"])

@@ -1,4 +1,5 @@
-"""Restart points derived from a finished run: where its sharpness first reaches 2/η (W1.18)."""
+"""Restart points of a finished run: its state at a step such as its edge step (W1.18, found by
+centralflows.analysis.onset.edge_step)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,12 @@ import tempfile
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from centralflows.engine.registry import EOS, onset_index
 from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-
-EDGE_KEY = "discrete/effective_hessian_eigs"  # S_eff = η·S for GD: ≥ 2 where S ≥ 2/η
 
 
 class RestartError(ValueError):
-    """The source run has no restart point (it never reaches the edge)."""
-
-
-def first_crossing(steps, values, threshold: float = EOS) -> int:
-    """The first step whose value is ≥ threshold (NaN, i.e. not logged, never crosses).
-
-    Args:
-        steps: the logged steps [rows].
-        values: [rows] or [rows, k] (the top eigenvalue is column 0).
-
-    Raises:
-        RestartError: no value reaches the threshold.
-    """
-    values = np.asarray(values, float)
-    top = values[:, 0] if values.ndim == 2 else values
-    first = onset_index(top, threshold)
-    if first is None:
-        largest = np.nanmax(top, initial=-np.inf)
-        raise RestartError(f"the value never reaches {threshold:g} (largest: {largest:g})")
-    return int(np.asarray(steps)[first])
-
-
-def edge_step(hdf5) -> int:
-    """The first step of a run where its discrete process's top effective eigenvalue reaches 2."""
-    with h5py.File(hdf5, "r") as f:
-        if EDGE_KEY not in f:
-            raise RestartError(f"{hdf5} has no {EDGE_KEY}: the source run must log eigenvalues")
-        try:
-            return first_crossing(f["step"][:], f[EDGE_KEY][:])
-        except RestartError as error:
-            raise RestartError(f"{hdf5}: the discrete sharpness never reaches 2/eta ({error})") from None
+    """The source run has no state to restart from at the step asked for."""
 
 
 def _checkpoint_at_or_before(run_dir: Path, step: int) -> Path | None:
@@ -58,13 +25,14 @@ def _checkpoint_at_or_before(run_dir: Path, step: int) -> Path | None:
     return max(found)[1] if found else None
 
 
-def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
-    """Writes to `out` a checkpoint of the source run's discrete process at its edge step N.
+def edge_checkpoint(source_hdf5, out, step: int, criterion: str) -> tuple[Path, int]:
+    """Writes to `out` a checkpoint of the source run's discrete process at step N = `step` (W1.18: its
+    edge step, `centralflows.analysis.onset.edge_step`, with that module's EDGE_CRITERION as `criterion`).
 
     The source's newest checkpoint at or before N (or its start when there is none) is advanced to N
     by the engine's own discrete process with the source's resolved config, so the state is the
     source trajectory's own (bitwise: the same code and dtype). The checkpoint's meta records N, the
-    source and the criterion.
+    source and the criterion (how N was found).
 
     Returns:
         (out, N).
@@ -72,7 +40,6 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
     from centralflows.runner.experiment import run  # the engine only when a checkpoint is made
 
     source_hdf5, out = Path(source_hdf5), Path(out)
-    step = edge_step(source_hdf5)
     with h5py.File(source_hdf5, "r") as f:
         config = json.loads(f.attrs["config"])
     base = _checkpoint_at_or_before(source_hdf5.parent, step)
@@ -94,7 +61,7 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
         if made is None:
             raise RestartError(f"{source_hdf5}: the edge is the run's first step {step}; no state to restart")
         tree, meta = load_checkpoint(made)
-    origin = {"source": str(source_hdf5), "criterion": f"{EDGE_KEY}[0] >= {EOS:g}",
+    origin = {"source": str(source_hdf5), "criterion": criterion,
               "advanced_from": str(base) if base else "the source's start"}  # fmt: skip
     save_checkpoint(out, tree, {**meta, "step": step, "edge": origin})
     return out, step

@@ -8,6 +8,7 @@ import pandas as pd
 
 from centralflows.analysis.contract import Contract, ContractError
 from centralflows.analysis.plotting.primitives import contract
+from centralflows.plan.logs import log_to
 
 
 def read_table(path, cells=None) -> pd.DataFrame:
@@ -23,8 +24,6 @@ def read_table(path, cells=None) -> pd.DataFrame:
 def run_figure(plot, smk):
     """Runs a figure script's `plot(table, pdf, png, params)` on the inputs of its Snakemake rule, under
     the contract of its READS: a read outside them, or an empty curve, fails naming the figure."""
-    from centralflows.runner.logs import log_to
-
     log = log_to(smk.log[0])
     try:
         with contract(Contract(smk.params.figure, smk.params.cells, smk.params.reads)):

@@ -47,7 +47,9 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch_hint(root) -> str:
+def fetch_hint(root) -> str:
+    """How to provide the archive under the data root `root` (printed with every data error, and by the
+    workflow when the archive is missing and cannot be downloaded)."""
     return (
         f"Download {URL} (md5 {MD5}) and put it at {Path(root) / FILENAME}, or run\n"
         '  python -c "from centralflows.problem.data.cifar10 import download_cifar10; '
@@ -75,10 +77,10 @@ def download_cifar10(root="data") -> Path:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
         if _md5(Path(tmp)) != MD5:
-            raise DataError(f"the file downloaded from {URL} has the wrong md5.\n{_fetch_hint(root)}")
+            raise DataError(f"the file downloaded from {URL} has the wrong md5.\n{fetch_hint(root)}")
         os.replace(tmp, path)  # atomic: a reader never sees a partial archive
     except (urllib.error.URLError, OSError) as error:
-        raise DataError(f"could not download CIFAR-10 ({error}).\n{_fetch_hint(root)}") from error
+        raise DataError(f"could not download CIFAR-10 ({error}).\n{fetch_hint(root)}") from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -116,7 +118,7 @@ def read_archive(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if sorted(names) != sorted(_TRAIN_BATCHES) or test is None:
         raise DataError(
             f"{path} lacks some of data_batch_1..5 / test_batch (found {', '.join(names) or 'none'}); "
-            f"it is not the official archive.\n{_fetch_hint(Path(path).parent)}"
+            f"it is not the official archive.\n{fetch_hint(Path(path).parent)}"
         )
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
@@ -170,11 +172,11 @@ def load(options: dict) -> Dataset:
     root = options["root"]
     path = Path(root) / FILENAME
     if not path.exists():
-        raise DataError(f"CIFAR-10 archive not found at {path.resolve()}.\n{_fetch_hint(root)}")
+        raise DataError(f"CIFAR-10 archive not found at {path.resolve()}.\n{fetch_hint(root)}")
     expected = os.environ.get(STAND_IN_MD5_ENV) or MD5
     if _md5(path) != expected:
         raise DataError(
-            f"{path} has the wrong md5 (expected {expected}); it may be truncated.\n{_fetch_hint(root)}"
+            f"{path} has the wrong md5 (expected {expected}); it may be truncated.\n{fetch_hint(root)}"
         )
     if expected != MD5:
         logging.getLogger(__name__).warning(

@@ -14,12 +14,15 @@ embedded inputs: each row is the same dot product, so the values agree to round-
 derivatives no longer multiply n·length rows for every tangent.
 """
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from centralflows.problem.data.spec import DataSpec
 from centralflows.problem.models.layers import OneHotEmbed, dense, one_hot_rows, torch_uniform
+from centralflows.problem.models.torch_init import dense_of, torch_linear
 
 DEFAULTS = {"embed_dim": 48, "hidden": 48, "layers": 2}
 
@@ -89,3 +92,36 @@ def build(options: dict, spec: DataSpec) -> nn.Module:
     if spec.kind != "sequence":
         raise ValueError(f"lstm needs a sequence dataset, got kind '{spec.kind}'")
     return LSTM(spec.vocab_size, options["embed_dim"], options["hidden"], options["layers"], spec.num_outputs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' initialisation (init: torch): their constructor replayed, and the map of its torch
+# parameter names onto this module's Flax tree (centralflows.problem.models.torch_init).
+
+
+def torch_parameters(g, o, spec) -> dict:
+    """The authors' constructor replayed on torch's generator `g`: {torch name: float32 array in torch's
+    layout} in `named_parameters()` order (see centralflows.problem.models.torch_init)."""
+    P = {"embed.weight": g.normal((spec.vocab_size, o["embed_dim"]), 0.0, 1.0)}
+    h, n_in = o["hidden"], o["embed_dim"]
+    stdv = 1.0 / math.sqrt(h)
+    for i in range(o["layers"]):
+        for k, shape in (("Wih", (n_in, 4 * h)), ("Whh", (h, 4 * h)), ("bih", (4 * h,)), ("bhh", (4 * h,))):
+            P[f"lstm.layers.{i}.{k}"] = g.uniform(shape, -stdv, stdv)
+        n_in = h
+    torch_linear(g, P, "linear", h, spec.num_outputs)
+    return P
+
+
+def to_flax(P, o, spec) -> dict:
+    """The torch-layout parameters `P` (see torch_parameters) as this module's Flax params tree."""
+    out = {"embedding": {"embedding": P["embed.weight"]}, "out": dense_of(P, "linear")}
+    for i in range(o["layers"]):
+        t = f"lstm.layers.{i}"
+        out[f"layer{i}"] = {
+            "weight_ih": P[f"{t}.Wih"],
+            "weight_hh": P[f"{t}.Whh"],
+            "bias_ih": P[f"{t}.bih"],
+            "bias_hh": P[f"{t}.bhh"],
+        }
+    return out

@@ -18,10 +18,12 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from centralflows.problem.data.spec import DataSpec
 from centralflows.problem.models.layers import OneHotEmbed, torch_uniform
 from centralflows.problem.models.norms import RMSNorm
+from centralflows.problem.models.torch_init import F32, dense_of, torch_linear
 
 DEFAULTS = {
     "d_model": 64,
@@ -198,3 +200,83 @@ def build(options: dict, spec: DataSpec) -> nn.Module:
     return Mamba(
         spec.vocab_size, options["d_model"], options["layers"], options["init_scale"], block, spec.num_outputs
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' initialisation (init: torch): their constructor replayed, and the map of its torch
+# parameter names onto this module's Flax tree (centralflows.problem.models.torch_init).
+
+
+def torch_parameters(g, o, spec) -> dict:
+    """The authors' constructor replayed on torch's generator `g`: {torch name: float32 array in torch's
+    layout} in `named_parameters()` order (see centralflows.problem.models.torch_init)."""
+    d, E, N, R, K = o["d_model"], o["expand"] * o["d_model"], o["d_state"], o["dt_rank"], o["d_conv"]
+    P = {"embed.weight": g.normal((spec.vocab_size, d), 0.0, 1.0)}
+    for i in range(o["layers"]):
+        m, built = f"mamba.layers.{i}.mixer", {}
+        torch_linear(g, built, "in_proj", d, 2 * E, bias=False)
+        built["conv1d.weight"] = g.kaiming_uniform((E, 1, K))
+        built["conv1d.bias"] = g.default_bias(E, (E, 1, K))
+        torch_linear(g, built, "x_proj", E, R + 2 * N, bias=False)
+        torch_linear(g, built, "dt_proj", R, E)
+        built["dt_proj.weight"] = g.uniform((E, R), -(R**-0.5), R**-0.5)
+        dt = np.exp(g.uniform((E,), 0.0, 1.0) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        dt = np.maximum(dt, 1e-4)  # float64 here; torch's float32 ops may differ in the last bit
+        built["dt_proj.bias"] = (dt + np.log(-np.expm1(-dt))).astype(F32)
+        P[f"{m}.A_log"] = np.log(np.tile(np.arange(1, N + 1, dtype=F32), (E, 1)))
+        P[f"{m}.D"] = np.ones(E, F32)
+        torch_linear(g, built, "out_proj", E, d, bias=False)
+        P.update(
+            {
+                f"{m}.{k}": built[k]
+                for k in (
+                    "in_proj.weight",
+                    "conv1d.weight",
+                    "conv1d.bias",
+                    "x_proj.weight",
+                    "dt_proj.weight",
+                    "dt_proj.bias",
+                    "out_proj.weight",
+                )
+            }
+        )
+        P[f"mamba.layers.{i}.norm.weight"] = np.ones(d, F32)
+    P["norm_f.weight"] = np.ones(d, F32)
+    torch_linear(g, P, "linear", d, spec.num_outputs, bias=False)
+    if o["reference_init"]:  # self.apply(_init_weights): N(0, 0.02) on Linear/Embedding weights
+        for k in P:
+            if (
+                k == "embed.weight"
+                or (k.endswith("proj.weight") and "conv1d" not in k)
+                or k == "linear.weight"
+            ):
+                P[k] = g.normal(P[k].shape, 0.0, 0.02)
+            if k.endswith("dt_proj.bias"):
+                P[k] = np.zeros_like(P[k])
+    P["linear.weight"] = P["linear.weight"] * F32(o["init_scale"])
+    return P
+
+
+def to_flax(P, o, spec) -> dict:
+    """The torch-layout parameters `P` (see torch_parameters) as this module's Flax params tree."""
+    out = {
+        "embedding": {"embedding": P["embed.weight"]},
+        "norm_f": {"weight": P["norm_f.weight"]},
+        "lm_head": dense_of(P, "linear", bias=False),
+    }
+    for i in range(o["layers"]):
+        m = f"mamba.layers.{i}.mixer"
+        out[f"layer{i}"] = {
+            "mixer": {
+                "A_log": P[f"{m}.A_log"],
+                "D": P[f"{m}.D"],
+                "conv_weight": P[f"{m}.conv1d.weight"][:, 0].T,
+                "conv_bias": P[f"{m}.conv1d.bias"],
+                "dt_proj": dense_of(P, f"{m}.dt_proj"),
+                "in_proj": dense_of(P, f"{m}.in_proj", False),
+                "x_proj": dense_of(P, f"{m}.x_proj", False),
+                "out_proj": dense_of(P, f"{m}.out_proj", False),
+            },
+            "norm": {"weight": P[f"mamba.layers.{i}.norm.weight"]},
+        }
+    return out

@@ -2,9 +2,11 @@
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from centralflows.problem.data.spec import DataSpec
 from centralflows.problem.models.layers import activation, require_images
+from centralflows.problem.models.torch_init import F32, chw_rows, conv_of, dense_of, in_order, torch_linear
 
 DEFAULTS = {"width": 16, "stage_sizes": (3, 3, 3), "activation": "gelu"}
 
@@ -98,3 +100,80 @@ def build(options: dict, spec: DataSpec) -> nn.Module:
     """Builds the ResNet for image inputs; `options` are DEFAULTS with overrides."""
     require_images(spec, "resnet")
     return ResNet(options["width"], tuple(options["stage_sizes"]), options["activation"], spec.num_outputs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' initialisation (init: torch): their constructor replayed, and the map of its torch
+# parameter names onto this module's Flax tree (centralflows.problem.models.torch_init).
+
+
+def _blocks(o):
+    """(torch prefix, in channels, out channels, stride) of every Block, in construction order."""
+    width, blocks = o["width"], []
+    for i, size in enumerate(o["stage_sizes"]):
+        stride = 1 if i == 0 else 2
+        for j in range(size):
+            blocks.append(
+                (
+                    f"stages.{i}.{j}",
+                    width if j == 0 else stride * width,
+                    stride * width,
+                    stride if j == 0 else 1,
+                )
+            )
+        width *= stride
+    return blocks, width
+
+
+def torch_parameters(g, o, spec) -> dict:
+    """The authors' constructor replayed on torch's generator `g`: {torch name: float32 array in torch's
+    layout} in `named_parameters()` order (see centralflows.problem.models.torch_init)."""
+    h, _, c = spec.input_shape
+    blocks, width = _blocks(o)
+    convs = {"in_proj.0.weight": (o["width"], c, 3, 3)}  # construction order = modules() order
+    names = ["in_proj.0.weight"]
+    for prefix, cin, cout, stride in blocks:
+        convs[f"{prefix}.conv1.weight"] = (cout, cin, 3, 3)
+        convs[f"{prefix}.conv2.weight"] = (cout, cout, 3, 3)
+        names += [
+            f"{prefix}.{k}"
+            for k in ("conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight", "bn2.bias")
+        ]
+        if stride != 1:
+            convs[f"{prefix}.shortcut.0.weight"] = (cout, cin, 3, 3)
+            names += [f"{prefix}.shortcut.{k}" for k in ("0.weight", "1.weight", "1.bias")]
+    for shape in convs.values():  # Conv2d's own init, overwritten below but drawn
+        g.kaiming_uniform(shape)
+    pooled = h // 2 ** (len(o["stage_sizes"]) + 1)
+    torch_linear(g, {}, "out_proj", width * pooled**2, spec.num_outputs)  # drawn, then zeroed
+    P = {k: g.kaiming_normal_fan_out_relu(shape) for k, shape in convs.items()}
+    for prefix, _, cout, stride in blocks:
+        for norm in ("bn1", "bn2") + (("shortcut.1",) if stride != 1 else ()):
+            P[f"{prefix}.{norm}.weight"] = np.full(cout, 0.0 if norm == "bn2" else 1.0, F32)
+            P[f"{prefix}.{norm}.bias"] = np.zeros(cout, F32)
+    P["out_proj.weight"] = np.zeros((spec.num_outputs, width * pooled**2), F32)
+    P["out_proj.bias"] = np.zeros(spec.num_outputs, F32)
+    return in_order(P, names + ["out_proj.weight", "out_proj.bias"])
+
+
+def to_flax(P, o, spec) -> dict:
+    """The torch-layout parameters `P` (see torch_parameters) as this module's Flax params tree."""
+    blocks, width = _blocks(o)
+    out = {"in_proj": conv_of(P["in_proj.0.weight"])}
+    for i, (prefix, _, _, stride) in enumerate(blocks):
+        gn = lambda k: {"weight": P[f"{prefix}.{k}.weight"], "bias": P[f"{prefix}.{k}.bias"]}  # noqa: B023
+        block = {
+            "conv1": conv_of(P[f"{prefix}.conv1.weight"]),
+            "gn1": gn("bn1"),
+            "conv2": conv_of(P[f"{prefix}.conv2.weight"]),
+            "gn2": gn("bn2"),
+        }
+        if stride != 1:
+            block["shortcut_conv"] = conv_of(P[f"{prefix}.shortcut.0.weight"])
+            block["shortcut_gn"] = gn("shortcut.1")
+        out[f"Block_{i}"] = block
+    pooled = spec.input_shape[0] // 2 ** (len(o["stage_sizes"]) + 1)
+    head = dense_of(P, "out_proj")
+    head["kernel"] = chw_rows(head["kernel"], width, pooled, pooled)
+    out["out_proj"] = head
+    return out

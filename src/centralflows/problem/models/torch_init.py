@@ -1,11 +1,13 @@
-"""The authors' PyTorch initial weights in numpy: torch's CPU generator and the seven constructors.
+"""The authors' PyTorch initial weights in numpy: torch's CPU generator, the helpers of the
+constructors, and the dispatch to each architecture's own.
 
 The authors' main.py calls `torch.manual_seed(seed)` and then builds the model on the CPU; their data
-loaders draw from numpy, so the constructors are the only consumers of torch's generator. This module
-replays those constructors' draws in the order they happen (construction order, then the custom init
-passes over `parameters()` / `modules()`), returns the parameters under their torch names in
-`named_parameters()` order (the order of the authors' flat vector `w`), and maps them onto the Flax
-parameter trees of `centralflows.problem.models`. The equality with torch is checked by
+loaders draw from numpy, so the constructors are the only consumers of torch's generator. Each
+architecture module `models/<arch>.py` that has an authors' counterpart replays its constructor's draws
+in the order they happen (construction order, then the custom init passes over `parameters()` /
+`modules()`) in `torch_parameters(g, options, spec)`, which returns the parameters under their torch
+names in `named_parameters()` order (the order of the authors' flat vector `w`), and maps them onto its
+Flax parameter tree in `to_flax(P, options, spec)`. The equality with torch is checked by
 tests/models/test_torch_init.py against references made by tests/models/make_torch_init_refs.py.
 """
 
@@ -14,6 +16,7 @@ import math
 import numpy as np
 
 from centralflows.problem.data.spec import DataSpec
+from centralflows.problem.models import get_architecture
 
 F32 = np.float32
 
@@ -184,213 +187,83 @@ def _box_muller16(u: np.ndarray, mean, std) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The authors' constructors (src/architectures/*.py at 93cad93, vit_pytorch.SimpleViT), replayed.
-# Each returns {torch name: float32 array in torch's layout} in named_parameters() order: a module's own
+# Helpers of the constructors (src/architectures/*.py at 93cad93, vit_pytorch.SimpleViT). A constructor
+# returns {torch name: float32 array in torch's layout} in named_parameters() order: a module's own
 # parameters before its children's, children in registration order.
 
 
-def _linear(g: Generator, P: dict, name: str, n_in: int, n_out: int, bias: bool = True):
+def torch_linear(g: Generator, P: dict, name: str, n_in: int, n_out: int, bias: bool = True):
     """nn.Linear(n_in, n_out) construction: kaiming_uniform_(a=√5) weight, then U(±1/√n_in) bias."""
     P[f"{name}.weight"] = g.kaiming_uniform((n_out, n_in))
     if bias:
         P[f"{name}.bias"] = g.default_bias(n_out, (n_out, n_in))
 
 
-def _ordered(P: dict, names: list) -> dict:
-    assert sorted(P) == sorted(names), set(P) ^ set(names)
-    return {k: P[k] for k in names}
-
-
-def _mlp(g, o, spec):
-    sizes = [math.prod(spec.input_shape)] + [o["width"]] * o["depth"] + [spec.num_outputs]
-    P = {}
-    for i in range(len(sizes) - 1):  # Sequential(Flatten, Linear, act, ..., Linear): Linears at 1, 3, ...
-        _linear(g, P, str(2 * i + 1), sizes[i], sizes[i + 1])
-    return P
-
-
-def _cnn(g, o, spec):
-    h, w, c = spec.input_shape
-    width = o["width"]
-    P = {
-        "0.weight": g.kaiming_uniform((width, c, 3, 3)),
-        "3.weight": g.kaiming_uniform((2 * width, width, 3, 3)),
-    }
-    _linear(g, P, "7", (h // 4) * (w // 4) * 2 * width, 4 * width, bias=False)
-    _linear(g, P, "9", 4 * width, spec.num_outputs)
-    return P
-
-
-def _resnet_blocks(o):
-    """(torch prefix, in channels, out channels, stride) of every Block, in construction order."""
-    width, blocks = o["width"], []
-    for i, size in enumerate(o["stage_sizes"]):
-        stride = 1 if i == 0 else 2
-        for j in range(size):
-            blocks.append(
-                (
-                    f"stages.{i}.{j}",
-                    width if j == 0 else stride * width,
-                    stride * width,
-                    stride if j == 0 else 1,
-                )
-            )
-        width *= stride
-    return blocks, width
-
-
-def _resnet(g, o, spec):
-    h, _, c = spec.input_shape
-    blocks, width = _resnet_blocks(o)
-    convs = {"in_proj.0.weight": (o["width"], c, 3, 3)}  # construction order = modules() order
-    names = ["in_proj.0.weight"]
-    for prefix, cin, cout, stride in blocks:
-        convs[f"{prefix}.conv1.weight"] = (cout, cin, 3, 3)
-        convs[f"{prefix}.conv2.weight"] = (cout, cout, 3, 3)
-        names += [
-            f"{prefix}.{k}"
-            for k in ("conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight", "bn2.bias")
-        ]
-        if stride != 1:
-            convs[f"{prefix}.shortcut.0.weight"] = (cout, cin, 3, 3)
-            names += [f"{prefix}.shortcut.{k}" for k in ("0.weight", "1.weight", "1.bias")]
-    for shape in convs.values():  # Conv2d's own init, overwritten below but drawn
-        g.kaiming_uniform(shape)
-    pooled = h // 2 ** (len(o["stage_sizes"]) + 1)
-    _linear(g, {}, "out_proj", width * pooled**2, spec.num_outputs)  # drawn, then zeroed
-    P = {k: g.kaiming_normal_fan_out_relu(shape) for k, shape in convs.items()}
-    for prefix, _, cout, stride in blocks:
-        for norm in ("bn1", "bn2") + (("shortcut.1",) if stride != 1 else ()):
-            P[f"{prefix}.{norm}.weight"] = np.full(cout, 0.0 if norm == "bn2" else 1.0, F32)
-            P[f"{prefix}.{norm}.bias"] = np.zeros(cout, F32)
-    P["out_proj.weight"] = np.zeros((spec.num_outputs, width * pooled**2), F32)
-    P["out_proj.bias"] = np.zeros(spec.num_outputs, F32)
-    return _ordered(P, names + ["out_proj.weight", "out_proj.bias"])
-
-
-def _norm(P: dict, name: str, n: int, kind: str):
+def torch_norm(P: dict, name: str, n: int, kind: str):
     """The authors' TrainableLayerNorm (gamma, beta) or torch.nn.LayerNorm (weight, bias)."""
     one, zero = ("gamma", "beta") if kind == "reference" else ("weight", "bias")
     P[f"{name}.{one}"], P[f"{name}.{zero}"] = np.ones(n, F32), np.zeros(n, F32)
 
 
-def _vit(g, o, spec):
-    p, c, dim, ln = o["patch_size"], spec.input_shape[2], o["dim"], o["layernorm"]
-    inner = o["heads"] * o["dim_head"]
-    P = {}
-    _norm(P, "to_patch_embedding.1", p * p * c, ln)
-    _linear(g, P, "to_patch_embedding.2", p * p * c, dim)
-    _norm(P, "to_patch_embedding.3", dim, ln)
-    _norm(P, "transformer.norm", dim, ln)  # registered before the layers
-    for i in range(o["depth"]):
-        a, f = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1.net"
-        _norm(P, f"{a}.norm", dim, ln)
-        _linear(g, P, f"{a}.to_qkv", dim, 3 * inner, bias=False)
-        _linear(g, P, f"{a}.to_out", inner, dim, bias=False)
-        _norm(P, f"{f}.0", dim, ln)
-        _linear(g, P, f"{f}.1", dim, o["mlp_dim"])
-        _linear(g, P, f"{f}.3", o["mlp_dim"], dim)
-    _linear(g, P, "linear_head", dim, spec.num_outputs)
-    for k in ("linear_head.weight", "linear_head.bias"):  # .mul_(init_scale) in float32
-        P[k] = P[k] * F32(o["init_scale"])
-    return P
+def in_order(P: dict, names: list) -> dict:
+    """`P` in the order of `names` (which must be exactly its keys)."""
+    assert sorted(P) == sorted(names), set(P) ^ set(names)
+    return {k: P[k] for k in names}
 
 
-def _lstm(g, o, spec):
-    P = {"embed.weight": g.normal((spec.vocab_size, o["embed_dim"]), 0.0, 1.0)}
-    h, n_in = o["hidden"], o["embed_dim"]
-    stdv = 1.0 / math.sqrt(h)
-    for i in range(o["layers"]):
-        for k, shape in (("Wih", (n_in, 4 * h)), ("Whh", (h, 4 * h)), ("bih", (4 * h,)), ("bhh", (4 * h,))):
-            P[f"lstm.layers.{i}.{k}"] = g.uniform(shape, -stdv, stdv)
-        n_in = h
-    _linear(g, P, "linear", h, spec.num_outputs)
-    return P
+# ---------------------------------------------------------------------------------------------------
+# Helpers of the layout maps: torch layout → the Flax trees of centralflows.problem.models
 
 
-def _transformer(g, o, spec):
-    d, ff, vocab = o["d_model"], o["dim_feedforward"], spec.vocab_size
-    g.normal((vocab, d), 0.0, 1.0)  # nn.Embedding's N(0, 1), overwritten by xavier below
-    layer = {}  # one TransformerDecoderLayer is built, TransformerDecoder deep-copies it
-    for attn in ("self_attn", "multihead_attn"):
-        out = {}
-        _linear(g, out, "out_proj", d, d)  # MultiheadAttention builds out_proj, then _reset_parameters
-        layer[f"{attn}.in_proj_weight"] = g.xavier_uniform((3 * d, d))
-        layer[f"{attn}.in_proj_bias"] = np.zeros(3 * d, F32)
-        layer[f"{attn}.out_proj.weight"] = out["out_proj.weight"]
-        layer[f"{attn}.out_proj.bias"] = np.zeros(d, F32)
-    _linear(g, layer, "linear1", d, ff)
-    _linear(g, layer, "linear2", ff, d)
-    for k in ("norm1", "norm2", "norm3"):
-        _norm(layer, k, d, "reference")
-    P = {"embedding.weight": None}
-    for i in range(o["layers"]):
-        P.update({f"decoder.layers.{i}.{k}": v.copy() for k, v in layer.items()})
-    _linear(g, P, "output_layer", d, spec.num_outputs)
-    for k, v in P.items():  # _init_parameters: xavier on every parameter with 2 or more dimensions
-        if k == "embedding.weight" or v.ndim > 1:
-            P[k] = g.xavier_uniform((vocab, d) if v is None else v.shape)
-    P["output_layer.weight"] = P["output_layer.weight"] * F32(o["weight_multiplier"])
-    return P
+def dense_of(P: dict, name: str, bias: bool = True) -> dict:
+    """A torch Linear `name` as a Flax Dense: the weight transposed to [in, out]."""
+    out = {"kernel": P[f"{name}.weight"].T}
+    if bias:
+        out["bias"] = P[f"{name}.bias"]
+    return out
 
 
-def _mamba(g, o, spec):
-    d, E, N, R, K = o["d_model"], o["expand"] * o["d_model"], o["d_state"], o["dt_rank"], o["d_conv"]
-    P = {"embed.weight": g.normal((spec.vocab_size, d), 0.0, 1.0)}
-    for i in range(o["layers"]):
-        m, built = f"mamba.layers.{i}.mixer", {}
-        _linear(g, built, "in_proj", d, 2 * E, bias=False)
-        built["conv1d.weight"] = g.kaiming_uniform((E, 1, K))
-        built["conv1d.bias"] = g.default_bias(E, (E, 1, K))
-        _linear(g, built, "x_proj", E, R + 2 * N, bias=False)
-        _linear(g, built, "dt_proj", R, E)
-        built["dt_proj.weight"] = g.uniform((E, R), -(R**-0.5), R**-0.5)
-        dt = np.exp(g.uniform((E,), 0.0, 1.0) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-        dt = np.maximum(dt, 1e-4)  # float64 here; torch's float32 ops may differ in the last bit
-        built["dt_proj.bias"] = (dt + np.log(-np.expm1(-dt))).astype(F32)
-        P[f"{m}.A_log"] = np.log(np.tile(np.arange(1, N + 1, dtype=F32), (E, 1)))
-        P[f"{m}.D"] = np.ones(E, F32)
-        _linear(g, built, "out_proj", E, d, bias=False)
-        P.update(
-            {
-                f"{m}.{k}": built[k]
-                for k in (
-                    "in_proj.weight",
-                    "conv1d.weight",
-                    "conv1d.bias",
-                    "x_proj.weight",
-                    "dt_proj.weight",
-                    "dt_proj.bias",
-                    "out_proj.weight",
-                )
-            }
+def chw_rows(kernel: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
+    """Reorders a kernel's input rows from torch's (c, h, w) flatten to the NHWC (h, w, c) flatten."""
+    return kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1)
+
+
+def conv_of(W: np.ndarray) -> dict:
+    """A torch Conv2d weight as a Flax Conv: [out, in, kh, kw] → [kh, kw, in, out]."""
+    return {"kernel": W.transpose(2, 3, 1, 0)}
+
+
+def stack_trees(trees: list):
+    """Trees of equal structure → one tree of their leaves stacked on a new first axis (scanned layers)."""
+    if isinstance(trees[0], dict):
+        return {k: stack_trees([t[k] for t in trees]) for k in trees[0]}
+    return np.stack(trees)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dispatch to the architecture modules
+
+
+class NoTorchInit(ValueError):
+    """The architecture has no authors' (PyTorch) initialisation to replay."""
+
+
+def authors_module(arch: str):
+    """The module of `arch`, which defines `torch_parameters` and `to_flax`.
+
+    Raises:
+        NoTorchInit: the module lacks them (a new architecture without an authors' counterpart); the
+            message says to use `init: jax` or to add them.
+    """
+    module = get_architecture(arch)
+    missing = [f for f in ("torch_parameters", "to_flax") if not hasattr(module, f)]
+    if missing:
+        raise NoTorchInit(
+            f"architecture '{arch}' has no authors' PyTorch initialisation ({' and '.join(missing)} missing "
+            f"in {module.__name__}): use 'init' jax, or add torch_parameters(g, options, spec) and "
+            "to_flax(P, options, spec) to its module (README, Extending)"
         )
-        P[f"mamba.layers.{i}.norm.weight"] = np.ones(d, F32)
-    P["norm_f.weight"] = np.ones(d, F32)
-    _linear(g, P, "linear", d, spec.num_outputs, bias=False)
-    if o["reference_init"]:  # self.apply(_init_weights): N(0, 0.02) on Linear/Embedding weights
-        for k in P:
-            if (
-                k == "embed.weight"
-                or (k.endswith("proj.weight") and "conv1d" not in k)
-                or k == "linear.weight"
-            ):
-                P[k] = g.normal(P[k].shape, 0.0, 0.02)
-            if k.endswith("dt_proj.bias"):
-                P[k] = np.zeros_like(P[k])
-    P["linear.weight"] = P["linear.weight"] * F32(o["init_scale"])
-    return P
-
-
-_CONSTRUCTORS = {
-    "mlp": _mlp,
-    "cnn": _cnn,
-    "resnet": _resnet,
-    "vit": _vit,
-    "lstm": _lstm,
-    "transformer": _transformer,
-    "mamba": _mamba,
-}
+    return module
 
 
 def torch_parameters(arch: str, options: dict, spec: DataSpec, seed: int) -> dict:
@@ -405,176 +278,11 @@ def torch_parameters(arch: str, options: dict, spec: DataSpec, seed: int) -> dic
     Returns:
         {torch parameter name: float32 array in torch's layout}, in `named_parameters()` order, which
         is also the order of the authors' flat parameter vector.
+
+    Raises:
+        NoTorchInit: `arch` has no authors' constructor.
     """
-    return _CONSTRUCTORS[arch](Generator(seed), options, spec)
-
-
-# ---------------------------------------------------------------------------------------------------
-# torch layout → the Flax trees of centralflows.problem.models
-
-
-def _dense(P: dict, name: str, bias: bool = True) -> dict:
-    out = {"kernel": P[f"{name}.weight"].T}
-    if bias:
-        out["bias"] = P[f"{name}.bias"]
-    return out
-
-
-def _chw_rows(kernel: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
-    """Reorders a kernel's input rows from torch's (c, h, w) flatten to the NHWC (h, w, c) flatten."""
-    return kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1)
-
-
-def _conv(W: np.ndarray) -> dict:
-    return {"kernel": W.transpose(2, 3, 1, 0)}  # [out, in, kh, kw] → [kh, kw, in, out]
-
-
-def _flax_mlp(P, o, spec):
-    h, w, c = spec.input_shape
-    layers = [_dense(P, str(2 * i + 1)) for i in range(o["depth"] + 1)]
-    layers[0]["kernel"] = _chw_rows(layers[0]["kernel"], c, h, w)
-    return {f"Dense_{i}": layer for i, layer in enumerate(layers)}
-
-
-def _flax_cnn(P, o, spec):
-    h, w, _ = spec.input_shape
-    hidden = _dense(P, "7", bias=False)
-    hidden["kernel"] = _chw_rows(hidden["kernel"], 2 * o["width"], h // 4, w // 4)
-    return {
-        "Conv_0": _conv(P["0.weight"]),
-        "Conv_1": _conv(P["3.weight"]),
-        "Dense_0": hidden,
-        "Dense_1": _dense(P, "9"),
-    }
-
-
-def _flax_resnet(P, o, spec):
-    blocks, width = _resnet_blocks(o)
-    out = {"in_proj": _conv(P["in_proj.0.weight"])}
-    for i, (prefix, _, _, stride) in enumerate(blocks):
-        gn = lambda k: {"weight": P[f"{prefix}.{k}.weight"], "bias": P[f"{prefix}.{k}.bias"]}  # noqa: B023
-        block = {
-            "conv1": _conv(P[f"{prefix}.conv1.weight"]),
-            "gn1": gn("bn1"),
-            "conv2": _conv(P[f"{prefix}.conv2.weight"]),
-            "gn2": gn("bn2"),
-        }
-        if stride != 1:
-            block["shortcut_conv"] = _conv(P[f"{prefix}.shortcut.0.weight"])
-            block["shortcut_gn"] = gn("shortcut.1")
-        out[f"Block_{i}"] = block
-    pooled = spec.input_shape[0] // 2 ** (len(o["stage_sizes"]) + 1)
-    head = _dense(P, "out_proj")
-    head["kernel"] = _chw_rows(head["kernel"], width, pooled, pooled)
-    out["out_proj"] = head
-    return out
-
-
-def _flax_vit(P, o, spec):
-    if o["layernorm"] == "reference":
-        ln_name, keys = "TrainableLayerNorm", (("gamma", "gamma"), ("beta", "beta"))
-    else:
-        ln_name, keys = "LayerNorm", (("scale", "weight"), ("bias", "bias"))
-    ln = lambda name: {f: P[f"{name}.{t}"] for f, t in keys}
-    out = {
-        f"{ln_name}_0": ln("to_patch_embedding.1"),
-        "Dense_0": _dense(P, "to_patch_embedding.2"),
-        f"{ln_name}_1": ln("to_patch_embedding.3"),
-        f"{ln_name}_2": ln("transformer.norm"),
-        "linear_head": _dense(P, "linear_head"),
-    }
-    for i in range(o["depth"]):
-        a, f = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1.net"
-        out[f"Attention_{i}"] = {
-            f"{ln_name}_0": ln(f"{a}.norm"),
-            "Dense_0": _dense(P, f"{a}.to_qkv", False),
-            "Dense_1": _dense(P, f"{a}.to_out", False),
-        }
-        out[f"FeedForward_{i}"] = {
-            f"{ln_name}_0": ln(f"{f}.0"),
-            "Dense_0": _dense(P, f"{f}.1"),
-            "Dense_1": _dense(P, f"{f}.3"),
-        }
-    return out
-
-
-def _flax_lstm(P, o, spec):
-    out = {"embedding": {"embedding": P["embed.weight"]}, "out": _dense(P, "linear")}
-    for i in range(o["layers"]):
-        t = f"lstm.layers.{i}"
-        out[f"layer{i}"] = {
-            "weight_ih": P[f"{t}.Wih"],
-            "weight_hh": P[f"{t}.Whh"],
-            "bias_ih": P[f"{t}.bih"],
-            "bias_hh": P[f"{t}.bhh"],
-        }
-    return out
-
-
-def _flax_transformer(P, o, spec):
-    def layer(i):
-        t = f"decoder.layers.{i}"
-        out = {}
-        for ours, theirs in (("self_attn", "self_attn"), ("cross_attn", "multihead_attn")):
-            out[ours] = {
-                "in_proj_kernel": P[f"{t}.{theirs}.in_proj_weight"].T,
-                "in_proj_bias": P[f"{t}.{theirs}.in_proj_bias"],
-                "out_proj": _dense(P, f"{t}.{theirs}.out_proj"),
-            }
-        out |= {k: _dense(P, f"{t}.{k}") for k in ("linear1", "linear2")}
-        out |= {
-            k: {"gamma": P[f"{t}.{k}.gamma"], "beta": P[f"{t}.{k}.beta"]} for k in ("norm1", "norm2", "norm3")
-        }
-        return out
-
-    out = {"embedding": {"embedding": P["embedding.weight"]}, "out": _dense(P, "output_layer")}
-    layers = [layer(i) for i in range(o["layers"])]
-    if o["scan_layers"]:
-        out["layers"] = _stack(layers)
-    else:
-        out |= {f"layer{i}": v for i, v in enumerate(layers)}
-    return out
-
-
-def _stack(trees: list):
-    if isinstance(trees[0], dict):
-        return {k: _stack([t[k] for t in trees]) for k in trees[0]}
-    return np.stack(trees)
-
-
-def _flax_mamba(P, o, spec):
-    out = {
-        "embedding": {"embedding": P["embed.weight"]},
-        "norm_f": {"weight": P["norm_f.weight"]},
-        "lm_head": _dense(P, "linear", bias=False),
-    }
-    for i in range(o["layers"]):
-        m = f"mamba.layers.{i}.mixer"
-        out[f"layer{i}"] = {
-            "mixer": {
-                "A_log": P[f"{m}.A_log"],
-                "D": P[f"{m}.D"],
-                "conv_weight": P[f"{m}.conv1d.weight"][:, 0].T,
-                "conv_bias": P[f"{m}.conv1d.bias"],
-                "dt_proj": _dense(P, f"{m}.dt_proj"),
-                "in_proj": _dense(P, f"{m}.in_proj", False),
-                "x_proj": _dense(P, f"{m}.x_proj", False),
-                "out_proj": _dense(P, f"{m}.out_proj", False),
-            },
-            "norm": {"weight": P[f"mamba.layers.{i}.norm.weight"]},
-        }
-    return out
-
-
-_TO_FLAX = {
-    "mlp": _flax_mlp,
-    "cnn": _flax_cnn,
-    "resnet": _flax_resnet,
-    "vit": _flax_vit,
-    "lstm": _flax_lstm,
-    "transformer": _flax_transformer,
-    "mamba": _flax_mamba,
-}
+    return authors_module(arch).torch_parameters(Generator(seed), options, spec)
 
 
 def to_flax(arch: str, options: dict, spec: DataSpec, parameters: dict, dtype=F32) -> dict:
@@ -584,7 +292,7 @@ def to_flax(arch: str, options: dict, spec: DataSpec, parameters: dict, dtype=F3
     the Linear after a flatten (MLP input, CNN hidden, ResNet head) has its rows reordered from torch's
     (c, h, w) flatten to the NHWC (h, w, c) flatten, so the network computes the same function.
     """
-    tree = _TO_FLAX[arch](parameters, options, spec)
+    tree = authors_module(arch).to_flax(parameters, options, spec)
     return _map(lambda a: np.ascontiguousarray(a, dtype), tree)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from centralflows.problem.data.spec import DataSpec
 from centralflows.problem.models.layers import OneHotEmbed, torch_uniform
 from centralflows.problem.models.norms import TrainableLayerNorm
+from centralflows.problem.models.torch_init import F32, dense_of, stack_trees, torch_linear, torch_norm
 
 DEFAULTS = {
     "d_model": 32,
@@ -154,3 +155,63 @@ def build(options: dict, spec: DataSpec) -> nn.Module:
         options["scan_layers"],
         spec.num_outputs,
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' initialisation (init: torch): their constructor replayed, and the map of its torch
+# parameter names onto this module's Flax tree (centralflows.problem.models.torch_init).
+
+
+def torch_parameters(g, o, spec) -> dict:
+    """The authors' constructor replayed on torch's generator `g`: {torch name: float32 array in torch's
+    layout} in `named_parameters()` order (see centralflows.problem.models.torch_init)."""
+    d, ff, vocab = o["d_model"], o["dim_feedforward"], spec.vocab_size
+    g.normal((vocab, d), 0.0, 1.0)  # nn.Embedding's N(0, 1), overwritten by xavier below
+    layer = {}  # one TransformerDecoderLayer is built, TransformerDecoder deep-copies it
+    for attn in ("self_attn", "multihead_attn"):
+        out = {}
+        torch_linear(g, out, "out_proj", d, d)  # MultiheadAttention builds out_proj, then _reset_parameters
+        layer[f"{attn}.in_proj_weight"] = g.xavier_uniform((3 * d, d))
+        layer[f"{attn}.in_proj_bias"] = np.zeros(3 * d, F32)
+        layer[f"{attn}.out_proj.weight"] = out["out_proj.weight"]
+        layer[f"{attn}.out_proj.bias"] = np.zeros(d, F32)
+    torch_linear(g, layer, "linear1", d, ff)
+    torch_linear(g, layer, "linear2", ff, d)
+    for k in ("norm1", "norm2", "norm3"):
+        torch_norm(layer, k, d, "reference")
+    P = {"embedding.weight": None}
+    for i in range(o["layers"]):
+        P.update({f"decoder.layers.{i}.{k}": v.copy() for k, v in layer.items()})
+    torch_linear(g, P, "output_layer", d, spec.num_outputs)
+    for k, v in P.items():  # _init_parameters: xavier on every parameter with 2 or more dimensions
+        if k == "embedding.weight" or v.ndim > 1:
+            P[k] = g.xavier_uniform((vocab, d) if v is None else v.shape)
+    P["output_layer.weight"] = P["output_layer.weight"] * F32(o["weight_multiplier"])
+    return P
+
+
+def to_flax(P, o, spec) -> dict:
+    """The torch-layout parameters `P` (see torch_parameters) as this module's Flax params tree."""
+
+    def layer(i):
+        t = f"decoder.layers.{i}"
+        out = {}
+        for ours, theirs in (("self_attn", "self_attn"), ("cross_attn", "multihead_attn")):
+            out[ours] = {
+                "in_proj_kernel": P[f"{t}.{theirs}.in_proj_weight"].T,
+                "in_proj_bias": P[f"{t}.{theirs}.in_proj_bias"],
+                "out_proj": dense_of(P, f"{t}.{theirs}.out_proj"),
+            }
+        out |= {k: dense_of(P, f"{t}.{k}") for k in ("linear1", "linear2")}
+        out |= {
+            k: {"gamma": P[f"{t}.{k}.gamma"], "beta": P[f"{t}.{k}.beta"]} for k in ("norm1", "norm2", "norm3")
+        }
+        return out
+
+    out = {"embedding": {"embedding": P["embedding.weight"]}, "out": dense_of(P, "output_layer")}
+    layers = [layer(i) for i in range(o["layers"])]
+    if o["scan_layers"]:
+        out["layers"] = stack_trees(layers)
+    else:
+        out |= {f"layer{i}": v for i, v in enumerate(layers)}
+    return out

@@ -16,6 +16,7 @@ import numpy as np
 from centralflows.problem.data.spec import DataSpec
 from centralflows.problem.models.layers import dense, require_images, torch_uniform
 from centralflows.problem.models.norms import TrainableLayerNorm
+from centralflows.problem.models.torch_init import F32, dense_of, torch_linear, torch_norm
 
 DEFAULTS = {
     "patch_size": 4,
@@ -138,3 +139,61 @@ def build(options: dict, spec: DataSpec) -> nn.Module:
         "final_norm",
     )
     return SimpleViT(*(options[k] for k in keys), num_outputs=spec.num_outputs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' initialisation (init: torch): their constructor replayed, and the map of its torch
+# parameter names onto this module's Flax tree (centralflows.problem.models.torch_init).
+
+
+def torch_parameters(g, o, spec) -> dict:
+    """The authors' constructor replayed on torch's generator `g`: {torch name: float32 array in torch's
+    layout} in `named_parameters()` order (see centralflows.problem.models.torch_init)."""
+    p, c, dim, ln = o["patch_size"], spec.input_shape[2], o["dim"], o["layernorm"]
+    inner = o["heads"] * o["dim_head"]
+    P = {}
+    torch_norm(P, "to_patch_embedding.1", p * p * c, ln)
+    torch_linear(g, P, "to_patch_embedding.2", p * p * c, dim)
+    torch_norm(P, "to_patch_embedding.3", dim, ln)
+    torch_norm(P, "transformer.norm", dim, ln)  # registered before the layers
+    for i in range(o["depth"]):
+        a, f = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1.net"
+        torch_norm(P, f"{a}.norm", dim, ln)
+        torch_linear(g, P, f"{a}.to_qkv", dim, 3 * inner, bias=False)
+        torch_linear(g, P, f"{a}.to_out", inner, dim, bias=False)
+        torch_norm(P, f"{f}.0", dim, ln)
+        torch_linear(g, P, f"{f}.1", dim, o["mlp_dim"])
+        torch_linear(g, P, f"{f}.3", o["mlp_dim"], dim)
+    torch_linear(g, P, "linear_head", dim, spec.num_outputs)
+    for k in ("linear_head.weight", "linear_head.bias"):  # .mul_(init_scale) in float32
+        P[k] = P[k] * F32(o["init_scale"])
+    return P
+
+
+def to_flax(P, o, spec) -> dict:
+    """The torch-layout parameters `P` (see torch_parameters) as this module's Flax params tree."""
+    if o["layernorm"] == "reference":
+        ln_name, keys = "TrainableLayerNorm", (("gamma", "gamma"), ("beta", "beta"))
+    else:
+        ln_name, keys = "LayerNorm", (("scale", "weight"), ("bias", "bias"))
+    ln = lambda name: {f: P[f"{name}.{t}"] for f, t in keys}
+    out = {
+        f"{ln_name}_0": ln("to_patch_embedding.1"),
+        "Dense_0": dense_of(P, "to_patch_embedding.2"),
+        f"{ln_name}_1": ln("to_patch_embedding.3"),
+        f"{ln_name}_2": ln("transformer.norm"),
+        "linear_head": dense_of(P, "linear_head"),
+    }
+    for i in range(o["depth"]):
+        a, f = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1.net"
+        out[f"Attention_{i}"] = {
+            f"{ln_name}_0": ln(f"{a}.norm"),
+            "Dense_0": dense_of(P, f"{a}.to_qkv", False),
+            "Dense_1": dense_of(P, f"{a}.to_out", False),
+        }
+        out[f"FeedForward_{i}"] = {
+            f"{ln_name}_0": ln(f"{f}.0"),
+            "Dense_0": dense_of(P, f"{f}.1"),
+            "Dense_1": dense_of(P, f"{f}.3"),
+        }
+    return out
