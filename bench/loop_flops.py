@@ -13,7 +13,7 @@ import argparse
 import json
 
 import jax
-from jax import lax
+from derivative_speed import unrolled_gflop  # bench/ is the script's folder
 
 from centralflows.engine import derivatives
 from centralflows.problem.build import build_problem
@@ -23,7 +23,6 @@ PAPER_N = {"lstm": 1000, "transformer": 1000, "mamba": 250}
 
 
 def programs(loss_fn):
-    """Fresh functions each call, so that no trace is reused across the two lowerings."""
     return {
         "gradient": lambda w, V: jax.grad(loss_fn)(w),
         "hvp_1_vector": lambda w, V: derivatives.batched_hvp(loss_fn, w, V[:, :1]),
@@ -32,8 +31,8 @@ def programs(loss_fn):
     }
 
 
-def gflop(fn, w, V) -> float:
-    cost = jax.jit(fn).lower(w, V).cost_analysis()
+def counted_gflop(fn, *args) -> float:
+    cost = jax.jit(lambda *a: fn(*a)).lower(*args).cost_analysis()  # a new function: no trace cache
     cost = cost[0] if isinstance(cost, list) else cost
     return round(cost["flops"] / 1e9, 3)
 
@@ -50,19 +49,8 @@ def measure(arch: str) -> dict:
     problem = build_problem(config)
     w = problem.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
-    looped = {name: gflop(fn, w, V) for name, fn in programs(problem.loss_fn).items()}
-    scan = lax.scan
-
-    def unrolled_scan(*args, **kwargs):
-        return scan(*args, **{**kwargs, "unroll": True})
-
-    lax.scan = unrolled_scan  # jax.lax is the module the models and Flax call scan through
-    try:
-        jax.clear_caches()
-        unrolled = {name: gflop(fn, w, V) for name, fn in programs(problem.loss_fn).items()}
-    finally:
-        lax.scan = scan
-        jax.clear_caches()
+    looped = {name: counted_gflop(fn, w, V) for name, fn in programs(problem.loss_fn).items()}
+    unrolled = {name: round(unrolled_gflop(fn, w, V), 3) for name, fn in programs(problem.loss_fn).items()}
     return {
         "n": PAPER_N[arch],
         "gflop_as_counted": looped,
