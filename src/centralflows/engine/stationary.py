@@ -72,11 +72,6 @@ class StationaryConfig:
     sdcp_threshold: float = SDCP_THRESHOLD
     floor: float = 1e-12
 
-    @classmethod
-    def from_dict(cls, options: dict) -> StationaryConfig:
-        """The options of `options` that are fields (a config section may hold others, e.g. nsubsteps)."""
-        return cls(**{key: options[key] for key in cls.__dataclass_fields__ if key in options})
-
 
 @dataclass
 class StationaryResult:

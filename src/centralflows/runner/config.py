@@ -25,7 +25,7 @@ from centralflows.runner.run_schema import (  # noqa: F401 (re-exported: `write_
     run_json_schema,
     write_run_json_schema,
 )
-from centralflows.runner.sections import DEFAULTS, EIG, PROCESS_EIG, SCHEMA, RunConfig  # noqa: F401
+from centralflows.runner.sections import DEFAULTS, EIG, PROCESS_EIG, SCHEMA, RunConfig
 
 
 def _component(kind: str, name: str):
@@ -156,7 +156,7 @@ def nest(overrides: dict) -> dict:
     return out
 
 
-def resolve_config(overrides: dict | None = None) -> dict:
+def resolve_config(overrides: dict | None = None) -> RunConfig:
     """Merges `overrides` over DEFAULTS and validates the result.
 
     Dataset and architecture options default to `centralflows.problem.data.get_dataset(name).DEFAULTS` and
@@ -166,7 +166,7 @@ def resolve_config(overrides: dict | None = None) -> dict:
     `default_out`: `results/runs/<run id>`, the id the workflow gives the same overrides.
 
     Returns:
-        A new, complete config (nested dict); dataset, optimizer and process names canonical.
+        A new, complete RunConfig; dataset, optimizer and process names canonical.
 
     Raises:
         ConfigError: an unknown key (with close matches), a missing required key, or an invalid value
@@ -216,7 +216,7 @@ def resolve_config(overrides: dict | None = None) -> dict:
                 key="runs",
             )
     for process in PROCESSES:
-        eig = effective_eig_config(config, process)
+        eig = {**config["eig"], **config[process]["eig"]}
         if eig["max_k"] < eig["initial_k"]:
             raise ConfigError(
                 f"{process}: eig.max_k ({eig['max_k']}) < eig.initial_k ({eig['initial_k']})", key="eig.max_k"
@@ -229,7 +229,7 @@ def resolve_config(overrides: dict | None = None) -> dict:
         )
     if config["out"] is None:
         config["out"] = default_out(given, config)
-    return config
+    return RunConfig.from_dict(config)
 
 
 def _given_values(given: dict, config: dict) -> dict:
@@ -246,8 +246,3 @@ def default_out(given: dict, config: dict) -> str:
     """`results/runs/<run id>`: the workflow's run id (`centralflows.plan.grid.run_id`) of the overrides
     given, with their values as resolved (so `--opt.lr 0.02` names the run a cell with `lr: 0.02` does)."""
     return os.path.join("results", "runs", run_id(_given_values(given, config)))
-
-
-def effective_eig_config(config: dict, process: str) -> dict:
-    """The global `eig` block with the process's own overrides (config[process]["eig"]) on top."""
-    return {**config["eig"], **config.get(process, {}).get("eig", {})}

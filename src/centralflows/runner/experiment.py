@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -20,10 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from centralflows.engine.compiled import Compiled
-from centralflows.engine.eigs import EigConfig
-from centralflows.engine.optimizers import make_optimizer
-from centralflows.engine.registry import PROCESSES, process_class
-from centralflows.engine.stationary import StationaryConfig, StationaryProbe
+from centralflows.engine.optimizers import Optimizer, hyperparameters
+from centralflows.engine.registry import PROCESSES, optimizer_class, process_class
+from centralflows.engine.stationary import StationaryProbe
 from centralflows.plan.grid import not_identity
 from centralflows.runner import authors_checkpoint
 from centralflows.runner.allocator import MALLOC_ENV
@@ -33,8 +33,9 @@ from centralflows.runner.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from centralflows.runner.config import ConfigError, effective_eig_config, flatten
+from centralflows.runner.config import ConfigError, flatten
 from centralflows.runner.io import FINAL, PARTIAL, H5Logger, open_for_reading
+from centralflows.runner.sections import CheckpointConfig, OptConfig, RunConfig
 
 log = logging.getLogger("centralflows")
 
@@ -101,12 +102,13 @@ _NOT_TRAJECTORY = (
 )
 
 
-def config_difference(a: dict, b: dict) -> list[str]:
+def config_difference(a: RunConfig | dict, b: RunConfig | dict) -> list[str]:
     """The dotted keys whose values differ between two run configs, ignoring _NOT_TRAJECTORY.
 
-    Both are compared as stored (JSON), so a config read back from a checkpoint or HDF5 file compares
-    equal to the one that wrote it.
+    Both are compared as stored (JSON of the dict form), so a config read back from a checkpoint or
+    HDF5 file compares equal to the one that wrote it.
     """
+    a, b = (c.to_dict() if isinstance(c, RunConfig) else c for c in (a, b))
     a, b = (flatten(json.loads(json.dumps(c, default=str))) for c in (a, b))
     keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_TRAJECTORY)]
     return [k for k in keys if a.get(k) != b.get(k)]
@@ -126,7 +128,7 @@ def _stored_config(out_dir: Path, checkpoint: Path | None) -> tuple[dict | None,
     return None, ""
 
 
-def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool = False) -> dict:
+def prepare_out_dir(config: RunConfig, overwrite: bool = False, discard_other: bool = False) -> RunConfig:
     """Decides how a run uses its output folder; returns the config, with checkpoint_file set to resume.
 
     A folder holding the work of the same run (same config up to steps and paths) resumes from its
@@ -137,11 +139,11 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
     Raises:
         ConfigError: `out` is not a usable folder, or it holds work that this run must not touch.
     """
-    out_dir = Path(config["out"])
+    out_dir = Path(config.out)
     for path in (out_dir, *out_dir.parents):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
-    if config["checkpoint_file"]:  # the checkpoint is checked against the config when it is loaded
+    if config.checkpoint_file:  # the checkpoint is checked against the config when it is loaded
         stored, _ = _stored_config(out_dir, None)
         if stored is not None and (differ := config_difference(stored, config)):
             raise ConfigError(
@@ -182,43 +184,37 @@ def prepare_out_dir(config: dict, overwrite: bool = False, discard_other: bool =
         log.warning("%s holds a partial run without a checkpoint: starting over", out_dir)
         return config
     log.info("%s holds this run's work: resuming from %s", out_dir, checkpoint)
-    return {**config, "checkpoint_file": str(checkpoint)}
+    return dataclasses.replace(config, checkpoint_file=str(checkpoint))
 
 
-def eig_config(config: dict, process: str) -> EigConfig:
-    """The global `eig` options merged with the process's own overrides (e.g. discrete.eig.frequency)."""
-    return EigConfig.from_dict(effective_eig_config(config, process))
+def process_options(config: RunConfig, name: str) -> dict:
+    """The keyword options of process `name`: its config section, less its eig overrides (see
+    RunConfig.process_eig) and the central flow's probe (stationary_every); the stationary flow's solver
+    options are one StationaryConfig."""
+    section = getattr(config, name)
+    skip = ("eig", "stationary_every")
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.name not in skip}
 
 
-def stationary_solver(config: dict) -> StationaryConfig:
-    """The ν̄ / P̂ fixed-point solver options (the `stationary` block), shared by the flow and the probe."""
-    return StationaryConfig.from_dict(config["stationary"])
+def build_optimizer(opt: OptConfig) -> Optimizer:
+    """The optimizer of the `opt` section: its class with lr, flow_t_rate and its own hyperparameters."""
+    own = {key: getattr(opt, key) for key in hyperparameters(opt.name)}
+    return optimizer_class(opt.name)(lr=opt.lr, flow_t_rate=opt.flow_t_rate, **own)
 
 
-def process_options(config: dict, name: str) -> dict:
-    """The keyword options of process `name`: its config section, less its eig overrides (see eig_config)
-    and the central flow's probe; the stationary flow takes its solver's options as one StationaryConfig."""
-    options = {key: value for key, value in config[name].items() if key not in ("eig", "stationary_every")}
-    if name == "stationary":
-        options = {"nsubsteps": options["nsubsteps"], "solver": stationary_solver(config)}
-    return options
-
-
-def make_processes(config: dict, kernels: Compiled, w, s, initialize: bool = True) -> dict:
+def make_processes(config: RunConfig, kernels: Compiled, w, s, initialize: bool = True) -> dict:
     """The requested processes, all starting from (w, s), in the canonical order."""
-    seed = config["seed"]
     made = {}
-    for offset, name in enumerate(p for p in PROCESSES if p in config["runs"]):
-        eig, pseed = eig_config(config, name), 1000 * (seed + 1) + 10 * offset
+    for offset, name in enumerate(p for p in PROCESSES if p in config.runs):
+        eig, pseed = config.process_eig(name), 1000 * (config.seed + 1) + 10 * offset
         cls = process_class(name)
         options = process_options(config, name)
         if cls.is_flow:  # the flows apply F once at construction, unless a checkpoint restores them
             options["initialize"] = initialize
         made[name] = cls(kernels, w, s, eig, pseed, **options)
-        if name == "central" and config["central"]["stationary_every"] > 0:
-            made[name].probe = StationaryProbe(
-                kernels, eig, config["central"]["stationary_every"], pseed + 5, stationary_solver(config)
-            )
+        every = config.central.stationary_every
+        if name == "central" and every > 0:
+            made[name].probe = StationaryProbe(kernels, eig, every, pseed + 5, config.stationary.solver)
     return made
 
 
@@ -259,42 +255,41 @@ def peak_memory() -> dict:
     return {"peak_host_rss_bytes": int(rss) * (1 if sys.platform == "darwin" else 1024)}
 
 
-def _checkpoint_due(step: int, start: int, options: dict) -> bool:
-    freq = options["frequency"]
-    return step != start and ((freq > 0 and step % freq == 0) or step in options["steps"])
+def _checkpoint_due(step: int, start: int, options: CheckpointConfig) -> bool:
+    freq = options.frequency
+    return step != start and ((freq > 0 and step % freq == 0) or step in options.steps)
 
 
-def _load_authors(config: dict, problem, load: dict, dtype) -> tuple:
+def _load_authors(config: RunConfig, problem, dtype) -> tuple:
     """(w, s, step) of process load.from_process in a checkpoint written by the authors' code."""
     from centralflows.problem.build import arch_options
 
-    name, options = arch_options(config["arch"])
+    name, options = arch_options(config.arch.component())
+    load = config.load
     try:
         w, s, step = authors_checkpoint.load(
-            load["path"], load["from_process"], name, options, problem.spec, config["opt"]["name"]
+            load.path, load.from_process, name, options, problem.spec, config.opt.name
         )
     except authors_checkpoint.AuthorsCheckpointError as err:
         raise ConfigError(str(err), key="load.path") from None
-    log.info(
-        "starting from the authors' checkpoint %s (%s, step %d)", load["path"], load["from_process"], step
-    )
+    log.info("starting from the authors' checkpoint %s (%s, step %d)", load.path, load.from_process, step)
     return jnp.asarray(w, dtype), jax.tree.map(lambda a: jnp.asarray(a, dtype), s), step
 
 
-def _init_attr(config: dict) -> str:
+def _init_attr(config: RunConfig) -> str:
     """What the initial weights are, for the HDF5 root attribute `init`."""
-    if config["load"]["path"]:
-        return f"loaded from {config['load']['path']} ({config['load']['from_process']})"
-    if config["init"] == "torch":
-        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config['seed']})"
-    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config['seed']})"
+    if config.load.path:
+        return f"loaded from {config.load.path} ({config.load.from_process})"
+    if config.init == "torch":
+        return f"torch: the authors' PyTorch initialisation after torch.manual_seed({config.seed})"
+    return f"jax: PyTorch-style initialisation drawn from jax.random.PRNGKey({config.seed})"
 
 
-def run(config: dict, progress: bool = True) -> Path:
+def run(config: RunConfig, progress: bool = True) -> Path:
     """Runs one cell described by a resolved config (see `centralflows.runner.config`).
 
-    Writes `config["out"]/data.hdf5` (the authors' layout; the file appears when the run ends)
-    and checkpoints under `config["out"]/checkpoints/`. With `config["checkpoint_file"]` the run
+    Writes `config.out/data.hdf5` (the authors' layout; the file appears when the run ends)
+    and checkpoints under `config.out/checkpoints/`. With `config.checkpoint_file` the run
     resumes from that checkpoint and continues the identical trajectory (in the folder's file, or in
     a new file starting at the checkpoint's step); without it, a folder holding this run's work resumes
     from its newest checkpoint and one holding other work is refused (see `prepare_out_dir`).
@@ -306,19 +301,26 @@ def run(config: dict, progress: bool = True) -> Path:
     """
     from centralflows.problem.build import build_problem  # heavy imports (flax models) only when running
 
-    if any(p in config["runs"] and eig_config(config, p).frequency < 1 for p in ("central", "ablated")):
+    if any(p in config.runs and config.process_eig(p).frequency < 1 for p in ("central", "ablated")):
         raise ConfigError(
             "the central flow needs eigenpairs: set --eig.frequency 1 (or --central.eig.frequency 1)"
         )
     config = prepare_out_dir(config)
     # before anything is traced: JAX's default would compute float32 products in TF32 on recent GPUs
-    with _Signals() as signals, jax.default_matmul_precision(config["matmul_precision"]):
+    with _Signals() as signals, jax.default_matmul_precision(config.matmul_precision):
         return _run(config, progress, signals, build_problem)
 
 
-def _read_checkpoint(config: dict, key: str) -> tuple[dict, dict]:
-    """Loads the checkpoint named by config[key] (checkpoint_file or load.path); ConfigError if unreadable."""
-    path = config["checkpoint_file"] if key == "checkpoint_file" else config["load"]["path"]
+def _problem_options(config: RunConfig) -> dict:
+    """What `centralflows.problem.build.build_problem` reads: the dataset's and architecture's options
+    (name first), the seed and the initialisation."""
+    return {"data": config.data.component(), "arch": config.arch.component(), "seed": config.seed,
+            "init": config.init}  # fmt: skip
+
+
+def _read_checkpoint(config: RunConfig, key: str) -> tuple[dict, dict]:
+    """Loads the checkpoint named by `key` (checkpoint_file or load.path); ConfigError if unreadable."""
+    path = config.checkpoint_file if key == "checkpoint_file" else config.load.path
     try:
         return load_checkpoint(path)
     except CheckpointError as err:
@@ -326,12 +328,12 @@ def _read_checkpoint(config: dict, key: str) -> tuple[dict, dict]:
         raise ConfigError(f"{flag}: {err}", key=key) from None
 
 
-def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path:
-    if config["dtype"] == "float64":
+def _run(config: RunConfig, progress: bool, signals: _Signals, build_problem) -> Path:
+    if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
-    out_dir = Path(config["out"])
-    resume = config["checkpoint_file"]
+    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    out_dir = Path(config.out)
+    resume = config.checkpoint_file
     if resume:
         tree, meta = _read_checkpoint(config, "checkpoint_file")
         if differ := config_difference(meta.get("config", {}), config):
@@ -341,19 +343,19 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                 "use --load.path with --load.from-process",
                 key="checkpoint_file",
             )
-    problem = build_problem(config, dtype)
-    opt = make_optimizer(**config["opt"])
-    kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
+    problem = build_problem(_problem_options(config), dtype)
+    opt = build_optimizer(config.opt)
+    kernels = Compiled(problem, opt, config.eig.chunk_size)
     w, s = problem.w0, opt.init_state(problem.w0)
     attrs = {
         # the run's config; a resume is recorded by resumed_at_step / resumed_from, not in it, so a
         # resumed file describes the same run as an uninterrupted one
-        "config": {**config, "checkpoint_file": None},
+        "config": {**config.to_dict(), "checkpoint_file": None},
         "n_params": int(problem.n_params),
         "dataset": problem.dataset,
         "device": _device(),
         "backend": jax.default_backend(),  # JAX's version is in `versions` (H5Logger)
-        "matmul_precision": config["matmul_precision"],
+        "matmul_precision": config.matmul_precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. GPU determinism (runner.backend)
         # glibc's allocator settings the process started with (runner.allocator); speed only
         "malloc_env": " ".join(f"{key}={os.environ[key]}" for key in MALLOC_ENV if key in os.environ),
@@ -374,40 +376,40 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
         log.info("resumed from %s at step %d", resume, start)
     else:
         start = 0
-        load = config["load"]
-        if load["path"]:
+        load = config.load
+        if load.path:
             # start every process from one process's point in a checkpoint (e.g. GD at the edge)
-            if authors_checkpoint.is_authors_checkpoint(load["path"]):
-                w, s, start = _load_authors(config, problem, load, dtype)
-                loaded = {"path": load["path"], "step": start, "format": "authors"}
+            if authors_checkpoint.is_authors_checkpoint(load.path):
+                w, s, start = _load_authors(config, problem, dtype)
+                loaded = {"path": load.path, "step": start, "format": "authors"}
             else:
                 tree, meta = _read_checkpoint(config, "load")
-                src = tree["processes"].get(load["from_process"])
+                src = tree["processes"].get(load.from_process)
                 if src is None:
                     raise ConfigError(
-                        f"--load.from-process {load['from_process']}: {load['path']} holds only "
+                        f"--load.from-process {load.from_process}: {load.path} holds only "
                         f"{', '.join(tree['processes'])}",
                         key="load.from_process",
                     )
                 w = jnp.asarray(src["w"], dtype)
                 s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
                 start = int(meta["step"])
-                loaded = {"path": load["path"], "step": start}
+                loaded = {"path": load.path, "step": start}
                 if (
                     "edge" in meta
                 ):  # an edge checkpoint (centralflows.runner.restart): its source and criterion
                     loaded["edge"] = meta["edge"]
-        warm = max(config["warm_start"], 0)
-        if config["steps"] <= start + warm:
+        warm = max(config.warm_start, 0)
+        if config.steps <= start + warm:
             raise ConfigError(
-                f"nothing to run: the run starts at step {start + warm} and ends at step {config['steps']}",
+                f"nothing to run: the run starts at step {start + warm} and ends at step {config.steps}",
                 key="steps",
             )
         for _ in range(warm):
             w, s = opt.step(w, s, kernels.grad(w))
         start += warm
         processes = make_processes(config, kernels, w, s)
-        if load["path"]:
+        if load.path:
             attrs["loaded_from"] = loaded  # the restart point (e.g. W1.18's edge step and its source)
         with signals.deferred():
             logger = H5Logger(out_dir, {**attrs, "start_step": start})
@@ -418,17 +420,17 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
     def checkpoint(step, tree):
         path = out_dir / "checkpoints" / f"checkpoint_{step}.npz"
         with signals.deferred():
-            save_checkpoint(path, tree, {"step": step, "config": config})
+            save_checkpoint(path, tree, {"step": step, "config": config.to_dict()})
         return path
 
     status, reason = "completed", ""
     done, snapshot = start, state()  # the last completed step and the processes' state after it
-    bar = tqdm(range(start, config["steps"]), initial=start, total=config["steps"], disable=not progress,
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
                desc=out_dir.name, dynamic_ncols=True)  # fmt: skip
     try:
         for step in bar:
             done, snapshot = step, state()
-            if _checkpoint_due(step, start, config["checkpoint"]):
+            if _checkpoint_due(step, start, config.checkpoint):
                 checkpoint(step, snapshot)
             values, times = {}, {}
             for name, p in processes.items():
@@ -459,9 +461,9 @@ def _run(config: dict, progress: bool, signals: _Signals, build_problem) -> Path
                 logger.log(step, values)
             _show_progress(bar, values, processes)
         else:
-            done, snapshot = config["steps"], None
-            if config["steps"] > start and _checkpoint_due(config["steps"], start, config["checkpoint"]):
-                checkpoint(config["steps"], state())
+            done, snapshot = config.steps, None
+            if config.steps > start and _checkpoint_due(config.steps, start, config.checkpoint):
+                checkpoint(config.steps, state())
     except RunStopped as err:
         signals.depth += 1  # a second signal must not cut the checkpoint short
         path = checkpoint(done, snapshot if snapshot is not None else state())

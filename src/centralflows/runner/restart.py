@@ -70,6 +70,7 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
         (out, N).
     """
     from centralflows.runner.experiment import run  # the engine only when a checkpoint is made
+    from centralflows.runner.sections import RunConfig
 
     source_hdf5, out = Path(source_hdf5), Path(out)
     step = edge_step(source_hdf5)
@@ -89,7 +90,7 @@ def edge_checkpoint(source_hdf5, out) -> tuple[Path, int]:
         if base is not None and int(load_checkpoint(base)[1]["step"]) == step:
             made = base
         else:
-            run({**config, "out": tmp}, progress=False)
+            run(RunConfig.from_dict({**config, "out": tmp}), progress=False)
             made = latest_checkpoint(tmp)
         if made is None:
             raise RestartError(f"{source_hdf5}: the edge is the run's first step {step}; no state to restart")

@@ -30,7 +30,30 @@ _nsubsteps = dict(help="Euler substeps per unit time (dt = 1/nsubsteps)", **_cou
 # The run configuration, one frozen dataclass per section. The engine's own option types (EigConfig,
 # StationaryConfig) are sections too: their defaults are theirs, and what the config adds (help, checks)
 # is in ENGINE_OPTIONS below. The CLI options, their help, the defaults and the validation (SCHEMA) are
-# derived from these classes; a resolved config is the nested dict of the same keys.
+# derived from these classes. A resolved config is a RunConfig; its dict form (`to_dict`, the same keys)
+# is what the HDF5 file and the checkpoints store and `from_dict` reads back.
+
+
+def _section(cls, **metadata) -> dataclasses.Field:
+    """A field holding a sub-section (`inline`: its keys sit in the parent's, e.g. the stationary solver)."""
+    return dataclasses.field(default_factory=cls, metadata=metadata)
+
+
+def _extra(what: str) -> dataclasses.Field:
+    """The options of the chosen dataset or architecture module (its DEFAULTS' keys), in their dict form."""
+    return dataclasses.field(default_factory=dict, metadata={"extra": what})
+
+
+@dataclass(frozen=True)
+class EigOverrides:
+    """A process's overrides of the global `eig` block (e.g. discrete.eig.frequency = -1): the keys given."""
+
+    given: dict = dataclasses.field(default_factory=dict)
+
+    def apply(self, eig: EigConfig) -> EigConfig:
+        return dataclasses.replace(eig, **self.given)
+
+
 @dataclass(frozen=True)
 class OptConfig:
     name: str = option("optimizer (positional opt:NAME)", kind=str, required=True, choices=tuple(OPTIMIZERS))
@@ -65,6 +88,11 @@ class DataConfig:
         "(the same loss; -1: all at once)", -1,
         check=lambda x: x == -1 or x >= 1, allowed="-1 or an integer >= 1",
     )  # fmt: skip
+    options: dict = _extra("dataset")
+
+    def component(self) -> dict:
+        """The dataset's options as `centralflows.problem.build.load_dataset` takes them (name first)."""
+        return to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -72,10 +100,23 @@ class ArchConfig:
     """`arch` also takes the options of the chosen architecture module (its DEFAULTS)."""
 
     name: str = option("architecture (positional arch:NAME)", kind=str, required=True)
+    options: dict = _extra("architecture")
+
+    def component(self) -> dict:
+        """The architecture's options as `centralflows.problem.build.build_model` takes them (name first)."""
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """A process whose only option is its overrides of `eig` (discrete, midpoint)."""
+
+    eig: EigOverrides = _section(EigOverrides)
 
 
 @dataclass(frozen=True)
 class StableConfig:
+    eig: EigOverrides = _section(EigOverrides)
     min_nsubsteps: int = option("least Euler substeps per unit time; max(this, ceil(2 S_eff))", 4, **_count)
     max_seff: float = option(
         "stop the stable flow once S_eff exceeds this (alias: max_Seff)", 100.0, **_positive
@@ -84,6 +125,7 @@ class StableConfig:
 
 @dataclass(frozen=True)
 class CentralConfig:
+    eig: EigOverrides = _section(EigOverrides)
     nsubsteps: int = option(default=4, **_nsubsteps)
     sdcp_threshold: float = option(default=SDCP_THRESHOLD, **_threshold)
     frequency_in_substeps: bool = option("count eig.frequency in substeps, not steps (Mamba-CE)", False)
@@ -127,6 +169,7 @@ class CentralConfig:
 class AblatedConfig:
     """The central flow without its curvature penalty (centralflows.engine.ablated; RMSProp variants only)."""
 
+    eig: EigOverrides = _section(EigOverrides)
     nsubsteps: int = option(default=4, **_nsubsteps)
     sdcp_threshold: float = option(default=SDCP_THRESHOLD, **_threshold)
     frequency_in_substeps: bool = option("count eig.frequency in substeps, not steps", False)
@@ -137,7 +180,9 @@ class StationaryFlowConfig:
     """dw/dt = -Pbar(w)^-1 [grad L + 1/2 grad<Sigma,H>] (centralflows.engine.stationary; RMSProp variants
     only); the section also holds the fixed-point solver's options (StationaryConfig)."""
 
+    eig: EigOverrides = _section(EigOverrides)
     nsubsteps: int = option("Euler substeps per unit time; nu-bar is re-solved at each", 4, **_count)
+    solver: StationaryConfig = _section(StationaryConfig, inline=True)
 
 
 @dataclass(frozen=True)
@@ -161,12 +206,12 @@ class LoadConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run cell. After `eig`, SCHEMA inserts one section per process (PROCESS_SECTIONS), each with an
-    `eig` block of that process's overrides of `eig`."""
+    """One run cell. After `eig`, one section per process (PROCESS_SECTIONS, in the order of
+    engine.registry.PROCESSES), each with an `eig` block of that process's overrides of `eig`."""
 
-    opt: OptConfig = dataclasses.field(default_factory=OptConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    arch: ArchConfig = dataclasses.field(default_factory=ArchConfig)
+    opt: OptConfig = _section(OptConfig)
+    data: DataConfig = _section(DataConfig)
+    arch: ArchConfig = _section(ArchConfig)
     runs: list = option("processes to run in lockstep", ["discrete"], item=str, choices=tuple(PROCESSES))
     steps: int = option(
         "number of steps (units of time)", kind=int, required=True, check=lambda x: x >= 0,
@@ -187,28 +232,42 @@ class RunConfig:
         "tensorfloat32 (faster on Ampere and later GPUs, ~1e-3 relative error; changes the trajectory); "
         "CPUs compute float32 either way", "float32", choices=MATMUL_PRECISIONS,
     )  # fmt: skip
-    eig: EigConfig = dataclasses.field(default_factory=EigConfig)
-    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    eig: EigConfig = _section(EigConfig)
+    discrete: ProcessConfig = _section(ProcessConfig)
+    midpoint: ProcessConfig = _section(ProcessConfig)
+    stable: StableConfig = _section(StableConfig)
+    central: CentralConfig = _section(CentralConfig)
+    ablated: AblatedConfig = _section(AblatedConfig)
+    stationary: StationaryFlowConfig = _section(StationaryFlowConfig)
+    checkpoint: CheckpointConfig = _section(CheckpointConfig)
     checkpoint_file: str | None = option(
         "resume from this checkpoint (continues the same trajectory and file)", kind=str, optional=True
     )
-    load: LoadConfig = dataclasses.field(default_factory=LoadConfig)
+    load: LoadConfig = _section(LoadConfig)
     out: str | None = option(
         "output directory (none: results/runs/<run id>, the workflow's run id)", kind=str, optional=True
     )
 
+    def process_eig(self, process: str) -> EigConfig:
+        """The global `eig` options with the process's own overrides (e.g. discrete.eig.frequency)."""
+        return getattr(self, process).eig.apply(self.eig)
 
-# The process registry's config side: the section of each process (None: its `eig` overrides only),
-# inserted into SCHEMA after `eig`. Its options are the process's keyword arguments
+    def to_dict(self) -> dict:
+        """The nested dict of the same keys (as stored in the HDF5 `config` attribute and checkpoints)."""
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, tree: dict) -> RunConfig:
+        """The RunConfig of a dict written by `to_dict` (a stored config); missing keys take defaults."""
+        return from_dict(cls, tree)
+
+
+# The process registry's config side: the section of each process, its RunConfig field. Its options
+# but `eig` (and the central flow's probe, stationary_every) are the process's keyword arguments
 # (`centralflows.runner.experiment.process_options`).
-PROCESS_SECTIONS = {
-    "discrete": None,
-    "midpoint": None,
-    "stable": StableConfig,
-    "central": CentralConfig,
-    "ablated": AblatedConfig,
-    "stationary": StationaryFlowConfig,
-}
+PROCESS_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(RunConfig) if f.name in PROCESSES}
+if tuple(PROCESS_SECTIONS) != tuple(PROCESSES):  # a process added to the registry needs its section
+    raise ImportError(f"RunConfig's process sections {tuple(PROCESS_SECTIONS)} differ from {PROCESSES}")
 
 # What the config adds to the engine's own option types: help and checks (defaults are the engine's).
 ENGINE_OPTIONS = {
@@ -221,7 +280,7 @@ ENGINE_OPTIONS = {
             "(x 1/lr for GD)",
             optional=True,
             **_positive,
-        ),  # fmt: skip
+        ),
         "initial_k": dict(help="eigenpairs tracked at the start (alias: initial_neigs)", **_count),
         "max_k": dict(help="cap on the number of tracked eigenpairs", **_count),
         "tol": dict(help="LOBPCG relative tolerance (authors' convention, REFERENCE §3.5)", **_positive),
@@ -246,7 +305,7 @@ ENGINE_OPTIONS = {
             help="pseudo-time step of the nu fixed-point iteration, in (0, 1]",
             check=lambda x: 0 < x <= 1,
             allowed="a number in (0, 1]",
-        ),  # fmt: skip
+        ),
         "max_iter": dict(help="cap on fixed-point iterations per solve", **_count),
         "tol": dict(help="stop when max|d nu| / max nu < tol (and S_eff <= 2 + tol_eig)", **_positive),
         "tol_eig": dict(help="tolerance on S_eff <= 2 at the fixed point", **_positive),
@@ -256,38 +315,76 @@ ENGINE_OPTIONS = {
 }
 
 
+def _exposed(cls, f: dataclasses.Field) -> dict | None:
+    """The option metadata of field `f` of section `cls`; None for an engine option the config omits."""
+    return f.metadata.get("option", ENGINE_OPTIONS.get(cls, {}).get(f.name))
+
+
+def _subsection(f: dataclasses.Field):
+    factory = f.default_factory
+    return factory if isinstance(factory, type) and dataclasses.is_dataclass(factory) else None
+
+
 def _section_schema(cls) -> dict:
-    """{key: Option or sub-schema} of a config section class (its defaults, its fields' metadata)."""
+    """{key: Option or sub-schema} of a config section class (its defaults, its fields' metadata); a
+    process's `eig` overrides are {} (checked against EIG)."""
     out = {}
-    extra = ENGINE_OPTIONS.get(cls, {})
     for f in dataclasses.fields(cls):
-        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
-            out[f.name] = _section_schema(f.default_factory)  # a section
-            continue
-        meta = f.metadata.get("option", extra.get(f.name))
-        if meta is None:
-            continue  # an engine option the run configuration does not expose
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        out[f.name] = Option(default, **meta)
+        sub = _subsection(f)
+        if sub is EigOverrides:
+            out[f.name] = {}
+        elif f.metadata.get("inline"):
+            out.update(_section_schema(sub))
+        elif sub is not None:
+            out[f.name] = _section_schema(sub)
+        elif (meta := _exposed(cls, f)) is not None and "extra" not in f.metadata:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out[f.name] = Option(default, **meta)
     return out
 
 
-def _run_schema() -> dict:
-    schema = _section_schema(RunConfig)
+def to_dict(section) -> dict:
+    """The dict form of a section: its options' keys in SCHEMA's order, the module options of data and
+    arch after their own, a process's `eig` overrides as given."""
     out = {}
-    for key, node in schema.items():
-        out[key] = node
-        if key == "eig":  # the process sections follow the global eig block
-            for name, section in PROCESS_SECTIONS.items():
-                out[name] = {"eig": {}, **(_section_schema(section) if section else {})}
-    out["stationary"].update(_section_schema(StationaryConfig))
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, EigOverrides):
+            out[f.name] = copy.deepcopy(value.given)
+        elif f.metadata.get("inline"):
+            out.update(to_dict(value))
+        elif "extra" in f.metadata:
+            out.update(copy.deepcopy(value))
+        elif _subsection(f) is not None:
+            out[f.name] = to_dict(value)
+        elif _exposed(type(section), f) is not None:
+            out[f.name] = copy.deepcopy(value)
     return out
+
+
+def from_dict(cls, tree: dict):
+    """The section `cls` of its dict form (`to_dict`); keys it does not hold take their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for f in dataclasses.fields(cls):
+        sub = _subsection(f)
+        if sub is EigOverrides:
+            values[f.name] = EigOverrides(dict(tree.get(f.name, {})))
+        elif f.metadata.get("inline"):
+            values[f.name] = from_dict(sub, tree)
+        elif "extra" in f.metadata:
+            values[f.name] = {k: copy.deepcopy(v) for k, v in tree.items() if k not in names}
+        elif sub is not None:
+            values[f.name] = from_dict(sub, tree.get(f.name, {}))
+        elif f.name in tree:
+            values[f.name] = copy.deepcopy(tree[f.name])
+    return cls(**values)
 
 
 EIG = _section_schema(EigConfig)
 # The schema of a run cell. Leaves are Options; `eig` under a process holds that process's overrides
 # of the global `eig` block (e.g. discrete.eig.frequency = -1 to solve at the midpoints only).
-SCHEMA = _run_schema()
+SCHEMA = _section_schema(RunConfig)
 
 PROCESS_EIG = {p: "eig" for p in PROCESSES}  # sections whose `eig` holds overrides of EIG
 
