@@ -584,8 +584,9 @@ def measure_steps(w: Worker, name: str, make, max_warm: int = 2) -> dict:
     import jax
 
     def one(p):
-        jax.block_until_ready(list(p.measure().values()))
-        p.step()
+        measured = p.measure()
+        jax.block_until_ready(list(measured.logs.values()))
+        p.step(measured)
         jax.block_until_ready(p.w)
 
     def work(p):
@@ -706,16 +707,18 @@ def trajectory(config: dict, device, name: str, steps: int, w: Worker) -> dict:
         processes = make_processes(RunConfig.from_dict(config), kernels, wv, s)
         logs = {p: {"train_loss": [], "effective_hessian_eigs": []} for p in processes}
         for _ in range(steps):
+            measured = {}
             for p, proc in processes.items():
                 if proc.stopped:
                     continue
-                values = proc.measure()
+                measured[p] = proc.measure()
+                values = measured[p].logs
                 logs[p]["train_loss"].append(float(values["train_loss"]))
                 eigs = values.get("effective_hessian_eigs")
                 logs[p]["effective_hessian_eigs"].append(None if eigs is None else np.asarray(eigs).tolist())
-            for proc in processes.values():
+            for p, proc in processes.items():
                 if not proc.stopped:
-                    proc.step()
+                    proc.step(measured[p])
             if w.left() < 5:
                 out["cut_short"] = "part's time cap"
                 break

@@ -94,8 +94,9 @@ def measure_process(make, steps: int) -> dict:
     import jax
 
     def one(p):
-        jax.block_until_ready(list(p.measure().values()))
-        p.step()
+        measured = p.measure()
+        jax.block_until_ready(list(measured.logs.values()))
+        p.step(measured)
         jax.block_until_ready(p.w)
 
     def work(p):  # HVP-equivalents done so far: a third-derivative vector costs about two HVPs

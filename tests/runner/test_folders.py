@@ -93,13 +93,13 @@ def test_signal_mid_step_checkpoints_the_last_completed_step_and_resumes_exactly
     full = rows(run(cell(tmp_path / "full"), progress=False))
     calls, sent, step = [], [], Discrete.step
 
-    def slow_step(self):  # the signal arrives inside step 3, before it completes
+    def slow_step(self, measured):  # the signal arrives inside step 3, before it completes
         calls.append(1)
         if len(calls) == 4:
             sent.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # interrupted by the handler, not waited out
-        step(self)
+        return step(self, measured)
 
     monkeypatch.setattr(Discrete, "step", slow_step)
     with pytest.raises(RunStopped, match="during step 3") as stop:
