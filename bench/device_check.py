@@ -584,8 +584,9 @@ def measure_steps(w: Worker, name: str, make, max_warm: int = 2) -> dict:
     import jax
 
     def one(p):
-        jax.block_until_ready(list(p.measure().values()))
-        p.step()
+        measured = p.measure()
+        jax.block_until_ready(list(measured.logs.values()))
+        p.step(measured)
         jax.block_until_ready(p.w)
 
     def work(p):
@@ -651,7 +652,7 @@ def worker_steps(w: Worker):
     setup_jax()
     from centralflows.engine.compiled import Compiled
     from centralflows.engine.optimizers import make_optimizer
-    from centralflows.runner.experiment import eig_config
+    from centralflows.runner.sections import RunConfig
 
     arch, tiny = w.spec["arch"], w.spec["tiny"]
     key, run = arch_run(arch, tiny)
@@ -670,7 +671,8 @@ def worker_steps(w: Worker):
         for _ in range(warm):
             w0, s = opt.step(w0, s, kernels.grad(w0))
         out_of_memory = False
-        for name, make in process_makers(kernels, w0, s, eig_config(config, "discrete")).items():
+        eig = RunConfig.from_dict(config).process_eig("discrete")
+        for name, make in process_makers(kernels, w0, s, eig).items():
             res = w.stage(("processes", name), lambda make=make, name=name: measure_steps(w, name, make))
             out_of_memory |= "RESOURCE_EXHAUSTED" in str(res.get("error", ""))
         if not out_of_memory:
@@ -691,6 +693,7 @@ def trajectory(config: dict, device, name: str, steps: int, w: Worker) -> dict:
     from centralflows.engine.optimizers import make_optimizer
     from centralflows.problem.build import build_problem
     from centralflows.runner.experiment import make_processes
+    from centralflows.runner.sections import RunConfig
 
     out = {"device": str(device), "precision": name}
     start = time.perf_counter()
@@ -701,19 +704,21 @@ def trajectory(config: dict, device, name: str, steps: int, w: Worker) -> dict:
         wv, s = problem.w0, opt.init_state(problem.w0)
         for _ in range(max(config["warm_start"], 0)):
             wv, s = opt.step(wv, s, kernels.grad(wv))
-        processes = make_processes(config, kernels, wv, s)
+        processes = make_processes(RunConfig.from_dict(config), kernels, wv, s)
         logs = {p: {"train_loss": [], "effective_hessian_eigs": []} for p in processes}
         for _ in range(steps):
+            measured = {}
             for p, proc in processes.items():
                 if proc.stopped:
                     continue
-                values = proc.measure()
+                measured[p] = proc.measure()
+                values = measured[p].logs
                 logs[p]["train_loss"].append(float(values["train_loss"]))
                 eigs = values.get("effective_hessian_eigs")
                 logs[p]["effective_hessian_eigs"].append(None if eigs is None else np.asarray(eigs).tolist())
-            for proc in processes.values():
+            for p, proc in processes.items():
                 if not proc.stopped:
-                    proc.step()
+                    proc.step(measured[p])
             if w.left() < 5:
                 out["cut_short"] = "part's time cap"
                 break
@@ -756,7 +761,7 @@ def worker_check(w: Worker):
     at = plan(config, "ci")
     run = at.runs[at.cells[cell]]
     keep = {k: v for k, v in run.items() if k not in ("load", "checkpoint", "out")}
-    rc = resolve_config({**keep, "steps": CHECK_STEPS})
+    rc = resolve_config({**keep, "steps": CHECK_STEPS}).to_dict()
     r = w.result
     r.update({"cell": cell, "scale": "ci", "steps": CHECK_STEPS, "run": keep, "runs": {}, "max_rel_diff": {}})
     cpu, device = jax.devices("cpu")[0], jax.devices()[0]

@@ -47,8 +47,9 @@ def main(argv=None):
         hvps, ks, tops, times = [], [], [], []
         for _ in range(args.steps):
             h0, t0 = p.eigs.hvps, time.perf_counter()
-            out = p.measure()
-            p.step()
+            measured = p.measure()
+            out = measured.logs
+            p.step(measured)
             jax.block_until_ready(p.w)
             times.append(time.perf_counter() - t0)
             hvps.append(p.eigs.hvps - h0)

@@ -49,7 +49,7 @@ def iteration_on_the_ci_mlp() -> dict:
             "arch": {"name": "mlp", "width": 32},
             "steps": 1,
         }
-    )
+    ).to_dict()  # the dict form: build_problem and the benchmark read its keys
     problem = build_problem(config)
     w = problem.w0
     operator = jax.jit(lambda V: eigs.apply_operator_rows(problem.loss_fn, w, 1.0, V, chunk_size=None))

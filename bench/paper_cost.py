@@ -74,7 +74,7 @@ def bench_config(run: dict, n: int | None = None) -> dict:
     if n is not None:
         data["n"] = n
     keep = {k: v for k, v in run.items() if k not in ("data", "load", "checkpoint", "out", "warm_start")}
-    return resolve_config({**keep, "data": data, "steps": 1})
+    return resolve_config({**keep, "data": data, "steps": 1}).to_dict()  # build_problem reads its keys
 
 
 def timed(fn) -> float:
@@ -94,8 +94,9 @@ def measure_process(make, steps: int) -> dict:
     import jax
 
     def one(p):
-        jax.block_until_ready(list(p.measure().values()))
-        p.step()
+        measured = p.measure()
+        jax.block_until_ready(list(measured.logs.values()))
+        p.step(measured)
         jax.block_until_ready(p.w)
 
     def work(p):  # HVP-equivalents done so far: a third-derivative vector costs about two HVPs
@@ -148,7 +149,7 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     from centralflows.engine.optimizers import make_optimizer
     from centralflows.engine.processes import CentralFlow, Discrete, StableFlow
     from centralflows.problem.build import build_problem
-    from centralflows.runner.experiment import eig_config
+    from centralflows.runner.sections import RunConfig
 
     config = bench_config(run, n)
     start = time.perf_counter()
@@ -161,7 +162,7 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
         w, s = opt.step(w, s, kernels.grad(w))
     out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "steps": steps,
            "warm_start": warm, "processes": {}}  # fmt: skip
-    eig = eig_config(config, "discrete")
+    eig = RunConfig.from_dict(config).process_eig("discrete")
     procs = out["processes"]
     makers = {"discrete": lambda: Discrete(kernels, w, s, eig, 10),
               "stable": lambda: StableFlow(kernels, w, s, eig, 20, 4)}  # fmt: skip

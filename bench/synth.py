@@ -171,14 +171,15 @@ def main(argv=None):
         for name, p in procs.items():
             h0, t0_third = p.eigs.hvps, getattr(p, "third_derivatives", 0)
             t0 = time.perf_counter()
-            out = p.measure()
-            p.step()
+            measured = p.measure()
+            out = measured.logs
+            step_logs = p.step(measured)
             jax.block_until_ready(p.w)
             times[name].append(time.perf_counter() - t0)
             hvps[name].append(p.eigs.hvps - h0)
             if name == "central":
                 third.append(p.third_derivatives - t0_third)
-                for key, value in p.step_logs().items():
+                for key, value in step_logs.items():
                     sdcp[key.removeprefix("flow_aux/sdcp_")].extend(np.asarray(value).tolist())
             if name == "discrete":
                 logs["disc_loss"].append(float(out["train_loss"]))

@@ -29,11 +29,11 @@ def at_the_edge(name, spectrum=(2.05, 1.99)):
 @pytest.mark.slow
 def test_the_ablated_velocity_is_the_central_one_without_the_penalty(x64):
     loss_fn, kern, flow = at_the_edge("rmsprop")
-    flow.measure()
+    measured = flow.measure()
     w, s = flow.w, flow.s
     P = kern.precond(s)
     g = jax.grad(loss_fn)(w)
-    dw_ablated, _ = flow.pending
+    dw_ablated = measured.carry.dw_dt
     np.testing.assert_allclose(dw_ablated, -g / P, rtol=1e-12)  # exactly the stable velocity
     theta, U = flow.eigs.theta, flow.eigs.eigenvectors(P)
     k = int(jnp.sum(theta > 1.95))
@@ -52,9 +52,9 @@ def test_the_ablated_velocity_is_the_central_one_without_the_penalty(x64):
 @pytest.mark.parametrize("name", ["rmsprop", "scalar_rmsprop"])
 def test_the_edge_is_held_through_nu_alone(x64, name):
     loss_fn, kern, flow = at_the_edge(name)
-    flow.measure()
+    measured = flow.measure()
     theta, U = flow.eigs.theta, flow.eigs.eigenvectors(kern.precond(flow.s))
-    dw_dt, ds_dt = flow.pending
+    dw_dt, ds_dt = measured.carry.dw_dt, measured.carry.ds_dt
     w1 = flow.w + 0.25 * dw_dt
     s1 = jax.tree.map(lambda a, b: a + 0.25 * b, flow.s, ds_dt)
     p1 = np.asarray(kern.precond(s1))
@@ -78,13 +78,13 @@ def test_scalar_rmsprop_ablated_flow_is_minus_two_over_s_grad_at_the_edge(x64):
     loss_fn, kern, flow = at_the_edge("scalar_rmsprop")
     # full eigen-solves at every substep: the top two eigenvalues of this cubic rotate into each other
     flow = AblatedFlow(kern, flow.w, flow.s, EIG, nsubsteps=4, frequency_in_substeps=True, initialize=False)
-    flow.measure()
-    flow.step()
-    logs = flow.measure()
+    flow.step(flow.measure())
+    measured = flow.measure()
+    logs = measured.logs
     S = float(logs["hessian_eigs"][0])
     assert abs(float(logs["effective_hessian_eigs"][0]) - 2) < 5e-3  # held at the edge up to O(dt²)
     # so η/√ν = 2/S(w): dw/dt = -(2/S)∇L, the website's ablated flow
-    np.testing.assert_allclose(flow.pending[0], -(2 / S) * jax.grad(loss_fn)(flow.w), rtol=5e-3)
+    np.testing.assert_allclose(measured.carry.dw_dt, -(2 / S) * jax.grad(loss_fn)(flow.w), rtol=5e-3)
 
 
 def test_gd_has_no_ablated_flow(x64):

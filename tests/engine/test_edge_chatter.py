@@ -35,10 +35,11 @@ def edge_run(between_solves: str, lookahead: bool = True):
     central = CentralFlow(kern, problem.w0, opt.init_state(problem.w0), eig, lookahead=lookahead)
     trace, top = [], []
     for _ in range(30):
-        logs = central.measure()
+        measured = central.measure()
+        logs = measured.logs
         trace.append(float(logs["sigma_trace"]))
         top.append(np.asarray(logs["effective_hessian_eigs"][:2], np.float64))
-        central.step()
+        central.step(measured)
     return np.array(trace), np.array(top)
 
 

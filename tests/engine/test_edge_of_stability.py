@@ -28,14 +28,15 @@ def test_central_flow_at_the_edge_of_stability(x64):
     discrete, central = Discrete(kern, w0, s0, eig), CentralFlow(kern, w0, s0, eig)
     disc_loss, pred_loss, central_loss, central_top, disc_top = [], [], [], [], []
     for _ in range(260):
-        d, c = discrete.measure(), central.measure()
+        md, mc = discrete.measure(), central.measure()
+        d, c = md.logs, mc.logs
         disc_loss.append(float(d["train_loss"]))
         disc_top.append(float(d["effective_hessian_eigs"][0]))
         pred_loss.append(float(c["predicted_loss"]))
         central_loss.append(float(c["train_loss"]))
         central_top.append(float(c["effective_hessian_eigs"][0]))
-        discrete.step()
-        central.step()
+        discrete.step(md)
+        central.step(mc)
     central_top = np.array(central_top)
     onset = int(np.argmax(central_top >= 2.0))
     assert 20 < onset < 120  # progressive sharpening first, then the edge

@@ -36,10 +36,11 @@ def entry_run(max_refine: int):
     central = CentralFlow(kern, w, s, eig, max_refine=max_refine)
     top, substeps = [], []
     for _ in range(STEPS):
-        logs = central.measure()
+        measured = central.measure()
+        logs = measured.logs
         top.append(float(logs["effective_hessian_eigs"][0]))
         substeps.append(int(logs["substeps"]))
-        central.step()
+        central.step(measured)
     return np.array(top), substeps
 
 

@@ -92,8 +92,8 @@ def test_schedule_and_errors():
 
 def test_flow_t_rate_is_a_run_config_option(x64):
     argv = ["opt:rmsprop", "--opt.lr", "0.1", "data:synthetic-cifar10", "arch:mlp", "--steps", "3"]
-    assert parse_args(argv)["opt"]["flow_t_rate"] == "step"  # the default: flow time = step count
-    assert parse_args([*argv, "--opt.flow_t_rate", "authors"])["opt"]["flow_t_rate"] == "authors"
+    assert parse_args(argv).opt.flow_t_rate == "step"  # the default: flow time = step count
+    assert parse_args([*argv, "--opt.flow_t_rate", "authors"]).opt.flow_t_rate == "authors"
     with pytest.raises(ConfigError, match="'opt.flow_t_rate'.*one of step, authors"):
         parse_args([*argv, "--opt.flow_t_rate", "beta2"])
     s, g = {"t": jnp.asarray(3.0), "nu": jnp.asarray([1.0])}, jnp.asarray([2.0])

@@ -49,14 +49,14 @@ def test_below_the_edge_central_equals_stable_and_X_is_zero(x64):
     central = CentralFlow(kern, w0, s0, EIG)
     stable = StableFlow(kern, w0, s0, EIG)
     for _ in range(10):
-        logs = central.measure()
-        stable_logs = stable.measure()
+        measured, stable_measured = central.measure(), stable.measure()
+        logs, stable_logs = measured.logs, stable_measured.logs
         assert float(logs["effective_hessian_eigs"][0]) < 1.95
         assert logs["flow_aux/X"].shape == (0, 0)
         assert float(logs["predicted_loss"]) == float(logs["train_loss"])
         assert stable_logs["substeps"] == 4
-        central.step()
-        stable.step()
+        central.step(measured)
+        stable.step(stable_measured)
     np.testing.assert_allclose(central.w, stable.w, rtol=0, atol=1e-12)
 
 
@@ -71,8 +71,7 @@ def test_small_learning_rate_gd_tracks_gradient_flow(x64):
         disc = Discrete(kern, w0, s0, EigConfig())
         stable = StableFlow(kern, w0, s0, EigConfig())
         for _ in range(int(0.4 / lr)):  # the same flow time 0.4/η·η... one unit of time per step
-            disc.measure(), stable.measure()
-            disc.step(), stable.step()
+            disc.step(disc.measure()), stable.step(stable.measure())
         errors.append(float(jnp.linalg.norm(disc.w - stable.w) / jnp.linalg.norm(disc.w - w0)))
     assert errors[0] < 0.02
     assert errors[1] < 0.6 * errors[0]  # the gap shrinks with the learning rate (first order)
@@ -86,17 +85,15 @@ def test_midpoint_is_the_second_order_average(x64):
     disc, mid = Discrete(kern, w0, s0, EigConfig()), Midpoint(kern, w0, s0, EigConfig())
     ws = []
     for t in range(4):
-        disc.measure()
-        mid.measure()
+        disc_measured, mid_measured = disc.measure(), mid.measure()
         ws.append(disc.w)
         if t == 0:
-            np.testing.assert_array_equal(mid.point, w0)
-        disc.step()
-        mid.step()
+            np.testing.assert_array_equal(mid_measured.point, w0)
+        disc.step(disc_measured)
+        mid.step(mid_measured)
     ws.append(disc.w)
-    mid.measure()
     np.testing.assert_allclose(
-        mid.point, 0.25 * (ws[3] + 2 * ws[4] + (ws[4] - 0.1 * jax.grad(loss_fn)(ws[4])))
+        mid.measure().point, 0.25 * (ws[3] + 2 * ws[4] + (ws[4] - 0.1 * jax.grad(loss_fn)(ws[4])))
     )
 
 
@@ -109,8 +106,9 @@ def test_flow_counter_rate_gives_the_hand_computed_preconditioner(x64, rate):
     opt = make_optimizer("rmsprop", lr, beta2=beta2, eps=eps, bias_correction=True, flow_t_rate=rate)
     kern = Compiled(as_problem(lambda w: 0.5 * w @ jnp.asarray(A) @ w, w0), opt)
     flow = StableFlow(kern, w0, opt.init_state(w0), EIG)
-    assert flow.measure()["substeps"] == n
-    flow.step()
+    measured = flow.measure()
+    assert measured.logs["substeps"] == n
+    flow.step(measured)
 
     def P(t, nu):
         return (np.sqrt(nu / (1 - beta2**t)) + eps) / lr
@@ -133,7 +131,7 @@ def test_a_binding_max_k_cap_is_logged_and_warned_once(x64, caplog):
     capped = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=2, tol=1e-12))
     roomy = Discrete(kern, w0, s0, EigConfig(frequency=1, max_k=8, tol=1e-12))
     for _ in range(2):
-        logs, free = capped.measure(), roomy.measure()
+        logs, free = capped.measure().logs, roomy.measure().logs
         assert logs["eig_logs/k"] == 2 and logs["eig_logs/k_capped"] == 1.0
         assert free["eig_logs/k"] == 4 and free["eig_logs/k_capped"] == 0.0  # grew past 1.5, then stopped
     assert caplog.text.count("discrete: 2 = eig.max_k eigenpairs") == 1 and "eig_logs/k_capped" in caplog.text
@@ -146,8 +144,8 @@ def test_secant_change_of_P_tends_to_the_authors_tangent_as_the_substep_shrinks(
     opt = make_optimizer("rmsprop", 0.01, beta2=0.9, eps=1e-8, bias_correction=True)
     kern = Compiled(as_problem(loss_fn, w0), opt)
     flow = CentralFlow(kern, w0, opt.init_state(w0), EIG)
-    flow.measure()
-    theta, U = flow.eigs.theta[:1], flow.eigs.eigenvectors(flow.P)[:, :1]
+    P = flow.measure().carry.P
+    theta, U = flow.eigs.theta[:1], flow.eigs.eigenvectors(P)[:, :1]
 
     def dP(secant, dt):
         _, _, aux = kern.central_velocity(1, True, secant)(w0, flow.s, theta, U, dt)
@@ -195,8 +193,9 @@ def test_third_derivatives_once_per_step_cost_and_track_the_edge():
     tops = {m: [] for m in flows}
     for _ in range(90):
         for m, flow in flows.items():
-            tops[m].append(float(flow.measure()["effective_hessian_eigs"][0]))
-            flow.step()
+            measured = flow.measure()
+            tops[m].append(float(measured.logs["effective_hessian_eigs"][0]))
+            flow.step(measured)
     assert max(tops["substep"]) > 1.99  # the flow reached the edge
     onset = int(np.argmax(np.array(tops["substep"]) > 1.99))
     for m in flows:

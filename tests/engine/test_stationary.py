@@ -137,7 +137,8 @@ def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
     eta = 0.5
     H, b, loss_fn, opt, kern, eig = rmsprop_on_a_quadratic(eta)
     flow = StationaryFlow(kern, jnp.zeros(6), opt.init_state(jnp.zeros(6)), eig, nsubsteps=2, solver=CFG)
-    logs = flow.measure()
+    measured = flow.measure()
+    logs = measured.logs
     for key in (
         "train_loss",
         "opt.nu_selected_idx",
@@ -149,10 +150,10 @@ def test_stationary_flow_steps_with_the_stationary_preconditioner(x64):
     np.testing.assert_allclose(flow.s["nu"] ** 0.5 / eta, dense_program(H, b, 1 / eta**2), rtol=2e-4)
     # a quadratic has no third derivative: the velocity is -P̄⁻¹∇L
     np.testing.assert_allclose(
-        flow.pending, -jax.grad(loss_fn)(flow.w) / (flow.s["nu"] ** 0.5 / eta), rtol=1e-10
+        measured.carry, -jax.grad(loss_fn)(flow.w) / (flow.s["nu"] ** 0.5 / eta), rtol=1e-10
     )
     w0 = flow.w
-    flow.step()
+    flow.step(measured)
     assert float(loss_fn(flow.w)) < float(loss_fn(w0))
     assert float(flow.s["t"]) == 2.0
 

@@ -45,7 +45,10 @@ RMSPROP = (
 
 
 def parse(line: str) -> dict:
-    return cli.parse_args(line.split())
+    """The resolved config of a command line, in its dict form (as the HDF5 file stores it)."""
+    config = cli.parse_args(line.split())
+    assert isinstance(config, C.RunConfig)
+    return config.to_dict()
 
 
 def test_readme_gd_command():
@@ -99,9 +102,10 @@ def test_every_reference_option(tmp_path, monkeypatch):
         "--arch.stage-sizes 2 2 2 --data.vocab-size 6 --eig.chunk-size none --eig.track-threshold none"
     )
     assert c["runs"] == ["discrete", "midpoint", "stable", "central"]
-    assert C.effective_eig_config(c, "discrete")["frequency"] == -1
-    assert C.effective_eig_config(c, "midpoint")["frequency"] == 1
-    assert C.effective_eig_config(c, "central")["initial_k"] == 3 and c["eig"]["initial_k"] == 1
+    typed = C.RunConfig.from_dict(c)
+    assert typed.process_eig("discrete").frequency == -1 and typed.process_eig("midpoint").frequency == 1
+    assert typed.process_eig("central").initial_k == 3 and typed.eig.initial_k == 1
+    assert typed.arch.options["stage_sizes"] == [2, 2, 2] and typed.to_dict() == c
     assert c["central"]["nsubsteps"] == 8 and c["stable"]["min_nsubsteps"] == 6
     assert c["steps"] == 17  # 10 steps after the loaded checkpoint's step 7
     assert c["checkpoint"] == {"frequency": 5, "steps": [3, 7]} and c["checkpoint_file"] == "ck.npz"
@@ -114,7 +118,7 @@ def test_every_reference_option(tmp_path, monkeypatch):
 def test_dict_overrides_resolve_like_the_command_line():
     c = C.resolve_config(
         {"opt": {"name": "gd", "lr": 0.02}, "arch.name": "mlp", "steps": 1000, "data.n": 1000}
-    )
+    ).to_dict()
     line = parse(GD + " --steps 1000")
     # the default --out names the overrides given (the workflow's run id), and these differ
     assert {**c, "out": None} == {**line, "out": None}
@@ -218,7 +222,7 @@ def test_real_registries_resolve(monkeypatch):
     c = C.resolve_config(
         {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "sorting"}
     )
-    assert c["data"]["name"] == "sorting" and c["arch"]["name"] == "mlp"
+    assert c.data.name == "sorting" and c.arch.name == "mlp"
     with pytest.raises(ConfigError, match="unknown dataset"):
         C.resolve_config(
             {"opt.name": "gd", "opt.lr": 0.02, "arch.name": "mlp", "steps": 1, "data.name": "mnist"}
@@ -236,8 +240,8 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
 
 
 def test_central_max_seff_option():
-    config = parse("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20")
-    assert config["central"]["max_seff"] == 20.0
+    config = cli.parse_args("opt:gd arch:mlp --opt.lr 0.1 --steps 3 --central.max-seff 20".split())
+    assert config.central.max_seff == 20.0
 
 
 def test_the_workflow_run_schema_is_the_one_generated_from_the_run_configuration():

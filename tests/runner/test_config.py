@@ -25,10 +25,10 @@ def test_the_cli_default_out_is_the_workflow_run_id(scale):
     p = plan(load_config(ROOT / "config.yaml"), scale)
     assert p.runs
     for run_id, run in p.runs.items():
-        assert C.resolve_config(run)["out"] == os.path.join("results", "runs", run_id)
+        assert C.resolve_config(run).out == os.path.join("results", "runs", run_id)
     # command-line strings name the same run as typed values
-    typed = C.resolve_config({**CELL, "opt": {"name": "rmsprop", "lr": 0.001}})["out"]
-    assert C.resolve_config({**CELL, "opt.lr": "1e-3", "steps": "2"})["out"] == typed
+    typed = C.resolve_config({**CELL, "opt": {"name": "rmsprop", "lr": 0.001}}).out
+    assert C.resolve_config({**CELL, "opt.lr": "1e-3", "steps": "2"}).out == typed
 
 
 def test_ghost_batches_keep_the_run_and_its_resume():
@@ -39,7 +39,7 @@ def test_ghost_batches_keep_the_run_and_its_resume():
 
     ghost = {**CELL, "data": {"ghost_batch_size": 100}}
     assert run_id(ghost) == run_id(CELL) and run_id({**CELL, "data": {"n": 100}}) != run_id(CELL)
-    assert C.resolve_config(ghost)["out"] == C.resolve_config(CELL)["out"]
+    assert C.resolve_config(ghost).out == C.resolve_config(CELL).out
     assert config_difference(C.resolve_config(ghost), C.resolve_config(CELL)) == []
     assert config_difference(C.resolve_config({**CELL, "data": {"n": 100}}), C.resolve_config(CELL)) == [
         "data.n"
@@ -54,7 +54,7 @@ def test_hvp_chunks_keep_the_run_and_its_resume():
 
     chunked = {**CELL, "eig": {"chunk_size": 2}}
     assert run_id(chunked) == run_id(CELL) and run_id({**CELL, "eig": {"max_k": 3}}) != run_id(CELL)
-    assert C.resolve_config(chunked)["out"] == C.resolve_config(CELL)["out"]
+    assert C.resolve_config(chunked).out == C.resolve_config(CELL).out
     assert config_difference(C.resolve_config(chunked), C.resolve_config(CELL)) == []
     assert config_difference(C.resolve_config({**CELL, "eig": {"max_k": 3}}), C.resolve_config(CELL)) == [
         "eig.max_k"
@@ -64,8 +64,8 @@ def test_hvp_chunks_keep_the_run_and_its_resume():
 def test_the_stationary_solver_has_one_set_of_defaults():
     # the values the CLI and the workflow used before the Python API shared them
     expected = {"step": 0.5, "max_iter": 200, "tol": 1e-5, "tol_eig": 1e-4, "sdcp_threshold": 1.95}
-    section = C.resolve_config(CELL)["stationary"]
-    assert {k: section[k] for k in expected} == expected
+    section = C.resolve_config(CELL).stationary.solver
+    assert {k: getattr(section, k) for k in expected} == expected
     api = dataclasses.asdict(StationaryConfig())
     assert {k: api[k] for k in expected} == expected
 

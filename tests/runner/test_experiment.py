@@ -1,5 +1,6 @@
 """One cell end to end: the HDF5 schema for every optimizer and process, resume = uninterrupted, SIGKILL."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -104,7 +105,7 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
         return build_problem(*args)
 
     monkeypatch.setattr(build, "build_problem", spy)
-    assert cell(tmp_path, steps=2)["matmul_precision"] == "float32"  # the authors' full float32 by default
+    assert cell(tmp_path, steps=2).matmul_precision == "float32"  # the authors' full float32 by default
     config = cell(
         tmp_path, runs=["discrete"], steps=2, eig={"frequency": -1}, matmul_precision="tensorfloat32"
     )
@@ -115,7 +116,9 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
     assert attrs["matmul_precision"] == "tensorfloat32" and attrs["backend"] == "cpu"
     assert json.loads(attrs["versions"])["jax"] == jax.__version__
     assert attrs["peak_host_rss_bytes"] > 100e6 and "peak_device_memory_bytes" not in attrs
-    assert config_difference(config, {**config, "matmul_precision": "float32"}) == ["matmul_precision"]
+    assert config_difference(config, {**config.to_dict(), "matmul_precision": "float32"}) == [
+        "matmul_precision"
+    ]
 
 
 @pytest.mark.slow
@@ -128,8 +131,12 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     # the interrupted run stops after step 6 with checkpoints at 4; then resumes from step 4
     part = cell(tmp_path / "part", steps=6, **opts)
     run(part, progress=False)
-    resumed = cell(tmp_path / "part", steps=10, **opts)
-    resumed["checkpoint_file"] = str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz")
+    resumed = cell(
+        tmp_path / "part",
+        steps=10,
+        checkpoint_file=str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz"),
+        **opts,
+    )
     run(resumed, progress=False)
     a, b = datasets(full), datasets(tmp_path / "part" / "data.hdf5")
     assert a.keys() == b.keys()
@@ -155,8 +162,8 @@ def test_stationary_probe_is_logged_every_n_steps_and_resumes_exactly(tmp_path):
     assert full["central/stationary/nu_bar_selected_idx"].shape == full["central/opt.nu_selected_idx"].shape
     assert np.all(full["central/stationary/speed_p_hat"][due] > 0)
     run(probe_cell(tmp_path / "part", 6), progress=False)
-    resumed = probe_cell(tmp_path / "part", 10)
-    resumed["checkpoint_file"] = str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz")
+    checkpoint = str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz")
+    resumed = dataclasses.replace(probe_cell(tmp_path / "part", 10), checkpoint_file=checkpoint)
     part = datasets(run(resumed, progress=False))
     for key in full:
         if key.startswith("central/stationary/"):
@@ -216,11 +223,8 @@ def test_missing_cifar_archive_is_a_clear_error(tmp_path):
 def test_central_flow_started_from_a_gd_checkpoint(tmp_path):
     """--load.path/--load.from-process: every process starts at GD's point of a checkpointed step (W1.18)."""
     source = run(cell(tmp_path / "gd", runs=["discrete"], steps=5, checkpoint={"steps": [3]}), progress=False)
-    config = cell(tmp_path / "central", runs=["discrete", "central"], steps=6)
-    config["load"] = {
-        "path": str(tmp_path / "gd" / "checkpoints" / "checkpoint_3.npz"),
-        "from_process": "discrete",
-    }
+    load = {"path": str(tmp_path / "gd" / "checkpoints" / "checkpoint_3.npz"), "from_process": "discrete"}
+    config = cell(tmp_path / "central", runs=["discrete", "central"], steps=6, load=load)
     data, gd = datasets(run(config, progress=False)), datasets(source)
     assert list(data["step"]) == [3, 4, 5]
     assert data["central/train_loss"][0] == data["discrete/train_loss"][0] == gd["discrete/train_loss"][3]
@@ -241,18 +245,16 @@ def test_midpoint_deltas_are_the_iterate_minus_its_own_midpoint(x64):
         w.append(w[-1] - lr * (g + H @ w[-1] + 0.5 * np.einsum("ijk,j,k->i", T, w[-1], w[-1])))
     seen = 0
     for t in range(5):
-        for p in processes.values():
-            p.measure()
-        central = processes["central"]
+        measured = {name: p.measure() for name, p in processes.items()}
         w_star = w[0] if t == 0 else 0.25 * (w[t - 1] + 2 * w[t] + w[t + 1])
-        U, P = np.asarray(central.sigma_basis), np.asarray(central.P)
+        U, P = np.asarray(measured["central"].carry.sigma_basis), np.asarray(measured["central"].carry.P)
         np.testing.assert_allclose(P, 2.0)
         expected = U.T @ (P * (w[t] - w_star))
-        got = np.asarray(group_logs(processes)["midpoint_deltas"])
+        got = np.asarray(group_logs(measured)["midpoint_deltas"])
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
         seen += U.shape[1] > 0 and t > 0 and np.abs(expected).max() > 1e-6
-        for p in processes.values():
-            p.step()
+        for name, p in processes.items():
+            p.step(measured[name])
     assert seen >= 3  # Σ had eigenvectors and the oscillation was non-zero on most steps
 
 
@@ -271,7 +273,7 @@ def test_a_binding_max_k_cap_is_recorded_in_the_file(tmp_path):
 def test_central_flow_started_above_the_edge_is_warned_about_and_stopped(tmp_path, caplog):
     """RMSProp without a warm start: ν = 0 makes S_eff huge at step 0 (REFERENCE §3.7)."""
     config = cell(tmp_path, "rmsprop", runs=["discrete", "central"], steps=3)
-    assert config["central"]["max_seff"] == 10.0  # the default
+    assert config.central.max_seff == 10.0  # the default
     with caplog.at_level("WARNING", logger="centralflows"):
         path = run(config, progress=False)
     assert "--warm-start" in caplog.text and "far above 2" in caplog.text

@@ -40,7 +40,7 @@ def test_rerun_after_a_kill_resumes_and_other_work_is_refused(tmp_path):
     (out / "data.hdf5").rename(out / "data.partial.hdf5")  # ... and was killed in step 4
     (out / "checkpoints" / "checkpoint_4.npz").write_bytes(b"PK\x03\x04 truncated")  # by a full disk
     config = prepare_out_dir(cell(out))
-    assert config["checkpoint_file"] == str(out / "checkpoints" / "checkpoint_2.npz")  # the readable one
+    assert config.checkpoint_file == str(out / "checkpoints" / "checkpoint_2.npz")  # the readable one
     steps, loss, attrs = rows(run(cell(out), progress=False))
     assert steps == full[0] == list(range(6)) and attrs["resumed_at_step"] == 2
     np.testing.assert_array_equal(loss, full[1])
@@ -48,7 +48,7 @@ def test_rerun_after_a_kill_resumes_and_other_work_is_refused(tmp_path):
         prepare_out_dir(cell(out))
     with pytest.raises(ConfigError, match=r"another run \(its opt.lr differ\).*--overwrite"):
         prepare_out_dir(cell(out, opt={"name": "gd", "lr": 0.04}))
-    assert prepare_out_dir(cell(out), overwrite=True).get("checkpoint_file") is None
+    assert prepare_out_dir(cell(out), overwrite=True).checkpoint_file is None
     assert not (out / "data.hdf5").exists() and latest_checkpoint(out) is None
 
 
@@ -58,7 +58,7 @@ def test_checkpoint_file_into_a_fresh_folder_starts_a_marked_file(tmp_path):
     steps, loss, attrs = rows(run(config, progress=False))
     assert steps == [4, 5] and attrs["resumed_at_step"] == 4 and attrs["start_step"] == 4
     np.testing.assert_array_equal(loss, rows(tmp_path / "a" / "data.hdf5")[1][4:])
-    other = cell(tmp_path / "c", seed=1, checkpoint_file=config["checkpoint_file"])
+    other = cell(tmp_path / "c", seed=1, checkpoint_file=config.checkpoint_file)
     with pytest.raises(ConfigError, match="written by another run .*seed.*--load.path"):
         run(other, progress=False)
 
@@ -93,13 +93,13 @@ def test_signal_mid_step_checkpoints_the_last_completed_step_and_resumes_exactly
     full = rows(run(cell(tmp_path / "full"), progress=False))
     calls, sent, step = [], [], Discrete.step
 
-    def slow_step(self):  # the signal arrives inside step 3, before it completes
+    def slow_step(self, measured):  # the signal arrives inside step 3, before it completes
         calls.append(1)
         if len(calls) == 4:
             sent.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # interrupted by the handler, not waited out
-        step(self)
+        return step(self, measured)
 
     monkeypatch.setattr(Discrete, "step", slow_step)
     with pytest.raises(RunStopped, match="during step 3") as stop:

@@ -98,7 +98,7 @@ def test_the_chunking_chosen_for_a_40_gb_gpu_fits_by_xla_memory_analysis(arch):
     run = next(r for r in plan(CONFIG, "paper").runs.values() if r["arch"]["name"] == arch)
     data = {k: v for k, v in run["data"].items() if k != "root"} | {"name": "synthetic-cifar10", "n": 1000}
     keep = {k: v for k, v in run.items() if k not in ("data", "load", "checkpoint", "warm_start")}
-    config = resolve_config({**keep, "data": data, "steps": 1})
+    config = resolve_config({**keep, "data": data, "steps": 1}).to_dict()  # device.py works on the dict form
     resources = {**RESOURCES, "gpu_memory_gb": 40}
     chunking = D.device_chunking(config, resources, D.load_memory_table(ROOT / RESOURCES["memory_table"]))
     assert chunking  # all 10 vectors over all 1000 examples would not fit

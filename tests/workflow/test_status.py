@@ -35,7 +35,10 @@ def test_a_finished_run_is_completed_with_its_steps_and_rate(tmp_path):
 @pytest.mark.slow
 def test_a_run_in_progress_is_running_then_stopped_once_killed(tmp_path):
     config = resolve_config({**CELL, "steps": 100000, "out": str(tmp_path)})
-    code = f"from centralflows.runner.experiment import run; run({config!r})"
+    code = (
+        "from centralflows.runner.experiment import run; from centralflows.runner.sections import RunConfig; "
+        f"run(RunConfig.from_dict({config.to_dict()!r}))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
     try:
         deadline, s = time.time() + 600, None

@@ -13,7 +13,7 @@ from centralflows.plan.device import compilation_cache_dir, fit_to_device, peak_
 from centralflows.plan.logs import log_to
 from centralflows.runner.attempts import attempt, attempt_totals, read_attempts
 from centralflows.runner.backend import start_job
-from centralflows.runner.config import resolve_config
+from centralflows.runner.config import RunConfig, resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
@@ -29,14 +29,15 @@ if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # the small programs too
 out_dir = Path(snakemake.params.out_dir)  # noqa: F821
-config = resolve_config(snakemake.params.run)  # noqa: F821
+config = resolve_config(snakemake.params.run).to_dict()  # noqa: F821
 config["out"] = str(out_dir)
 # on a GPU: eig.chunk_size and data.ghost_batch_size for its memory (neither changes the run or its id)
 config, chunking = fit_to_device(config, resources)
+config = RunConfig.from_dict(config)
 log.info("chunking for the device's memory: %s", chunking or "none")
 # the workflow owns its folders: resume this run's newest checkpoint, delete a stale run's work
 config = prepare_out_dir(config, discard_other=True)
-checkpoint = config.get("checkpoint_file")
+checkpoint = config.checkpoint_file
 log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
 
 start = time.perf_counter()

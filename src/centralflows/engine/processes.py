@@ -1,9 +1,8 @@
 """The four processes advanced in lockstep: discrete, midpoint, stable flow and central flow.
 
-Each process exposes the same two-phase interface, one unit of time per call pair (REFERENCE §3.6):
-`measure()` evaluates the current point (loss, gradient, eigenpairs, and for the central flow the
-SDCP of its first substep) and returns the values to log; `step()` advances one unit of time.
-The state of a process is a nested dict of arrays (`state_dict`), so checkpoints restore it exactly.
+Each follows the two-phase protocol of `centralflows.engine.protocol`: `measure()` evaluates the current
+point (loss, gradient, eigenpairs, and for the central flow the SDCP of its first substep) and returns
+a Measurement; `step(measured)` advances one unit of time from it.
 """
 
 from __future__ import annotations
@@ -11,100 +10,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from centralflows.engine.central import critical_count, n_pairs, rotate_pairs
-from centralflows.engine.compiled import Compiled
-from centralflows.engine.eigs import EigConfig, EigTracker
-from centralflows.engine.predictions import deltas, predictions
+from centralflows.engine.predictions import predictions
+from centralflows.engine.protocol import Measurement, Process, euler
 from centralflows.engine.registry import EDGE_TOL, SDCP_THRESHOLD
 
 log = logging.getLogger("centralflows")
-
-
-def euler(w, s, dw_dt, ds_dt, dt):
-    """One Euler step of (w, s) along (dw/dt, ds/dt)."""
-    return w + dt * dw_dt, jax.tree.map(lambda a, b: a + dt * b, s, ds_dt)
-
-
-class Process:
-    """Common part: the point (w, s), its eigen-trackers and (de)serialisation."""
-
-    name = ""
-    is_flow = False  # a flow applies F once at construction (its `initialize` option)
-    oscillates = False  # its iterates alternate sides at the edge (eig.warm_start auto: two_back)
-
-    def __init__(self, kernels: Compiled, w, s, eig: EigConfig, seed: int = 0):
-        if eig.warm_start == "auto":
-            eig = dataclasses.replace(eig, warm_start="two_back" if self.oscillates else "last")
-        self.kern = kernels
-        self.w, self.s = w, s
-        d, dtype = w.shape[0], w.dtype
-        self.eigs = EigTracker(kernels.loss_fn, eig, d, dtype, seed)
-        # a vector P has no shortcut from effective to raw eigenvalues: a second tracker on H itself
-        raw = dataclasses.replace(eig, track_threshold=None)
-        scalar = kernels.opt.scalar_preconditioner
-        self.raw_eigs = None if scalar else EigTracker(kernels.loss_fn, raw, d, dtype, seed + 1)
-        self.stopped = ""
-
-    @property
-    def point(self):
-        """The weights this process reports (used for distances)."""
-        return self.w
-
-    def _observe_point(self):
-        """(observations, P, eigen logs, effective pairs or None) at the current point, for measure()."""
-        logs, _ = self.kern.observe(self.w, self.s)
-        P = self.kern.precond(self.s)
-        return (logs, P, *self._eig_logs(self.w, P))
-
-    def _eig_logs(self, w, P, full=None):
-        """Effective and raw Hessian eigenvalues at w, and the effective pairs (theta, U)."""
-        res = self.eigs.update(w, P, full)
-        if res is None:
-            return {}, None
-        theta, U = res
-        logs = {"effective_hessian_eigs": theta}
-        if self.raw_eigs is None:  # scalar preconditioner: raw = effective · P
-            logs["hessian_eigs"] = theta * P[0]
-        else:
-            self.raw_eigs.ensure_k(self.eigs.k)
-            logs["hessian_eigs"] = self.raw_eigs.update(w, jnp.ones_like(P), self.eigs.last_full)[0]
-        logs["eig_logs/hvps"] = self.eigs.hvps + (self.raw_eigs.hvps if self.raw_eigs else 0)
-        logs["eig_logs/k"] = self.eigs.k
-        logs["eig_logs/k_capped"] = float(self._note_cap())
-        return logs, (theta, U)
-
-    def _note_cap(self) -> bool:
-        """Counts (and warns once about) the measurements at which the max_k cap binds."""
-        capped = self.eigs.capped
-        if capped:
-            if not self.eigs.capped_steps:
-                log.warning(
-                    "%s: %d = eig.max_k eigenpairs tracked and the smallest is still >= track_threshold %g; "
-                    "larger eigenvalues may go untracked (raise --eig.max_k). Recorded in eig_logs/k_capped.",
-                    self.name, self.eigs.k, self.eigs.config.track_threshold,
-                )  # fmt: skip
-            self.eigs.capped_steps += 1
-        return capped
-
-    def state_dict(self) -> dict:
-        out = {"w": self.w, "s": self.s, "eigs": self.eigs.state_dict(), "stopped": np.asarray(self.stopped)}
-        if self.raw_eigs is not None:
-            out["raw_eigs"] = self.raw_eigs.state_dict()
-        return out
-
-    def load_state_dict(self, state: dict):
-        dtype = self.w.dtype
-        self.w = jnp.asarray(state["w"], dtype)
-        self.s = jax.tree.map(lambda a: jnp.asarray(a, dtype), state["s"])
-        self.eigs.load_state_dict(state["eigs"])
-        if self.raw_eigs is not None:
-            self.raw_eigs.load_state_dict(state["raw_eigs"])
-        self.stopped = str(state["stopped"])
 
 
 class Discrete(Process):
@@ -113,18 +30,25 @@ class Discrete(Process):
     name = "discrete"
     oscillates = True
 
-    def measure(self) -> dict:
+    def measure(self) -> Measurement:
         k = self.kern
         logs, g = k.observe(self.w, self.s)  # opt.* are replaced below by the state of this step
-        update, self.s_next = k.optax_update(g, self.s)
-        logs.update(k.opt.log_values(self.s_next, k.idx))
-        self.update = update
-        self.P = k.precond(self.s_next)
-        eig_logs, self.eigpairs = self._eig_logs(self.w, self.P)
-        return {**logs, **eig_logs}
+        update, s_next = k.optax_update(g, self.s)
+        logs.update(k.opt.log_values(s_next, k.idx))
+        eig_logs, _ = self._eig_logs(self.w, k.precond(s_next))
+        return Measurement({**logs, **eig_logs}, self.w, (self.w + update, s_next))
 
-    def step(self):
-        self.w, self.s = self.w + self.update, self.s_next
+    def step(self, measured: Measurement) -> dict:
+        self.w, self.s = measured.carry
+        return {}
+
+
+class MidpointStep(NamedTuple):
+    """The midpoint run's measurement: its iterate w_t, its next iterate and state."""
+
+    w: jax.Array
+    w_next: jax.Array
+    s_next: dict
 
 
 class Midpoint(Process):
@@ -137,24 +61,21 @@ class Midpoint(Process):
         self.w_prev = self.w  # at t = 0 there is no w_{-1}: w*_0 = w_0 (see measure)
         self.first = True
 
-    @property
-    def point(self):
-        return self.w_mid
-
-    def measure(self) -> dict:
+    def measure(self) -> Measurement:
+        """Measures at the midpoint w*_t, which is also the point it reports."""
         k = self.kern
         g = k.grad(self.w)
-        update, self.s_next = k.optax_update(g, self.s)
-        self.w_next = self.w + update
-        self.w_mid = self.w if self.first else 0.25 * (self.w_prev + 2 * self.w + self.w_next)
-        logs, _ = k.observe(self.w_mid, self.s_next)
-        P = k.precond(self.s_next)
-        eig_logs, _ = self._eig_logs(self.w_mid, P)
-        return {**logs, **eig_logs}
+        update, s_next = k.optax_update(g, self.s)
+        w_next = self.w + update
+        w_mid = self.w if self.first else 0.25 * (self.w_prev + 2 * self.w + w_next)
+        logs, _ = k.observe(w_mid, s_next)
+        eig_logs, _ = self._eig_logs(w_mid, k.precond(s_next))
+        return Measurement({**logs, **eig_logs}, w_mid, MidpointStep(self.w, w_next, s_next))
 
-    def step(self):
-        self.w_prev, self.w, self.s = self.w, self.w_next, self.s_next
+    def step(self, measured: Measurement) -> dict:
+        self.w_prev, self.w, self.s = self.w, measured.carry.w_next, measured.carry.s_next
         self.first = False
+        return {}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "w_prev": self.w_prev, "first": np.asarray(self.first)}
@@ -178,23 +99,35 @@ class StableFlow(Process):
         super().__init__(kernels, w, s, dataclasses.replace(eig, track_threshold=None), seed)
         self.min_nsubsteps = min_nsubsteps
         self.max_seff = max_seff
-        self.nsubsteps = min_nsubsteps
 
-    def measure(self) -> dict:
+    def measure(self) -> Measurement:
+        """The carry is the number of Euler substeps of this step."""
         if self.stopped:
-            return {}
+            return Measurement({}, self.w)
         logs, P, eig_logs, pairs = self._observe_point()
-        self.nsubsteps = self.min_nsubsteps
+        nsubsteps = self.min_nsubsteps
         if pairs is not None:
             seff = float(pairs[0][0])
-            self.nsubsteps = max(self.min_nsubsteps, math.ceil(2 * seff))
+            nsubsteps = max(self.min_nsubsteps, math.ceil(2 * seff))
             if seff > self.max_seff:
                 self.stopped = f"effective sharpness {seff:.4g} > max_seff {self.max_seff:g}"
-        return {**logs, **eig_logs, "substeps": self.nsubsteps}
+        return Measurement({**logs, **eig_logs, "substeps": nsubsteps}, self.w, nsubsteps)
 
-    def step(self):
+    def step(self, measured: Measurement) -> dict:
         if not self.stopped:
-            self.w, self.s = self.kern.stable_substeps(self.w, self.s, self.nsubsteps)
+            self.w, self.s = self.kern.stable_substeps(self.w, self.s, measured.carry)
+        return {}
+
+
+class CentralStep(NamedTuple):
+    """The central flow's measurement: the velocity of its first substep and that substep's SDCP
+    diagnostics, and Σ's P-orthonormal eigenvectors with P at the point (for `deltas`)."""
+
+    dw_dt: jax.Array
+    ds_dt: dict
+    sdcp: dict
+    sigma_basis: jax.Array  # [d, k_c]
+    P: jax.Array
 
 
 class CentralFlow(Process):
@@ -202,15 +135,16 @@ class CentralFlow(Process):
 
     name = "central"
     is_flow = True
-    probe = None  # optional diagnostics logged at each measurement (stationary.StationaryProbe)
     max_seff = 10.0  # the default of central.max_seff
     # S_eff above this at the first measurement: the flow starts above the edge, where it is undefined
     start_warn_seff = 4.0
+    penalty = True  # the implicit curvature penalty in dw/dt (False: the ablated flow)
+    top_only = False  # only the top eigenvalue may enter the SDCP (the ablated flow with a scalar P)
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
         frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
-        secant_precond=True, lookahead=True, third_every="substep",
+        secant_precond=True, lookahead=True, third_every="substep", probe=None,
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)
@@ -226,7 +160,7 @@ class CentralFlow(Process):
         self.third_derivatives = 0
         if max_seff is not None:
             self.max_seff = max_seff
-        self.solves = []  # the SDCP diagnostics of this step's substeps (see step_logs)
+        self.probe = probe  # optional diagnostics logged at each measurement (stationary.StationaryProbe)
         self.sdcp_solves = self.sdcp_unconverged = 0
         self.measured = False
         # step-size control (`_control`): each of the nsubsteps substeps is split into 2**refine
@@ -256,9 +190,6 @@ class CentralFlow(Process):
             self.refine = min(self.max_refine, self.refine + max(halvings, 1))
         elif self.refine and excess < self.edge_tol / 8:
             self.refine -= 1
-
-    penalty = True  # the implicit curvature penalty in dw/dt (False: the ablated flow)
-    top_only = False  # only the top eigenvalue may enter the SDCP (the ablated flow with a scalar P)
 
     @property
     def dt(self) -> float:
@@ -315,24 +246,22 @@ class CentralFlow(Process):
             log.warning("%s stopped: %s; %s", self.name, self.stopped, hint)
         return bool(self.stopped)
 
-    def measure(self) -> dict:
+    def measure(self) -> Measurement:
+        """The carry is a CentralStep (None when the flow stops here)."""
         if self.stopped:
-            return {}
+            return Measurement({}, self.w)
         k = self.kern
         logs, P, eig_logs, (theta, U) = self._observe_point()
         if self._check_edge(theta):
-            return {**logs, **eig_logs}
+            return Measurement({**logs, **eig_logs}, self.w)
         self._control(theta)
         dw_dt, ds_dt, aux = self._velocity(theta, U, first=True)
-        self.pending = (dw_dt, ds_dt)
-        self.solves = [aux["sdcp"]]
         X = aux["X"]
         k_c = X.shape[0]
         # diagonalise X = V diag(x) Vᵀ and rotate the critical basis: U ← U V (REFERENCE §1.4 logging)
         x, V = jnp.linalg.eigh(X)
         x, V = x[::-1], V[:, ::-1]
-        self.sigma_basis = U[:, :k_c] @ V  # P-orthonormal eigenvectors of Σ, for deltas
-        self.P = P
+        carry = CentralStep(dw_dt, ds_dt, aux["sdcp"], U[:, :k_c] @ V, P)
         logs.update(eig_logs)
         logs.update(
             {
@@ -348,14 +277,11 @@ class CentralFlow(Process):
         )
         if self.probe is not None:
             logs.update(self.probe.measure(self.w, self.s, logs["hessian_eigs"][0]))
-        return logs
+        return Measurement(logs, self.w, carry)
 
-    def step_logs(self) -> dict:
+    def _sdcp_logs(self, solves: list) -> dict:
         """Per-substep SDCP iterations, residuals and convergence of the step just taken (one host sync)."""
-        if not self.solves:
-            return {}
-        info = {key: np.stack([np.asarray(i[key]) for i in self.solves]) for key in self.solves[0]}
-        self.solves = []
+        info = {key: np.stack([np.asarray(i[key]) for i in solves]) for key in solves[0]}
         bad = int(np.sum(~info["converged"]))
         self.sdcp_solves += len(info["converged"])
         self.sdcp_unconverged += bad
@@ -398,16 +324,14 @@ class CentralFlow(Process):
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 
-    def deltas(self, w_other) -> jax.Array:
-        """Uᵀ P (w_other - w): displacement along the eigenvectors of Σ, in units where E[δδᵀ] = X."""
-        return deltas(self.sigma_basis, self.P, w_other, self.w)
-
-    def step(self):
+    def step(self, measured: Measurement) -> dict:
         """One unit of time: nsubsteps substeps, each split into 2**refine Euler steps (`_control`);
-        the eigen-tracker's schedule counts the nsubsteps substeps only."""
+        the eigen-tracker's schedule counts the nsubsteps substeps only. Returns the SDCP diagnostics
+        of its substeps."""
         if self.stopped:
-            return
-        dw_dt, ds_dt = self.pending
+            return {}
+        dw_dt, ds_dt, first, _, _ = measured.carry
+        solves = [first]
         done, fine = 0, 0  # substeps completed; fine steps taken within the current one
         while True:
             self.w, self.s = euler(self.w, self.s, dw_dt, ds_dt, self.dt)
@@ -415,7 +339,7 @@ class CentralFlow(Process):
             if fine == 2**self.refine:
                 done, fine = done + 1, 0
                 if done == self.nsubsteps:
-                    return
+                    return self._sdcp_logs(solves)
             P = self.kern.precond(self.s)
             if fine == 0:  # a substep's start: the tracker's schedule, and the step-size control
                 theta, U = self.eigs.update(self.w, P)
@@ -423,4 +347,4 @@ class CentralFlow(Process):
             else:
                 theta, U = self.eigs.update(self.w, P, full=False, count=False)
             dw_dt, ds_dt, aux = self._velocity(theta, U)
-            self.solves.append(aux["sdcp"])
+            solves.append(aux["sdcp"])

@@ -43,7 +43,7 @@ from centralflows.engine.derivatives import third_derivative_pairs
 from centralflows.engine.eigs import EigConfig, EigTracker
 from centralflows.engine.optimizers import Optimizer
 from centralflows.engine.predictions import predictions
-from centralflows.engine.processes import Process, euler
+from centralflows.engine.protocol import Measurement, Process, euler
 from centralflows.engine.registry import SDCP_THRESHOLD
 from centralflows.engine.sdcp import solve_sdcp
 
@@ -71,11 +71,6 @@ class StationaryConfig:
     tol_eig: float = 1e-4
     sdcp_threshold: float = SDCP_THRESHOLD
     floor: float = 1e-12
-
-    @classmethod
-    def from_dict(cls, options: dict) -> StationaryConfig:
-        """The options of `options` that are fields (a config section may hold others, e.g. nsubsteps)."""
-        return cls(**{key: options[key] for key in cls.__dataclass_fields__ if key in options})
 
 
 @dataclass
@@ -358,12 +353,13 @@ class StationaryFlow(Process):
         self.s = {**self.s, "nu": sol.nu}
         return sol
 
-    def measure(self) -> dict:
+    def measure(self) -> Measurement:
+        """The carry is dw/dt of the first substep."""
         sol = self._solve()
         k = self.kern
         logs, _ = k.observe(self.w, self.s)
         eig_logs, _ = self._eig_logs(self.w, sol.P, full=False)  # cheap update (eig.between_solves)
-        self.pending = self._dw_dt(sol.X, sol.U, sol.P)
+        dw_dt = self._dw_dt(sol.X, sol.U, sol.P)
         HU = sol.P[:, None] * sol.U * sol.theta[: sol.X.shape[0]]
         logs.update(eig_logs)
         logs.update(
@@ -375,11 +371,11 @@ class StationaryFlow(Process):
                 "eig_logs/third_derivatives": self.third_derivatives,
             }
         )
-        return logs
+        return Measurement(logs, self.w, dw_dt)
 
-    def step(self):
+    def step(self, measured: Measurement) -> dict:
         dt = 1.0 / self.nsubsteps
-        dw_dt = self.pending
+        dw_dt = measured.carry
         zero = jax.tree.map(jnp.zeros_like, self.s)
         for n in range(self.nsubsteps):
             if n > 0:
@@ -387,6 +383,7 @@ class StationaryFlow(Process):
                 dw_dt = self._dw_dt(sol.X, sol.U, sol.P)
             self.w, _ = euler(self.w, self.s, dw_dt, zero, dt)
         self.s = {**self.s, "t": self.s["t"] + 1}  # flow time = step count; ν is a function of w
+        return {}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "third_derivatives": np.asarray(self.third_derivatives)}

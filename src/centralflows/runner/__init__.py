@@ -3,7 +3,7 @@
 from centralflows._exports import lazy_exports
 
 _EXPORTS = {
-    "RunConfig": "centralflows.runner.config",
+    "RunConfig": "centralflows.runner.sections",
     "ConfigError": "centralflows.runner.config",
     "resolve_config": "centralflows.runner.config",
     "run": "centralflows.runner.experiment",

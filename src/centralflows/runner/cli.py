@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -11,7 +12,7 @@ from centralflows.engine.registry import OPTIMIZERS
 from centralflows.runner import config as C
 from centralflows.runner.allocator import reexec_with_allocator_env
 from centralflows.runner.backend import deterministic_gpu_ops, gpu_given
-from centralflows.runner.config import NO_VALUE, ConfigError, Option
+from centralflows.runner.config import NO_VALUE, ConfigError, Option, RunConfig
 
 USAGE = """\
 usage: python -m centralflows opt:{OPTIMIZERS} [data:NAME] arch:NAME [--OPTION VALUE ...]
@@ -160,29 +161,29 @@ def split_cli_only(overrides: dict) -> tuple[dict, dict]:
     return overrides, extra
 
 
-def count_steps(config: dict) -> dict:
+def count_steps(config: RunConfig) -> RunConfig:
     """The config of a command line whose `steps` counts the steps after warm start and load (authors').
 
     The engine's `steps` is the last step: warm_start (if > 0) plus the step of load.path are added.
     """
-    if config["steps"] < 1:
+    if config.steps < 1:
         raise ConfigError(
-            f"invalid value for 'steps': {config['steps']} (allowed: an integer >= 1, the steps to run)",
+            f"invalid value for 'steps': {config.steps} (allowed: an integer >= 1, the steps to run)",
             key="steps",
         )
-    start = max(config["warm_start"], 0)
-    if config["load"]["path"]:
+    start = max(config.warm_start, 0)
+    if config.load.path:
         from centralflows.runner.checkpoint import CheckpointError, read_meta
 
         try:
-            start += int(read_meta(config["load"]["path"])["step"])
+            start += int(read_meta(config.load.path)["step"])
         except (CheckpointError, KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"'load.path': {err}", key="load.path") from None
-    return {**config, "steps": config["steps"] + start}
+    return dataclasses.replace(config, steps=config.steps + start)
 
 
-def resolve(argv: list[str]) -> tuple[dict, dict, bool]:
-    """(run config, CLI-only options, help requested) of a command line."""
+def resolve(argv: list[str]) -> tuple[RunConfig | dict, dict, bool]:
+    """(run config, CLI-only options, help requested) of a command line; with help, the overrides given."""
     overrides, want_help = tokenize(list(argv))
     overrides, extra = split_cli_only(_negate(overrides))
     if want_help:
@@ -190,7 +191,7 @@ def resolve(argv: list[str]) -> tuple[dict, dict, bool]:
     return count_steps(C.resolve_config(overrides)), extra, False
 
 
-def parse_args(argv: list[str]) -> dict:
+def parse_args(argv: list[str]) -> RunConfig:
     """The resolved run config of a command line (see `centralflows.runner.config.resolve_config`).
 
     Raises:
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = prepare_out_dir(config, overwrite=extra["overwrite"])
-        print(f"Saving data to: {os.path.join(config['out'], 'data.hdf5')}", flush=True)
+        print(f"Saving data to: {os.path.join(config.out, 'data.hdf5')}", flush=True)
         run(config)
     except (ConfigError, DataError) as err:
         print(f"error: {_message(err)}", file=sys.stderr)

@@ -30,9 +30,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from centralflows.runner.config import STATUSES
-
 PARTIAL, FINAL = "data.partial.hdf5", "data.hdf5"
+STATUSES = ("running", "completed", "diverged", "stopped", "failed")  # the root attribute `status`
 _PACKAGES = ("jax", "jaxlib", "optax", "flax", "h5py", "numpy")
 
 

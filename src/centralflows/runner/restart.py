@@ -38,6 +38,7 @@ def edge_checkpoint(source_hdf5, out, step: int, criterion: str) -> tuple[Path, 
         (out, N).
     """
     from centralflows.runner.experiment import run  # the engine only when a checkpoint is made
+    from centralflows.runner.sections import RunConfig
 
     source_hdf5, out = Path(source_hdf5), Path(out)
     with h5py.File(source_hdf5, "r") as f:
@@ -56,7 +57,7 @@ def edge_checkpoint(source_hdf5, out, step: int, criterion: str) -> tuple[Path, 
         if base is not None and int(load_checkpoint(base)[1]["step"]) == step:
             made = base
         else:
-            run({**config, "out": tmp}, progress=False)
+            run(RunConfig.from_dict({**config, "out": tmp}), progress=False)
             made = latest_checkpoint(tmp)
         if made is None:
             raise RestartError(f"{source_hdf5}: the edge is the run's first step {step}; no state to restart")

@@ -101,7 +101,7 @@ def status_table(config: dict, scale: str, results: Path, stale_s: float = 300.0
     now = time.time()
     by_run = {}
     for run_id, run in p.runs.items():
-        planned = resolve_config(run).get("steps")
+        planned = resolve_config(run).steps
         by_run[run_id] = read_status(results / scale / "runs" / run_id, planned, stale_s, now)
     rows = []
     for cell, run_id in p.cells.items():

@@ -1,0 +1,112 @@
+"""A run's output folder: whether it holds this run's work (resume), another's (refuse or delete) or none."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from centralflows.plan.grid import not_identity
+from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint
+from centralflows.runner.config import ConfigError, flatten
+from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
+from centralflows.runner.sections import RunConfig
+
+log = logging.getLogger("centralflows")
+
+
+# Keys that do not change a trajectory: where it is written and how far it goes (a run may be extended).
+_NOT_TRAJECTORY = (
+    "out",
+    "checkpoint_file",
+    "steps",
+    "checkpoint.",
+    *[f"{section}.{k}" for section, keys in not_identity().items() for k in keys],
+)
+
+
+def config_difference(a: RunConfig | dict, b: RunConfig | dict) -> list[str]:
+    """The dotted keys whose values differ between two run configs, ignoring _NOT_TRAJECTORY.
+
+    Both are compared as stored (JSON of the dict form), so a config read back from a checkpoint or
+    HDF5 file compares equal to the one that wrote it.
+    """
+    a, b = (c.to_dict() if isinstance(c, RunConfig) else c for c in (a, b))
+    a, b = (flatten(json.loads(json.dumps(c, default=str))) for c in (a, b))
+    keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_TRAJECTORY)]
+    return [k for k in keys if a.get(k) != b.get(k)]
+
+
+def _stored_config(out_dir: Path, checkpoint: Path | None) -> tuple[dict | None, str]:
+    """(the config of the run whose work is in out_dir, or None if unreadable; its status or "")."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint)[1].get("config"), ""
+    for name in (PARTIAL, FINAL):
+        if (out_dir / name).exists():
+            try:
+                with open_for_reading(out_dir / name) as f:
+                    return json.loads(f.attrs["config"]), str(f.attrs.get("status", ""))
+            except (OSError, KeyError, ValueError):
+                return None, ""
+    return None, ""
+
+
+def prepare_out_dir(config: RunConfig, overwrite: bool = False, discard_other: bool = False) -> RunConfig:
+    """Decides how a run uses its output folder; returns the config, with checkpoint_file set to resume.
+
+    A folder holding the work of the same run (same config up to steps and paths) resumes from its
+    newest readable checkpoint, or starts over when there is none. A folder holding another run's work
+    (or a finished data.hdf5) is refused unless `overwrite` (then that work is deleted); with
+    `discard_other` (the workflow, which owns its folders) another run's work is deleted silently.
+
+    Raises:
+        ConfigError: `out` is not a usable folder, or it holds work that this run must not touch.
+    """
+    out_dir = Path(config.out)
+    for path in (out_dir, *out_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder; choose another --out", "out")
+    if config.checkpoint_file:  # the checkpoint is checked against the config when it is loaded
+        stored, _ = _stored_config(out_dir, None)
+        if stored is not None and (differ := config_difference(stored, config)):
+            raise ConfigError(
+                f"--out {out_dir} holds the file of another run (its {', '.join(differ[:4])} differ); "
+                "resume into a fresh --out",
+                key="out",
+            )
+        return config
+    work = [p for p in (out_dir / FINAL, out_dir / PARTIAL) if p.exists()]
+    if any((out_dir / "checkpoints").glob("checkpoint_*.npz")):
+        work.append(out_dir / "checkpoints")
+    if not work:
+        return config
+    checkpoint = latest_checkpoint(out_dir)
+    stored, status = _stored_config(out_dir, checkpoint)
+    finished = (out_dir / FINAL).exists() and not (out_dir / PARTIAL).exists()
+    if stored is None:
+        problem = "holds run files that cannot be read"
+    elif differ := config_difference(stored, config):
+        problem = f"holds the work of another run (its {', '.join(differ[:4])} differ)"
+    elif finished:
+        status = status or _stored_config(out_dir, None)[1]
+        problem = f"holds a finished run (status {status}; --checkpoint-file continues it)"
+    else:
+        problem = ""
+    if problem and not (overwrite or discard_other):
+        raise ConfigError(
+            f"--out {out_dir} {problem}; pass --overwrite to delete it and start over, "
+            "or choose another --out",
+            key="out",
+        )
+    if problem or overwrite:
+        log.warning("deleting %s (%s)", ", ".join(map(str, work)), problem or "--overwrite")
+        for path in work:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return config
+    if checkpoint is None:
+        log.warning("%s holds a partial run without a checkpoint: starting over", out_dir)
+        return config
+    log.info("%s holds this run's work: resuming from %s", out_dir, checkpoint)
+    return dataclasses.replace(config, checkpoint_file=str(checkpoint))
