@@ -16,7 +16,8 @@ import pytest
 
 from centralflows.runner.attempts import read_attempts
 from centralflows.runner.checkpoint import latest_checkpoint
-from centralflows.runner.experiment import prepare_out_dir
+from centralflows.runner.out_dir import prepare_out_dir
+from centralflows.runner.sections import RunConfig
 
 
 def a_ci_gd_run(workflow: Path) -> str:
@@ -78,6 +79,5 @@ def test_stop_ends_snakemake_and_its_run_within_seconds_keeping_the_work(workflo
     # the next invocation (Snakemake's run rule calls the same function) resumes from that checkpoint
     with h5py.File(out_dir / "data.partial.hdf5", "r") as f:
         config = json.loads(f.attrs["config"])
-    assert prepare_out_dir({**config, "out": str(out_dir)}, discard_other=True)["checkpoint_file"] == str(
-        checkpoint
-    )
+    resumed = prepare_out_dir(RunConfig.from_dict({**config, "out": str(out_dir)}), discard_other=True)
+    assert resumed.checkpoint_file == str(checkpoint)
