@@ -21,7 +21,8 @@ def _cpu_s() -> float:
     return t.user + t.system
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
+    """This process's peak resident set so far, in bytes."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return int(rss) * (1 if sys.platform == "darwin" else 1024)
 
@@ -48,7 +49,7 @@ def attempt(out_dir, **info):
         record.update(
             wall_s=round(time.perf_counter() - wall, 3),
             cpu_s=round(_cpu_s() - cpu, 3),
-            peak_rss_bytes=_peak_rss_bytes(),
+            peak_rss_bytes=peak_rss_bytes(),
         )
         path = Path(out_dir) / ATTEMPTS
         path.parent.mkdir(parents=True, exist_ok=True)

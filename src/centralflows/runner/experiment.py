@@ -6,8 +6,6 @@ import dataclasses
 import itertools
 import logging
 import os
-import resource
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from centralflows.engine.registry import PROCESSES, optimizer_class, process_cla
 from centralflows.engine.stationary import StationaryProbe
 from centralflows.runner import authors_checkpoint
 from centralflows.runner.allocator import MALLOC_ENV
+from centralflows.runner.attempts import peak_rss_bytes
 from centralflows.runner.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -103,8 +102,7 @@ def peak_memory() -> dict:
     stats = jax.devices()[0].memory_stats()
     if stats and "peak_bytes_in_use" in stats:
         return {"peak_device_memory_bytes": int(stats["peak_bytes_in_use"])}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return {"peak_host_rss_bytes": int(rss) * (1 if sys.platform == "darwin" else 1024)}
+    return {"peak_host_rss_bytes": peak_rss_bytes()}
 
 
 def _checkpoint_due(step: int, start: int, options: CheckpointConfig) -> bool:
