@@ -61,6 +61,22 @@ def test_hvp_chunks_keep_the_run_and_its_resume():
     ]
 
 
+def test_a_run_written_before_an_option_existed_still_resumes():
+    """A paper run spans sessions and code updates: a stored config that lacks an option added since
+    (it ran as that option's default) is the same run; a non-default value, or an option that no
+    longer exists, is another."""
+    from centralflows.runner.experiment import config_difference
+
+    today = C.resolve_config(CELL)
+    older = today.to_dict()
+    del older["central"]["third_every"], older["eig"]["warm_start"]
+    assert config_difference(older, today) == [] and config_difference(today, older) == []
+    older["central"]["third_every"] = "step"
+    assert config_difference(older, today) == ["central.third_every"]
+    removed = {**today.to_dict(), "retired_option": 1}
+    assert config_difference(removed, today) == ["retired_option"]
+
+
 def test_the_stationary_solver_has_one_set_of_defaults():
     # the values the CLI and the workflow used before the Python API shared them
     expected = {"step": 0.5, "max_iter": 200, "tol": 1e-5, "tol_eig": 1e-4, "sdcp_threshold": 1.95}

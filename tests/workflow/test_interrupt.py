@@ -16,6 +16,7 @@ import pytest
 
 from centralflows.runner.attempts import read_attempts
 from centralflows.runner.checkpoint import latest_checkpoint
+from centralflows.runner.io import git_commit
 from centralflows.runner.out_dir import prepare_out_dir
 from centralflows.runner.sections import RunConfig
 
@@ -76,6 +77,7 @@ def test_stop_ends_snakemake_and_its_run_within_seconds_keeping_the_work(workflo
     (stopped,) = read_attempts(out_dir)  # the stopped attempt's cost is kept for the run's total
     assert stopped["end"] == f"signal {int(signal.SIGTERM if how == 'sigterm' else signal.SIGINT)}"
     assert stopped["wall_s"] > 0 and stopped["cpu_s"] > 0 and stopped["peak_rss_bytes"] > 0
+    assert stopped["git_commit"] == git_commit()  # the code that computed these steps
     # the next invocation (Snakemake's run rule calls the same function) resumes from that checkpoint
     with h5py.File(out_dir / "data.partial.hdf5", "r") as f:
         config = json.loads(f.attrs["config"])

@@ -15,6 +15,7 @@ from centralflows.runner.attempts import attempt, attempt_totals, read_attempts
 from centralflows.runner.backend import start_job
 from centralflows.runner.config import RunConfig, resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
+from centralflows.runner.io import git_commit
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 resources = snakemake.config["resources"]  # noqa: F821
@@ -42,7 +43,9 @@ log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa
 
 start = time.perf_counter()
 try:  # each attempt's cost goes to <run>/attempts.jsonl, a stopped or failed one's too
-    with attempt(out_dir, resumed_from=str(checkpoint or ""), host=socket.gethostname()):
+    # and the code: a paper run resumed across sessions may have been computed by several versions
+    code = git_commit()
+    with attempt(out_dir, resumed_from=str(checkpoint or ""), host=socket.gethostname(), git_commit=code):
         path = run(config)
 except RunStopped as stop:  # SIGTERM (SLURM preemption) or SIGINT: exit as a signal would
     log.warning("%s", stop)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from centralflows.plan.grid import not_identity
 from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint
-from centralflows.runner.config import ConfigError, flatten
+from centralflows.runner.config import ConfigError, flatten, resolve_config
 from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
 from centralflows.runner.sections import RunConfig
 
@@ -27,14 +27,31 @@ _NOT_TRAJECTORY = (
 )
 
 
+def _completed(config: RunConfig | dict) -> dict:
+    """A run config as stored (JSON of the dict form), an older version's with today's options added.
+
+    A run written before an option existed ran as that option's default does (a new option keeps the
+    old behaviour by default), so its stored config is completed with the defaults: a long run resumes
+    across a code update instead of starting over. A config that no longer resolves (an option since
+    removed or renamed) is compared as it is, and so differs.
+    """
+    if not isinstance(config, RunConfig):
+        try:
+            config = resolve_config(config)
+        except ConfigError:
+            pass
+    config = config.to_dict() if isinstance(config, RunConfig) else config
+    return flatten(json.loads(json.dumps(config, default=str)))
+
+
 def config_difference(a: RunConfig | dict, b: RunConfig | dict) -> list[str]:
     """The dotted keys whose values differ between two run configs, ignoring _NOT_TRAJECTORY.
 
     Both are compared as stored (JSON of the dict form), so a config read back from a checkpoint or
-    HDF5 file compares equal to the one that wrote it.
+    HDF5 file compares equal to the one that wrote it; options that one of them lacks (written by an
+    older version) count at their defaults.
     """
-    a, b = (c.to_dict() if isinstance(c, RunConfig) else c for c in (a, b))
-    a, b = (flatten(json.loads(json.dumps(c, default=str))) for c in (a, b))
+    a, b = _completed(a), _completed(b)
     keys = [k for k in dict.fromkeys([*a, *b]) if not k.startswith(_NOT_TRAJECTORY)]
     return [k for k in keys if a.get(k) != b.get(k)]
 
