@@ -190,7 +190,7 @@ def test_help_lists_every_option(capsys):
     out = capsys.readouterr().out
     for key in C.flatten(C.SCHEMA):
         if not key.endswith(".name"):
-            assert cli._flag(key) in out, key
+            assert C.flag(key) in out, key
     assert (
         "--opt.no-bias-correction" in out and "--arch.stage-sizes" in out and "--discrete.eig.OPTION" in out
     )
