@@ -112,13 +112,10 @@ def _checkpoint_due(step: int, start: int, options: CheckpointConfig) -> bool:
 
 def _load_authors(config: RunConfig, problem, dtype) -> tuple:
     """(w, s, step) of process load.from_process in a checkpoint written by the authors' code."""
-    from centralflows.problem.build import arch_options
-
-    name, options = arch_options(config.arch.component())
     load = config.load
     try:
         w, s, step = authors_checkpoint.load(
-            load.path, load.from_process, name, options, problem.spec, config.opt.name
+            load.path, load.from_process, config.arch.component(), problem.spec, config.opt.name
         )
     except authors_checkpoint.AuthorsCheckpointError as err:
         raise ConfigError(str(err), key="load.path") from None
@@ -159,13 +156,6 @@ def run(config: RunConfig, progress: bool = True) -> Path:
     # before anything is traced: JAX's default would compute float32 products in TF32 on recent GPUs
     with Signals() as signals, jax.default_matmul_precision(config.matmul_precision):
         return _run(config, progress, signals, build_problem)
-
-
-def _problem_options(config: RunConfig) -> dict:
-    """What `centralflows.problem.build.build_problem` reads: the dataset's and architecture's options
-    (name first), the seed and the initialisation."""
-    return {"data": config.data.component(), "arch": config.arch.component(), "seed": config.seed,
-            "init": config.init}  # fmt: skip
 
 
 def _read_checkpoint(config: RunConfig, key: str) -> tuple[dict, dict]:
@@ -253,7 +243,7 @@ def _starting_point(config: RunConfig, signals: Signals, build_problem) -> _Lock
                 "use --load.path with --load.from-process",
                 key="checkpoint_file",
             )
-    problem = build_problem(_problem_options(config), dtype)
+    problem = build_problem(config.data.component(), config.arch.component(), config.seed, config.init, dtype)
     opt = build_optimizer(config.opt)
     kernels = Compiled(problem, opt, config.eig.chunk_size)
     w, s = problem.w0, opt.init_state(problem.w0)
