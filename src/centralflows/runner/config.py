@@ -10,7 +10,6 @@ import os
 from centralflows.engine.optimizers import hyperparameters
 from centralflows.engine.registry import OPTIMIZERS, PROCESSES, optimizer_class
 from centralflows.plan.grid import not_identity, run_id
-from centralflows.plan.tree import deep_merge
 from centralflows.runner.options import (  # noqa: F401 (the config's public names, re-exported)
     NO_VALUE,
     ConfigError,
@@ -144,14 +143,14 @@ def _merge(schema: dict, overrides: dict, prefix: str = "") -> dict:
 def nest(overrides: dict) -> dict:
     """Turns dotted keys ({"opt.lr": 0.1}) into nested dicts, merging with nested ones."""
     out: dict = {}
-    for key, value in overrides.items():
+    for key, value in flatten(overrides).items():
         node, parts = out, key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"'{key}' conflicts with a value given for '{part}'", key=key)
-        if isinstance(value, dict):
-            node[parts[-1]] = deep_merge(node.get(parts[-1], {}), nest(value))
+        if isinstance(value, dict):  # an empty section (flatten keeps it as a leaf): adds no key
+            node.setdefault(parts[-1], {})
         else:
             node[parts[-1]] = value
     return out
