@@ -12,6 +12,7 @@ from centralflows.runner.allocator import reexec_with_allocator_env
 from centralflows.runner.backend import deterministic_gpu_ops, gpu_given
 from centralflows.runner.config import (
     NO_VALUE,
+    POSITIONAL,
     ConfigError,
     RunConfig,
     flag,
@@ -46,7 +47,7 @@ CLI_ONLY = {
     "eig.solver": "lobpcg, the only eigensolver (the authors' scipy Lanczos is not offered)",
     "overwrite": "delete the work of another run in the output folder instead of refusing",
 }
-_SUBCOMMAND = re.compile(r"(opt|data|arch):(.+)")
+_SUBCOMMAND = re.compile(f"({'|'.join(POSITIONAL)}):(.+)")  # opt:NAME, data:NAME, arch:NAME
 
 
 def _is_option(token: str) -> bool:

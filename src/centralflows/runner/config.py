@@ -17,6 +17,7 @@ from centralflows.runner.options import (  # noqa: F401 (the config's public nam
     convert_value,
     describe,
     flatten,
+    nest,
     option,
     spellings,
 )
@@ -140,22 +141,6 @@ def _merge(schema: dict, overrides: dict, prefix: str = "") -> dict:
     return out
 
 
-def nest(overrides: dict) -> dict:
-    """Turns dotted keys ({"opt.lr": 0.1}) into nested dicts, merging with nested ones."""
-    out: dict = {}
-    for key, value in flatten(overrides).items():
-        node, parts = out, key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"'{key}' conflicts with a value given for '{part}'", key=key)
-        if isinstance(value, dict):  # an empty section (flatten keeps it as a leaf): adds no key
-            node.setdefault(parts[-1], {})
-        else:
-            node[parts[-1]] = value
-    return out
-
-
 def resolve_config(overrides: dict | None = None) -> RunConfig:
     """Merges `overrides` over DEFAULTS and validates the result.
 
@@ -173,7 +158,8 @@ def resolve_config(overrides: dict | None = None) -> RunConfig:
         ConfigError: an unknown key (with close matches), a missing required key, or an invalid value
             (saying what is allowed).
     """
-    overrides = nest(copy.deepcopy(negate_flags(overrides or {})))
+    overrides = negate_flags(overrides or {})
+    overrides = nest(copy.deepcopy(overrides))
     given = copy.deepcopy(overrides)  # what the run id names (see default_out)
     given.setdefault("data", {}).setdefault("name", None)  # the id names the dataset, given or default
     for section, keys in not_identity().items():  # where the data lives, how it is chunked: no identity
@@ -184,15 +170,13 @@ def resolve_config(overrides: dict | None = None) -> RunConfig:
     for section in ("data", "arch"):
         if not isinstance(overrides.get(section, {}), dict):
             raise ConfigError(f"'{section}' must be a mapping of options", key=section)
-    data_name = convert_value(
-        "data.name", overrides.get("data", {}).get("name", "cifar10"), SCHEMA["data"]["name"]
-    )
+    data_name = overrides.get("data", {}).get("name", DEFAULTS["data"]["name"])
+    data_name = convert_value("data.name", data_name, SCHEMA["data"]["name"])
     arch_name = overrides.get("arch", {}).get("name")
     if arch_name is None:
         raise ConfigError(f"'arch.name' is required: {describe(SCHEMA['arch']['name'])}", key="arch.name")
-    schema, data_name, arch_name = schema_for(
-        data_name, convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
-    )
+    arch_name = convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
+    schema, data_name, arch_name = schema_for(data_name, arch_name)  # the names made canonical
     for section in ("data", "arch"):
         _check_keys({section: overrides.get(section, {})}, schema)
     overrides.setdefault("data", {})["name"] = data_name
