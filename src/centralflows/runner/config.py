@@ -237,7 +237,8 @@ def _given_values(given: dict, config: dict) -> dict:
 def default_out(given: dict, config: dict) -> str:
     """`results/runs/<run id>`: the workflow's run id (`centralflows.plan.grid.run_id`) of the overrides
     given, with their values as resolved (so `--opt.lr 0.02` names the run a cell with `lr: 0.02` does)."""
-    return os.path.join("results", "runs", run_id(_given_values(given, config)))
+    given = _given_values(given, config)
+    return os.path.join("results", "runs", run_id(given))
 
 
 # The command line (runner.cli) hands its overrides here as dotted keys with raw values; what needs
