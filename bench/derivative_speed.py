@@ -82,8 +82,8 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: fl
             "opt": {"name": "gd", "lr": 0.1},
             "steps": 1,
         }
-    ).to_dict()  # the dict form: build_problem and the benchmark read its keys
-    problem = build_problem(config)
+    ).to_dict()  # the dict form: the benchmark reads its keys
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     w = problem.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], K), w.dtype)
     V = V / jnp.linalg.norm(V, axis=0)

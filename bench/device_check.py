@@ -392,7 +392,7 @@ def build(config: dict):
     from centralflows.problem.build import build_problem
 
     start = time.perf_counter()
-    problem = build_problem(config)
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     return problem, time.perf_counter() - start
 
 
@@ -698,7 +698,7 @@ def trajectory(config: dict, device, name: str, steps: int, w: Worker) -> dict:
     out = {"device": str(device), "precision": name}
     start = time.perf_counter()
     with jax.default_device(device), precision(name):
-        problem = build_problem(config)
+        problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
         opt = make_optimizer(**config["opt"])
         kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
         wv, s = problem.w0, opt.init_state(problem.w0)

@@ -49,7 +49,8 @@ def worker(arch: str, examples: list[int]) -> dict:
     run = next(run for key, (run, _) in cells.items() if key.startswith(f"{arch}/gd/"))
     out = {"backend": jax.default_backend(), "jax": jax.__version__, "bytes": {}}
     for n in examples:
-        problem = build_problem(paper_cost.bench_config(run, n))
+        config = paper_cost.bench_config(run, n)
+        problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
         out["n_params"] = int(problem.n_params)
         for program, vectors in (("hvp", 10), ("third", 3)):  # max_k = 10 vectors; 6 pairs at k_c = 3
             for chunk in (1, 2) if n == examples[0] else (1,):

@@ -44,8 +44,8 @@ def measure(arch: dict) -> dict:
             "opt": {"name": "gd", "lr": 0.1},
             "steps": 1,
         }
-    ).to_dict()  # the dict form: build_problem and the benchmark read its keys
-    problem = build_problem(config)
+    ).to_dict()  # the dict form: the benchmark reads its keys
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     w = problem.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
     hvp = lambda v: jax.jvp(jax.grad(problem.loss_fn), (w,), (v,))[1]

@@ -49,8 +49,8 @@ def iteration_on_the_ci_mlp() -> dict:
             "arch": {"name": "mlp", "width": 32},
             "steps": 1,
         }
-    ).to_dict()  # the dict form: build_problem and the benchmark read its keys
-    problem = build_problem(config)
+    ).to_dict()  # the dict form: the benchmark reads its keys
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     w = problem.w0
     operator = jax.jit(lambda V: eigs.apply_operator_rows(problem.loss_fn, w, 1.0, V, chunk_size=None))
     X = eigs._jit_orthonormalize(jax.random.normal(jax.random.PRNGKey(2), (3, w.shape[0])))

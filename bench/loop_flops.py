@@ -46,7 +46,7 @@ def measure(arch: str) -> dict:
             "steps": 1,
         }
     )
-    problem = build_problem(config)
+    problem = build_problem(config.data.component(), config.arch.component(), config.seed, config.init)
     w = problem.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
     looped = {name: counted_gflop(fn, w, V) for name, fn in programs(problem.loss_fn).items()}

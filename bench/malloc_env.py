@@ -45,8 +45,8 @@ def worker(arch: str):
             "opt": {"name": "gd", "lr": 0.1},
             "steps": 1,
         }
-    ).to_dict()  # the dict form: build_problem and the benchmark read its keys
-    p = build_problem(config)
+    ).to_dict()  # the dict form: the benchmark reads its keys
+    p = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     w = p.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
     out = {}

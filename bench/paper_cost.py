@@ -74,7 +74,7 @@ def bench_config(run: dict, n: int | None = None) -> dict:
     if n is not None:
         data["n"] = n
     keep = {k: v for k, v in run.items() if k not in ("data", "load", "checkpoint", "out", "warm_start")}
-    return resolve_config({**keep, "data": data, "steps": 1}).to_dict()  # build_problem reads its keys
+    return resolve_config({**keep, "data": data, "steps": 1}).to_dict()  # the benchmarks read its keys
 
 
 def timed(fn) -> float:
@@ -153,7 +153,7 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
 
     config = bench_config(run, n)
     start = time.perf_counter()
-    problem = build_problem(config)
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     opt = make_optimizer(**config["opt"])
     kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
     w, s = problem.w0, opt.init_state(problem.w0)
@@ -196,7 +196,8 @@ def hvp_growth(run: dict, n: int, ks=(1, 3)) -> dict:
 
     classes = run["data"].get("classes")
     n -= n % classes if classes else 0  # a class-balanced set: 250 -> 248 with 4 classes
-    problem = build_problem(bench_config(run, n))
+    config = bench_config(run, n)
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
     out, gflop = {}, {}
     for k in ks:

@@ -89,7 +89,9 @@ def main():
 
     config = run_config(0.1)
     t0 = time.perf_counter()
-    problem = build_problem(config, jnp.float32)  # the data and weights do not depend on eta
+    problem = build_problem(
+        config.data.component(), config.arch.component(), config.seed, config.init, jnp.float32
+    )  # the data and weights do not depend on eta
     value_and_grad = jax.jit(jax.value_and_grad(problem.loss_fn))
     eig_config = EigConfig(frequency=1, track_threshold=None, initial_k=args.k, tol=args.tol, max_iter=200)
     tracker = EigTracker(problem.loss_fn, eig_config, problem.n_params, jnp.float32, seed=config["seed"])

@@ -6,7 +6,7 @@ import pytest
 
 from centralflows.problem.build import build_problem
 
-CONFIG = {
+CONFIG = {  # build_problem's arguments
     "data": {"name": "synthetic-cifar10", "n": 8, "n_test": 12},
     "arch": {"name": "mlp", "width": 4},
     "seed": 0,
@@ -15,7 +15,7 @@ CONFIG = {
 
 @pytest.mark.slow
 def test_problem_functions_and_shapes():
-    problem = build_problem(CONFIG)
+    problem = build_problem(**CONFIG)
     assert problem.dataset == "synthetic-cifar10" and problem.arch == "mlp"
     assert problem.n_params == 3072 * 4 + 4 + 4 * 4 + 4 + 4 * 4 + 4
     assert problem.w0.shape == (problem.n_params,) and problem.w0.dtype == jnp.float32
@@ -29,17 +29,17 @@ def test_problem_functions_and_shapes():
 
 @pytest.mark.slow
 def test_seed_changes_init_and_dtype_is_kept(x64):
-    problem = build_problem(CONFIG, dtype=jnp.float64)
-    other = build_problem({**CONFIG, "seed": 1}, dtype=jnp.float64)
+    problem = build_problem(**CONFIG, dtype=jnp.float64)
+    other = build_problem(**{**CONFIG, "seed": 1}, dtype=jnp.float64)
     assert problem.w0.dtype == jnp.float64 and not jnp.allclose(problem.w0, other.w0)
     assert jax.grad(problem.loss_fn)(problem.w0).dtype == jnp.float64
 
 
 def test_binary_problem_and_sorting_tokens():
-    binary = build_problem({**CONFIG, "data": {**CONFIG["data"], "classes": "binary", "criterion": "ce"}})
+    binary = build_problem({**CONFIG["data"], "classes": "binary", "criterion": "ce"}, CONFIG["arch"])
     assert binary.train_outputs(binary.w0).shape == (8, 1)
     with pytest.raises(ValueError, match="needs image inputs"):
-        build_problem({"data": {"name": "sorting", "n": 4, "n_test": 4}, "arch": {"name": "mlp"}})
+        build_problem({"name": "sorting", "n": 4, "n_test": 4}, {"name": "mlp"})
 
 
 def ghosted(config: dict, size: int) -> dict:
@@ -57,7 +57,8 @@ def ghosted(config: dict, size: int) -> dict:
 def test_ghost_batches_give_the_full_batch_loss_and_derivatives(x64, config):
     from centralflows.engine.derivatives import batched_hvp, third_derivative
 
-    full, ghost = build_problem(config, jnp.float64), build_problem(ghosted(config, 7), jnp.float64)
+    full = build_problem(**config, dtype=jnp.float64)
+    ghost = build_problem(**ghosted(config, 7), dtype=jnp.float64)
     w = full.w0 + 0.05 * jax.random.normal(jax.random.PRNGKey(1), full.w0.shape, jnp.float64)
     V = jax.random.normal(jax.random.PRNGKey(2), (full.n_params, 2), jnp.float64)
     assert float(ghost.loss_fn(w)) == pytest.approx(float(full.loss_fn(w)), rel=1e-13)
@@ -81,7 +82,7 @@ def test_ghost_batches_bound_the_hvp_memory():
         program = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V)).lower(problem.w0, V).compile()
         return program.memory_analysis().temp_size_in_bytes
 
-    full, ghost = temp_bytes(build_problem(config)), temp_bytes(build_problem(ghosted(config, 40)))
+    full, ghost = temp_bytes(build_problem(**config)), temp_bytes(build_problem(**ghosted(config, 40)))
     assert ghost < full / 4, (ghost, full)
 
 

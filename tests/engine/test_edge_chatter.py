@@ -27,7 +27,7 @@ from tests.engine.helpers import CI_MLP_CONFIG
 
 def edge_run(between_solves: str, lookahead: bool = True):
     """(tr Σ, the top two effective eigenvalues) of the central flow's first 30 steps."""
-    problem = build_problem(CI_MLP_CONFIG, jnp.float32)
+    problem = build_problem(**CI_MLP_CONFIG, dtype=jnp.float32)
     opt = make_optimizer("gd", 0.08)
     kern = Compiled(problem, opt)
     eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=3, tol=1e-9,

@@ -26,7 +26,7 @@ STEPS = 6
 
 def entry_run(max_refine: int):
     """(top effective eigenvalue per step, substeps per step) of the central flow's first STEPS steps."""
-    problem = build_problem(CI_MLP_CONFIG, jnp.float32)
+    problem = build_problem(**CI_MLP_CONFIG, dtype=jnp.float32)
     opt = make_optimizer("rmsprop", 2e-4, beta2=0.99, eps=1e-7, bias_correction=True)
     kern = Compiled(problem, opt)
     w, s = problem.w0, opt.init_state(problem.w0)

@@ -104,9 +104,9 @@ def test_build_problem_starts_from_torch_init_by_default():
     spec = DataSpec("image", (32, 32, 3), 4)
     options = {**models.get_architecture("mlp").DEFAULTS, "width": 8}
     expected = torch_init.to_flax("mlp", options, spec, torch_init.torch_parameters("mlp", options, spec, 3))
-    w0 = np.asarray(build_problem(run_config()).w0)
+    w0 = np.asarray(build_problem(**run_config()).w0)
     np.testing.assert_array_equal(w0, np.asarray(ravel_pytree(expected)[0]))
-    w_jax = np.asarray(build_problem(run_config("jax")).w0)
+    w_jax = np.asarray(build_problem(**run_config("jax")).w0)
     assert w_jax.shape == w0.shape and not np.array_equal(w_jax, w0)
 
 
@@ -119,7 +119,7 @@ def test_authors_checkpoint_continues_their_trajectory():
     arch, options = CHECKPOINT["arch"], options_of(CHECKPOINT)
     assert authors_checkpoint.is_authors_checkpoint(DATA / "authors_checkpoint")
     w, s, step = authors_checkpoint.load(
-        DATA / "authors_checkpoint", "discrete", arch, options, IMAGE, "rmsprop"
+        DATA / "authors_checkpoint", "discrete", {"name": arch, **options}, IMAGE, "rmsprop"
     )
     assert step == CHECKPOINT["step"] and s["t"] == 3.0
     np.testing.assert_array_equal(s["nu"], w.astype(np.float32) ** 2)  # their ν = w² entrywise, in torch
@@ -131,23 +131,22 @@ def test_authors_checkpoint_continues_their_trajectory():
     np.testing.assert_allclose(out, np.array(CHECKPOINT["discrete_outputs"]), rtol=2e-4, atol=2e-5)
 
     central = authors_checkpoint.load(
-        DATA / "authors_checkpoint", "central", arch, options, IMAGE, "rmsprop"
+        DATA / "authors_checkpoint", "central", {"name": arch, **options}, IMAGE, "rmsprop"
     )[0]
     np.testing.assert_allclose(central - w, 0.25, atol=1e-6)
 
 
 def test_authors_checkpoint_errors_name_the_problem():
     folder = DATA / "authors_checkpoint"
+    RESNET = {"name": "resnet", **CHECKPOINT["options"]}
     with pytest.raises(
         authors_checkpoint.AuthorsCheckpointError, match="no process 'stable'.*central, discrete"
     ):
-        authors_checkpoint.load(folder, "stable", "resnet", options_of(CHECKPOINT), IMAGE, "rmsprop")
+        authors_checkpoint.load(folder, "stable", RESNET, IMAGE, "rmsprop")
     with pytest.raises(authors_checkpoint.AuthorsCheckpointError, match="check arch"):
-        authors_checkpoint.load(
-            folder, "discrete", "mlp", options_of({"arch": "mlp", "options": {}}), IMAGE, "gd"
-        )
+        authors_checkpoint.load(folder, "discrete", {"name": "mlp"}, IMAGE, "gd")
     with pytest.raises(authors_checkpoint.AuthorsCheckpointError, match="gd needs 1"):
-        authors_checkpoint.load(folder, "discrete", "resnet", options_of(CHECKPOINT), IMAGE, "gd")
+        authors_checkpoint.load(folder, "discrete", RESNET, IMAGE, "gd")
 
 
 @pytest.mark.slow

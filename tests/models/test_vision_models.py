@@ -111,9 +111,7 @@ def test_unknown_architecture_and_option_errors():
 def test_third_derivative_matches_finite_difference_of_hvps(x64):
     """On a tiny ViT, whose reference LayerNorm is the third-derivative gotcha of REFERENCE §1.10."""
     arch = {"name": "vit", **SMALL["vit"], "patch_size": 16, "init_scale": 1.0}  # nonzero head
-    problem = build_problem(
-        {"data": {"name": "synthetic-cifar10", "n": 4, "n_test": 4}, "arch": arch}, jnp.float64
-    )
+    problem = build_problem({"name": "synthetic-cifar10", "n": 4, "n_test": 4}, arch, dtype=jnp.float64)
     w = problem.w0
     u, v = jax.random.normal(jax.random.PRNGKey(2), (2, w.shape[0]), jnp.float64)
     u, v = u / jnp.linalg.norm(u), v / jnp.linalg.norm(v)

@@ -161,6 +161,9 @@ def test_dict_overrides_resolve_like_the_command_line():
         ("--steps 3 --steps 4", "--steps is given twice"),
         ("--eig.initial-k 2 --eig.initial-neigs 3", "--eig.initial-k is given twice"),
         ("--opt.bias-correction --opt.no-bias-correction", "and --opt.no-bias-correction contradict"),
+        # `no-` negates a flag only: on another option it is an unknown option
+        ("--opt.no-lr", "unknown option --opt.no-lr; did you mean --opt.lr?"),
+        ("--data.no-n", "unknown option --data.no-n; did you mean --data.n?"),
         ("--out x --expid y", "--expid and --out both name the output folder"),
         # the authors' options that are accepted only with the values this engine offers
         ("--eig.solver scipy", "--eig.solver scipy: the Lanczos solver is not offered"),
@@ -190,7 +193,7 @@ def test_help_lists_every_option(capsys):
     out = capsys.readouterr().out
     for key in C.flatten(C.SCHEMA):
         if not key.endswith(".name"):
-            assert cli._flag(key) in out, key
+            assert C.flag(key) in out, key
     assert (
         "--opt.no-bias-correction" in out and "--arch.stage-sizes" in out and "--discrete.eig.OPTION" in out
     )

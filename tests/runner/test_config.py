@@ -112,3 +112,53 @@ def test_options_an_optimizer_lacks_are_errors():
         C.resolve_config({**CELL, "opt": {"name": "gd", "lr": 0.1, "beta2": 0.9}})
     with pytest.raises(C.ConfigError, match="the ablated flow needs an EMA preconditioner"):
         C.resolve_config({**CELL, "opt": {"name": "gd", "lr": 0.1}, "runs": ["ablated"]})
+
+
+def test_bare_no_flags_of_boolean_options_resolve_to_false():
+    """The command line's `--x.no-flag` reaches resolve_config as a bare `x.no_flag`; only booleans negate."""
+    config = C.resolve_config(
+        {**CELL, "opt.no_bias_correction": C.NO_VALUE, "central.no_frequency_in_substeps": C.NO_VALUE}
+    )
+    assert config.opt.bias_correction is False and config.central.frequency_in_substeps is False
+    assert C.resolve_config({**CELL, "opt.bias_correction": True}).opt.bias_correction is True
+    with pytest.raises(C.ConfigError, match="unknown key 'opt.no_lr'") as err:
+        C.resolve_config({**CELL, "opt.no_lr": C.NO_VALUE})  # lr is not a flag
+    assert err.value.key == "opt.no_lr"
+    with pytest.raises(C.ConfigError, match="contradict") as err:
+        C.resolve_config({**CELL, "opt.bias_correction": C.NO_VALUE, "opt.no_bias_correction": C.NO_VALUE})
+    assert (err.value.key, err.value.suggestions) == ("opt.bias_correction", ("opt.no_bias_correction",))
+
+
+def test_the_command_line_conventions_of_the_authors():
+    """steps 50 and cifar10's 10 classes by default, steps counted after the warm start, --overwrite read."""
+    line = {"opt.name": "gd", "opt.lr": "0.1", "arch.name": "mlp", "warm_start": "3"}
+    config, overwrite = C.resolve_command_line(line)
+    assert (config.steps, config.data.options["classes"], overwrite) == (53, 10, False)
+    config, overwrite = C.resolve_command_line({**line, "data.name": "sorting", "overwrite": C.NO_VALUE})
+    assert "classes" not in config.data.options and overwrite is True
+    with pytest.raises(C.ConfigError, match="invalid value for 'overwrite'"):
+        C.resolve_command_line({**line, "overwrite": "maybe"})
+
+
+def test_option_help_lists_the_chosen_components_or_says_why_not():
+    lines, note = C.option_help({"arch.name": "mlp"})
+    text = "\n".join(lines)
+    assert "--opt.bias-correction / --opt.no-bias-correction" in text and "--arch.width V" in text
+    assert "--discrete.eig.OPTION V" in text and note == ""
+    lines, note = C.option_help({"arch.name": "nosuch"})
+    assert "--arch.width" not in "\n".join(lines) and note.startswith(
+        "(dataset/architecture options not listed"
+    )
+
+
+def test_nest_merges_dotted_and_nested_keys():
+    tree = C.nest({"opt": {"lr": 1}, "opt.beta2": 0.9, "discrete.eig": {}, "data": {}, "a.b": {"c.d": 2}})
+    assert tree == {
+        "opt": {"lr": 1, "beta2": 0.9},
+        "discrete": {"eig": {}},
+        "data": {},
+        "a": {"b": {"c": {"d": 2}}},
+    }
+    assert C.nest({"opt.lr": 1, "opt": {}}) == {"opt": {"lr": 1}}
+    with pytest.raises(C.ConfigError, match="'opt.lr' conflicts with a value given for 'opt'"):
+        C.nest({"opt": 3, "opt.lr": 1})

@@ -100,9 +100,9 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
 
     seen, build_problem = [], build.build_problem
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         seen.append(jax.config.jax_default_matmul_precision)
-        return build_problem(*args)
+        return build_problem(*args, **kwargs)
 
     monkeypatch.setattr(build, "build_problem", spy)
     assert cell(tmp_path, steps=2).matmul_precision == "float32"  # the authors' full float32 by default

@@ -103,7 +103,7 @@ def test_the_chunking_chosen_for_a_40_gb_gpu_fits_by_xla_memory_analysis(arch):
     chunking = D.device_chunking(config, resources, D.load_memory_table(ROOT / RESOURCES["memory_table"]))
     assert chunking  # all 10 vectors over all 1000 examples would not fit
     config = D.apply_chunking(config, chunking)
-    problem = build_problem(config)
+    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     budget = D.HEADROOM * D.JAX_POOL * 40 * GB
     chunk, max_k = config["eig"]["chunk_size"], config["eig"]["max_k"]
     used = {p: D.compiled_bytes(problem, p, v, chunk) for p, v in (("hvp", max_k), ("third", 3))}

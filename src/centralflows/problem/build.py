@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from centralflows.problem import data, losses, models
+from centralflows.problem import losses, models
+from centralflows.problem.data import Dataset, DataSpec, get_dataset
 
 NUM_OUTPUTS_LOGGED = 10  # train/test examples whose network outputs are logged
 INITS = ("torch", "jax")
@@ -36,7 +37,7 @@ class Problem:
     test_metrics: Callable
     train_outputs: Callable
     test_outputs: Callable
-    spec: data.DataSpec | None = None
+    spec: DataSpec | None = None
 
     @property
     def n_params(self) -> int:
@@ -57,11 +58,11 @@ def resolve_options(defaults: dict, options: dict, what: str) -> dict:
     return {**defaults, **options}
 
 
-def load_dataset(data_config: dict) -> data.Dataset:
+def load_dataset(data_config: dict) -> Dataset:
     """Loads the dataset `data_config["name"]` with the other keys as options over its DEFAULTS."""
     name = data_config["name"]
     options = {k: v for k, v in data_config.items() if k not in ("name", "ghost_batch_size")}
-    module = data.get_dataset(name)
+    module = get_dataset(name)
     if "root" not in module.DEFAULTS or options.get("root") is None:
         # the run config carries a data root for every dataset (one setting for a whole grid);
         # datasets generated in memory ignore it, and None means the dataset's own default
@@ -69,7 +70,7 @@ def load_dataset(data_config: dict) -> data.Dataset:
     return module.load(resolve_options(module.DEFAULTS, options, f"dataset '{name}'"))
 
 
-def build_model(arch_config: dict, spec: data.DataSpec):
+def build_model(arch_config: dict, spec: DataSpec):
     """Builds the Flax module `arch_config["name"]` with the other keys as options over its DEFAULTS."""
     name, options = arch_options(arch_config)
     return models.get_architecture(name).build(options, spec)
@@ -81,21 +82,20 @@ def arch_options(arch_config: dict) -> tuple:
     return name, resolve_options(models.get_architecture(name).DEFAULTS, options, f"architecture '{name}'")
 
 
-def initial_params(config: dict, model, spec: data.DataSpec, x) -> dict:
-    """The Flax params the run starts from: config["init"] "torch" (default) or "jax".
+def initial_params(model, spec: DataSpec, x, arch: dict, seed: int = 0, init: str = "torch") -> dict:
+    """The Flax params the run starts from, of `model`: the architecture `arch` (a name and options).
 
-    "torch": the parameters the authors' code builds after torch.manual_seed(seed), reproduced in numpy
-    (centralflows.problem.models.torch_init) and mapped onto the Flax layout. "jax": model.init with
-    jax.random.PRNGKey(seed), the same distributions from JAX's generator.
+    init "torch" (default): the parameters the authors' code builds after torch.manual_seed(seed),
+    reproduced in numpy (centralflows.problem.models.torch_init) and mapped onto the Flax layout. "jax":
+    model.init with jax.random.PRNGKey(seed), the same distributions from JAX's generator.
     """
-    seed, init = config.get("seed", 0), config.get("init", "torch")
     if init == "jax":  # jit: one compile instead of op-by-op dispatch, much faster for deep models
         return jax.jit(model.init)(jax.random.PRNGKey(seed), x)["params"]
     if init != "torch":
         raise ValueError(f"unknown init '{init}'; valid names: {', '.join(INITS)}")
     from centralflows.problem.models import torch_init
 
-    name, options = arch_options(config["arch"])
+    name, options = arch_options(arch)
     params = torch_init.to_flax(name, options, spec, torch_init.torch_parameters(name, options, spec, seed))
     template = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
     if jax.tree.structure(template) != jax.tree.structure(params) or any(
@@ -139,18 +139,17 @@ def ghost_batched_loss(loss: Callable, apply: Callable, x, y, size: int) -> Call
     return fn
 
 
-def build_problem(config: dict, dtype=jnp.float32) -> Problem:
-    """Builds the Problem of a resolved run config.
+def build_problem(data: dict, arch: dict, seed: int = 0, init: str = "torch", dtype=jnp.float32) -> Problem:
+    """Builds the Problem of a dataset and an architecture (each a "name" plus options).
 
-    Reads config["data"] and config["arch"] (each a "name" plus options), config.get("seed", 0) and
-    config.get("init", "torch") (see initial_params). config["data"]["ghost_batch_size"] (default -1:
-    all examples at once) evaluates the train loss in chunks of that many examples (ghost_batched_loss).
-    Parameters are initialised, cast to
+    `seed` and `init` choose the initial parameters (see initial_params). data["ghost_batch_size"]
+    (default -1: all examples at once) evaluates the train loss in chunks of that many examples
+    (ghost_batched_loss). Parameters are initialised, cast to
     `dtype` leaf by leaf (so the unravelled pytree keeps `dtype` and float64 derivatives stay float64)
     and flattened with `ravel_pytree`. Float inputs are cast to `dtype`; tokens and labels stay int32.
     """
-    ds = load_dataset(config["data"])
-    model = build_model(config["arch"], ds.spec)
+    ds = load_dataset(data)
+    model = build_model(arch, ds.spec)
     criterion = losses.get_criterion(ds.criterion, ds.binary)
 
     def as_input(x):
@@ -159,7 +158,7 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
     x_train, x_test = as_input(ds.x_train), as_input(ds.x_test)
     y_train, y_test = jnp.asarray(ds.y_train, jnp.int32), jnp.asarray(ds.y_test, jnp.int32)
 
-    params = initial_params(config, model, ds.spec, x_train[:1])
+    params = initial_params(model, ds.spec, x_train[:1], arch, seed, init)
     w0, unravel = ravel_pytree(jax.tree.map(lambda p: p.astype(dtype), params))
 
     def apply(w, x):
@@ -172,7 +171,7 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
 
         return fn
 
-    ghost = config["data"].get("ghost_batch_size", -1)
+    ghost = data.get("ghost_batch_size", -1)
     if 0 < ghost < x_train.shape[0]:
         loss_fn = ghost_batched_loss(criterion.loss, apply, x_train, y_train, ghost)
     else:
@@ -180,7 +179,7 @@ def build_problem(config: dict, dtype=jnp.float32) -> Problem:
 
     return Problem(
         dataset=ds.name,
-        arch=config["arch"]["name"],
+        arch=arch["name"],
         w0=w0,
         loss_fn=loss_fn,
         train_metrics=metrics(x_train, y_train),

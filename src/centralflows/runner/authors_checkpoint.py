@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from centralflows.engine.optimizers import make_optimizer
+from centralflows.problem.build import arch_options
 from centralflows.problem.models import torch_init
 
 _NAME = re.compile(r"checkpoint_(\d+)\.npz")
@@ -46,13 +47,13 @@ def is_authors_checkpoint(path) -> bool:
         return False
 
 
-def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str) -> tuple:
+def load(path, from_process: str, arch_config: dict, spec, optimizer: str) -> tuple:
     """Reads the authors' checkpoint and maps process `from_process` onto this package's layout.
 
     Args:
         path: a checkpoint file, or a folder holding checkpoints (see find).
         from_process: their process name ("discrete", "central", "midpoint", "stable").
-        arch, options: the architecture and its resolved options, which must be the checkpoint's.
+        arch_config: the architecture's name and options, which must be the checkpoint's.
         spec: the dataset's DataSpec.
         optimizer: a name of `centralflows.engine.registry.OPTIMIZERS`, which must be the checkpoint's.
 
@@ -71,8 +72,9 @@ def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str
         raise AuthorsCheckpointError(
             f"{file} has no process '{from_process}'; it has {', '.join(processes)}: set load.from_process"
         )
+    arch, options = arch_options(arch_config)
     try:
-        w = _to_flat(arch, options, spec, arrays[f"{from_process}.w"])
+        w = torch_init.flax_vector(arch, options, spec, arrays[f"{from_process}.w"])
     except ValueError as err:
         raise AuthorsCheckpointError(
             f"{file}: {err}; check arch and its options against the authors' run"
@@ -87,18 +89,8 @@ def load(path, from_process: str, arch: str, options: dict, spec, optimizer: str
             "check opt.name against the authors' run"
         )
     s = {"t": state[0]}
-    if "nu" in template:
-        s["nu"] = state[1] if np.ndim(template["nu"]) == 0 else _to_flat(arch, options, spec, state[1:])
+    if "nu" in template and np.ndim(template["nu"]) == 0:
+        s["nu"] = state[1]
+    elif "nu" in template:
+        s["nu"] = torch_init.flax_vector(arch, options, spec, state[1:])
     return w, s, int(arrays["step"])
-
-
-def _to_flat(arch, options, spec, vector) -> np.ndarray:
-    parameters = torch_init.unflatten_torch_vector(arch, options, spec, np.asarray(vector, np.float64))
-    return _ravel(torch_init.to_flax(arch, options, spec, parameters, np.float64))
-
-
-def _ravel(tree) -> np.ndarray:
-    """jax.flatten_util.ravel_pytree's order (dict keys sorted) in numpy, keeping float64."""
-    if isinstance(tree, dict):
-        return np.concatenate([_ravel(tree[k]) for k in sorted(tree)])
-    return tree.reshape(-1)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import sys
 
 from centralflows.engine.registry import OPTIMIZERS
-from centralflows.runner import config as C
 from centralflows.runner.allocator import reexec_with_allocator_env
 from centralflows.runner.backend import deterministic_gpu_ops, gpu_given
-from centralflows.runner.config import NO_VALUE, ConfigError, Option, RunConfig
+from centralflows.runner.config import (
+    NO_VALUE,
+    POSITIONAL,
+    ConfigError,
+    RunConfig,
+    flag,
+    help_line,
+    option_help,
+    resolve_command_line,
+)
 
 USAGE = """\
 usage: python -m centralflows opt:{OPTIMIZERS} [data:NAME] arch:NAME [--OPTION VALUE ...]
@@ -40,7 +47,7 @@ CLI_ONLY = {
     "eig.solver": "lobpcg, the only eigensolver (the authors' scipy Lanczos is not offered)",
     "overwrite": "delete the work of another run in the output folder instead of refusing",
 }
-_SUBCOMMAND = re.compile(r"(opt|data|arch):(.+)")
+_SUBCOMMAND = re.compile(f"({'|'.join(POSITIONAL)}):(.+)")  # opt:NAME, data:NAME, arch:NAME
 
 
 def _is_option(token: str) -> bool:
@@ -54,14 +61,6 @@ def _key(name: str) -> str:
     if parts[0] == "arch" and len(parts) == 2:
         parts[-1] = ARCH_ALIASES.get(parts[-1], parts[-1])
     return ".".join(parts)
-
-
-def _flag(key: str) -> str:
-    """Dotted config key -> how the command line spells it."""
-    section, _, leaf = key.rpartition(".")
-    if leaf == "name" and section in ("opt", "data", "arch"):
-        return f"{section}:NAME"
-    return "--" + key.replace("_", "-")
 
 
 def tokenize(argv: list[str]) -> tuple[dict, bool]:
@@ -94,41 +93,14 @@ def tokenize(argv: list[str]) -> tuple[dict, bool]:
     return overrides, want_help
 
 
-def _schema(overrides: dict, with_components: bool) -> dict:
-    if not with_components:
-        return C.SCHEMA
-    return C.schema_for(overrides.get("data.name", C.DEFAULTS["data"]["name"]), overrides.get("arch.name"))[0]
-
-
-def _negate(overrides: dict) -> dict:
-    """`--x.no-flag` -> x.flag = False, for boolean options."""
-    out = {}
-    for key, value in overrides.items():
-        head, _, leaf = key.rpartition(".")
-        if leaf.startswith("no_") and value is NO_VALUE:
-            target = f"{head}.{leaf[3:]}" if head else leaf[3:]
-            schema = _schema(overrides, with_components=head.split(".")[0] in ("data", "arch"))
-            opt = C.schema_node(schema, target.split("."))
-            if isinstance(opt, Option) and opt.type is bool:
-                if target in overrides:
-                    raise ConfigError(
-                        f"'{target}' and '{key}' contradict each other; give one",
-                        key=target, suggestions=(key,),
-                    )  # fmt: skip
-                key, value = target, False
-        out[key] = value
-    return out
-
-
-def split_cli_only(overrides: dict) -> tuple[dict, dict]:
-    """Takes the options of CLI_ONLY out of `overrides` and applies the authors' command-line defaults.
+def split_cli_only(overrides: dict) -> tuple[dict, str | None]:
+    """Takes the options of CLI_ONLY that choose where to run out of `overrides`.
 
     Returns:
-        (config overrides, {"device": str | None, "overwrite": bool}). `--expid` becomes `out`,
-        `--eig.solver lobpcg` is dropped; a missing `--steps` is 50 and a missing `--data.classes` of
-        cifar10 is 10, the defaults of the authors' main.py.
+        (config overrides, `--device` or None). `--expid` becomes `out`, `--eig.solver lobpcg` is
+        dropped; `--overwrite` stays for `resolve_command_line`, which reads it with the config.
     """
-    overrides, extra = dict(overrides), {"device": None, "overwrite": False}
+    overrides, device = dict(overrides), None
     for key in [k for k in overrides if k == "eig.solver" or k.endswith(".eig.solver")]:
         value = overrides.pop(key)
         if value == "scipy":
@@ -140,13 +112,9 @@ def split_cli_only(overrides: dict) -> tuple[dict, dict]:
         if value != "lobpcg":
             raise ConfigError(f"invalid value for '{key}': {value!r} (allowed: lobpcg)", key=key)
     if "device" in overrides:
-        extra["device"] = overrides.pop("device")
-        if extra["device"] not in ("cpu", "cuda"):
-            raise ConfigError(
-                f"invalid value for 'device': {extra['device']!r} (allowed: cpu, cuda)", key="device"
-            )
-    if "overwrite" in overrides:
-        extra["overwrite"] = C.convert_value("overwrite", overrides.pop("overwrite"), Option(False, ""))
+        device = overrides.pop("device")
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"invalid value for 'device': {device!r} (allowed: cpu, cuda)", key="device")
     if "expid" in overrides:
         expid = overrides.pop("expid")
         if not isinstance(expid, str) or not expid:
@@ -155,49 +123,17 @@ def split_cli_only(overrides: dict) -> tuple[dict, dict]:
             raise ConfigError("'expid' and 'out' both name the output folder; give one", key="expid",
                               suggestions=("out",))  # fmt: skip
         overrides["out"] = os.path.join(os.environ.get("EXPERIMENT_DIR", "experiments"), expid)
-    overrides.setdefault("steps", "50")
-    if overrides.get("data.name", C.DEFAULTS["data"]["name"]) == "cifar10":
-        overrides.setdefault("data.classes", "10")
-    return overrides, extra
-
-
-def count_steps(config: RunConfig) -> RunConfig:
-    """The config of a command line whose `steps` counts the steps after warm start and load (authors').
-
-    The engine's `steps` is the last step: warm_start (if > 0) plus the step of load.path are added.
-    """
-    if config.steps < 1:
-        raise ConfigError(
-            f"invalid value for 'steps': {config.steps} (allowed: an integer >= 1, the steps to run)",
-            key="steps",
-        )
-    start = max(config.warm_start, 0)
-    if config.load.path:
-        from centralflows.runner.checkpoint import CheckpointError, read_meta
-
-        try:
-            start += int(read_meta(config.load.path)["step"])
-        except (CheckpointError, KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"'load.path': {err}", key="load.path") from None
-    return dataclasses.replace(config, steps=config.steps + start)
-
-
-def resolve(argv: list[str]) -> tuple[RunConfig | dict, dict, bool]:
-    """(run config, CLI-only options, help requested) of a command line; with help, the overrides given."""
-    overrides, want_help = tokenize(list(argv))
-    overrides, extra = split_cli_only(_negate(overrides))
-    if want_help:
-        return overrides, extra, True
-    return count_steps(C.resolve_config(overrides)), extra, False
+    return overrides, device
 
 
 def parse_args(argv: list[str]) -> RunConfig:
-    """The resolved run config of a command line (see `centralflows.runner.config.resolve_config`).
+    """The resolved run config of a command line (see `centralflows.runner.config.resolve_command_line`).
 
     Raises:
         ConfigError: an unknown option or an invalid value (messages use config keys).
     """
-    return resolve(argv)[0]
+    overrides, _ = split_cli_only(tokenize(list(argv))[0])
+    return resolve_command_line(overrides)[0]
 
 
 def select_device(device: str):
@@ -222,39 +158,16 @@ def _message(err: Exception) -> str:
     text = str(err).replace("unknown key", "unknown option")
     for key in (getattr(err, "key", None), *getattr(err, "suggestions", ())):
         if key:
-            text = text.replace(f"'{key}'", _flag(key))
+            text = text.replace(f"'{key}'", flag(key))
     return text
 
 
 def usage(overrides: dict | None = None) -> str:
     """USAGE followed by every option with its default and meaning."""
-    overrides = overrides or {}
-    lines, note = [USAGE, "options:"], ""
-    try:
-        schema = _schema(overrides, with_components=True)
-    except (ImportError, ConfigError) as err:  # unknown or not yet importable dataset/architecture
-        schema, note = C.SCHEMA, f"(dataset/architecture options not listed: {err})"
-    for key, opt in C.flatten(schema).items():
-        if key.endswith(".name") and key.count(".") == 1:
-            continue
-        if not isinstance(opt, Option):  # a process's eig overrides
-            lines.append(f"  {_flag(key) + '.OPTION V':<36}  this process's override of --eig.OPTION")
-            continue
-        head, _, leaf = key.rpartition(".")
-        if opt.type is bool:
-            form = f"{_flag(key)} / {_flag(f'{head}.no_{leaf}' if head else f'no_{leaf}')}"
-        else:
-            form = f"{_flag(key)} {'V [V ...]' if opt.type is list else 'V'}"
-        allowed = f"{C.describe(opt)}; " if opt.choices or opt.allowed else ""
-        default = "required" if opt.required else f"default {opt.default!r}"
-        text = f"{opt.help} ({allowed}{default})"
-        if key == "steps":  # the command line counts as the authors' main.py does (count_steps)
-            text = "steps to run after --warm-start and after the step of --load.path (default 50)"
-        lines.append(f"  {form:<36}  {text}" if len(form) <= 36 else f"  {form}\n  {'':<36}  {text}")
-    for key, text in CLI_ONLY.items():
-        form = _flag(key) + ("" if key == "overwrite" else " V")
-        lines.append(f"  {form:<36}  {text}")
-    lines += [f"  {'-h, --help':<36}  show this message", "", note]
+    lines, note = option_help(overrides or {})
+    forms = {key: flag(key) + ("" if key == "overwrite" else " V") for key in CLI_ONLY}  # overwrite: a flag
+    own = [help_line(forms[key], text) for key, text in CLI_ONLY.items()]
+    lines = [USAGE, "options:", *lines, *own, help_line("-h, --help", "show this message"), "", note]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -282,14 +195,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return plan_table(argv[1:])
     try:
-        config, extra, want_help = resolve(argv)
+        overrides, want_help = tokenize(argv)
+        overrides, device = split_cli_only(overrides)
         if want_help:
-            print(usage(config))
+            print(usage(overrides))
             return 0
-        if extra["device"] == "cuda" or (extra["device"] is None and gpu_given()):
+        config, overwrite = resolve_command_line(overrides)
+        if device == "cuda" or (device is None and gpu_given()):
             deterministic_gpu_ops()  # before JAX initialises its backends
-        if extra["device"]:
-            select_device(extra["device"])
+        if device:
+            select_device(device)
     except ConfigError as err:
         print(f"error: {_message(err)}", file=sys.stderr)
         print("(python -m centralflows --help lists the options)", file=sys.stderr)
@@ -304,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        config = prepare_out_dir(config, overwrite=extra["overwrite"])
+        config = prepare_out_dir(config, overwrite=overwrite)
         print(f"Saving data to: {os.path.join(config.out, 'data.hdf5')}", flush=True)
         run(config)
     except (ConfigError, DataError) as err:

@@ -10,7 +10,6 @@ import os
 from centralflows.engine.optimizers import hyperparameters
 from centralflows.engine.registry import OPTIMIZERS, PROCESSES, optimizer_class
 from centralflows.plan.grid import not_identity, run_id
-from centralflows.plan.tree import deep_merge
 from centralflows.runner.options import (  # noqa: F401 (the config's public names, re-exported)
     NO_VALUE,
     ConfigError,
@@ -18,6 +17,7 @@ from centralflows.runner.options import (  # noqa: F401 (the config's public nam
     convert_value,
     describe,
     flatten,
+    nest,
     option,
     spellings,
 )
@@ -141,25 +141,10 @@ def _merge(schema: dict, overrides: dict, prefix: str = "") -> dict:
     return out
 
 
-def nest(overrides: dict) -> dict:
-    """Turns dotted keys ({"opt.lr": 0.1}) into nested dicts, merging with nested ones."""
-    out: dict = {}
-    for key, value in overrides.items():
-        node, parts = out, key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"'{key}' conflicts with a value given for '{part}'", key=key)
-        if isinstance(value, dict):
-            node[parts[-1]] = deep_merge(node.get(parts[-1], {}), nest(value))
-        else:
-            node[parts[-1]] = value
-    return out
-
-
 def resolve_config(overrides: dict | None = None) -> RunConfig:
     """Merges `overrides` over DEFAULTS and validates the result.
 
+    A bare `x.no_flag` (NO_VALUE, from the command line) of a boolean option sets x.flag to False.
     Dataset and architecture options default to `centralflows.problem.data.get_dataset(name).DEFAULTS` and
     `centralflows.problem.models.get_architecture(name).DEFAULTS`. Keys may be nested or dotted
     ({"opt": {"lr": 0.1}} or {"opt.lr": 0.1}); strings are converted to the kind of the option, so
@@ -173,7 +158,8 @@ def resolve_config(overrides: dict | None = None) -> RunConfig:
         ConfigError: an unknown key (with close matches), a missing required key, or an invalid value
             (saying what is allowed).
     """
-    overrides = nest(copy.deepcopy(overrides or {}))
+    overrides = negate_flags(overrides or {})
+    overrides = nest(copy.deepcopy(overrides))
     given = copy.deepcopy(overrides)  # what the run id names (see default_out)
     given.setdefault("data", {}).setdefault("name", None)  # the id names the dataset, given or default
     for section, keys in not_identity().items():  # where the data lives, how it is chunked: no identity
@@ -184,15 +170,13 @@ def resolve_config(overrides: dict | None = None) -> RunConfig:
     for section in ("data", "arch"):
         if not isinstance(overrides.get(section, {}), dict):
             raise ConfigError(f"'{section}' must be a mapping of options", key=section)
-    data_name = convert_value(
-        "data.name", overrides.get("data", {}).get("name", "cifar10"), SCHEMA["data"]["name"]
-    )
+    data_name = overrides.get("data", {}).get("name", DEFAULTS["data"]["name"])
+    data_name = convert_value("data.name", data_name, SCHEMA["data"]["name"])
     arch_name = overrides.get("arch", {}).get("name")
     if arch_name is None:
         raise ConfigError(f"'arch.name' is required: {describe(SCHEMA['arch']['name'])}", key="arch.name")
-    schema, data_name, arch_name = schema_for(
-        data_name, convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
-    )
+    arch_name = convert_value("arch.name", arch_name, SCHEMA["arch"]["name"])
+    schema, data_name, arch_name = schema_for(data_name, arch_name)  # the names made canonical
     for section in ("data", "arch"):
         _check_keys({section: overrides.get(section, {})}, schema)
     overrides.setdefault("data", {})["name"] = data_name
@@ -253,4 +237,110 @@ def _given_values(given: dict, config: dict) -> dict:
 def default_out(given: dict, config: dict) -> str:
     """`results/runs/<run id>`: the workflow's run id (`centralflows.plan.grid.run_id`) of the overrides
     given, with their values as resolved (so `--opt.lr 0.02` names the run a cell with `lr: 0.02` does)."""
-    return os.path.join("results", "runs", run_id(_given_values(given, config)))
+    given = _given_values(given, config)
+    return os.path.join("results", "runs", run_id(given))
+
+
+# The command line (runner.cli) hands its overrides here as dotted keys with raw values; what needs
+# the schema to be read (`no-` flags, the authors' defaults, the option listing of --help) is below.
+POSITIONAL = ("opt", "data", "arch")  # sections whose name is given as SECTION:NAME
+
+
+def flag(key: str) -> str:
+    """Dotted config key -> its command-line spelling: `eig.max_k` -> --eig.max-k, `opt.name` -> opt:NAME."""
+    section, _, leaf = key.rpartition(".")
+    if leaf == "name" and section in POSITIONAL:
+        return f"{section}:NAME"
+    return "--" + key.replace("_", "-")
+
+
+def _schema_with_components(overrides: dict) -> dict:
+    """The schema with the options of the dataset and architecture named by dotted `overrides`."""
+    return schema_for(overrides.get("data.name", DEFAULTS["data"]["name"]), overrides.get("arch.name"))[0]
+
+
+def negate_flags(overrides: dict) -> dict:
+    """Dotted `overrides` with each bare `x.no_flag` of a boolean option as x.flag = False."""
+    out = {}
+    for key, value in overrides.items():
+        head, _, leaf = key.rpartition(".")
+        if leaf.startswith("no_") and value is NO_VALUE:
+            target = f"{head}.{leaf[3:]}" if head else leaf[3:]
+            component = head.split(".")[0] in ("data", "arch")
+            opt = schema_node(_schema_with_components(overrides) if component else SCHEMA, target.split("."))
+            if isinstance(opt, Option) and opt.type is bool:
+                if target in overrides:
+                    raise ConfigError(
+                        f"'{target}' and '{key}' contradict each other; give one",
+                        key=target, suggestions=(key,),
+                    )  # fmt: skip
+                key, value = target, False
+        out[key] = value
+    return out
+
+
+def resolve_command_line(overrides: dict) -> tuple[RunConfig, bool]:
+    """The run config of a command line's dotted overrides, and whether `--overwrite` was given.
+
+    The authors' main.py conventions apply: a missing `steps` is 50 and a missing `data.classes` of
+    cifar10 is 10, and `steps` counts the steps after the warm start and the load (see count_steps).
+    """
+    overrides = dict(overrides)
+    overwrite = convert_value("overwrite", overrides.pop("overwrite", False), Option(False, ""))
+    overrides.setdefault("steps", "50")
+    if overrides.get("data.name", DEFAULTS["data"]["name"]) == "cifar10":
+        overrides.setdefault("data.classes", "10")
+    return count_steps(resolve_config(overrides)), overwrite
+
+
+def count_steps(config: RunConfig) -> RunConfig:
+    """`config` with its `steps` counted from the start: warm_start (if > 0) plus the step of load.path
+    are added, as the authors' main.py counts; the engine's `steps` is the last step."""
+    if config.steps < 1:
+        raise ConfigError(
+            f"invalid value for 'steps': {config.steps} (allowed: an integer >= 1, the steps to run)",
+            key="steps",
+        )
+    start = max(config.warm_start, 0)
+    if config.load.path:
+        from centralflows.runner.checkpoint import CheckpointError, read_meta
+
+        try:
+            start += int(read_meta(config.load.path)["step"])
+        except (CheckpointError, KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"'load.path': {err}", key="load.path") from None
+    return dataclasses.replace(config, steps=config.steps + start)
+
+
+def help_line(form: str, text: str) -> str:
+    """One option of --help: its command-line form, then what it means."""
+    return f"  {form:<36}  {text}" if len(form) <= 36 else f"  {form}\n  {'':<36}  {text}"
+
+
+def option_help(overrides: dict) -> tuple[list[str], str]:
+    """(a help line per option of the config, a note) for --help; with the options of the dataset and
+    architecture the dotted `overrides` name, or a note saying why they are not listed."""
+    note = ""
+    try:
+        schema = _schema_with_components(overrides)
+    except (ImportError, ConfigError) as err:  # unknown or not yet importable dataset/architecture
+        schema, note = SCHEMA, f"(dataset/architecture options not listed: {err})"
+    lines = []
+    for key, opt in flatten(schema).items():
+        if key.endswith(".name") and key.count(".") == 1:
+            continue
+        if not isinstance(opt, Option):  # a process's eig overrides
+            lines.append(help_line(flag(key) + ".OPTION V", "this process's override of --eig.OPTION"))
+            continue
+        head, _, leaf = key.rpartition(".")
+        if opt.type is bool:
+            form = f"{flag(key)} / {flag(f'{head}.no_{leaf}' if head else f'no_{leaf}')}"
+        else:
+            form = f"{flag(key)} {'V [V ...]' if opt.type is list else 'V'}"
+        allowed = f"{describe(opt)}; " if opt.choices or opt.allowed else ""
+        default = "required" if opt.required else f"default {opt.default!r}"
+        text = f"{opt.help} ({allowed}{default})"
+        if key == "steps":  # the command line counts as the authors' main.py does (count_steps)
+            text = "steps to run after --warm-start and after the step of --load.path (default 50)"
+        lines.append(help_line(form, text))
+    return lines, note

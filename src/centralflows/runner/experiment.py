@@ -110,22 +110,6 @@ def _checkpoint_due(step: int, start: int, options: CheckpointConfig) -> bool:
     return step != start and ((freq > 0 and step % freq == 0) or step in options.steps)
 
 
-def _load_authors(config: RunConfig, problem, dtype) -> tuple:
-    """(w, s, step) of process load.from_process in a checkpoint written by the authors' code."""
-    from centralflows.problem.build import arch_options
-
-    name, options = arch_options(config.arch.component())
-    load = config.load
-    try:
-        w, s, step = authors_checkpoint.load(
-            load.path, load.from_process, name, options, problem.spec, config.opt.name
-        )
-    except authors_checkpoint.AuthorsCheckpointError as err:
-        raise ConfigError(str(err), key="load.path") from None
-    log.info("starting from the authors' checkpoint %s (%s, step %d)", load.path, load.from_process, step)
-    return jnp.asarray(w, dtype), jax.tree.map(lambda a: jnp.asarray(a, dtype), s), step
-
-
 def _init_attr(config: RunConfig) -> str:
     """What the initial weights are, for the HDF5 root attribute `init`."""
     if config.load.path:
@@ -161,13 +145,6 @@ def run(config: RunConfig, progress: bool = True) -> Path:
         return _run(config, progress, signals, build_problem)
 
 
-def _problem_options(config: RunConfig) -> dict:
-    """What `centralflows.problem.build.build_problem` reads: the dataset's and architecture's options
-    (name first), the seed and the initialisation."""
-    return {"data": config.data.component(), "arch": config.arch.component(), "seed": config.seed,
-            "init": config.init}  # fmt: skip
-
-
 def _read_checkpoint(config: RunConfig, key: str) -> tuple[dict, dict]:
     """Loads the checkpoint named by `key` (checkpoint_file or load.path); ConfigError if unreadable."""
     path = config.checkpoint_file if key == "checkpoint_file" else config.load.path
@@ -197,24 +174,30 @@ def _root_attrs(config: RunConfig, problem) -> dict:
 
 
 def _loaded_point(config: RunConfig, problem, dtype) -> tuple:
-    """(w, s, step, the `loaded_from` attribute) of load.from_process in the checkpoint load.path."""
+    """(w, s, step, the `loaded_from` attribute) of load.from_process in the checkpoint load.path, written
+    by this package or by the authors' code."""
     load = config.load
     if authors_checkpoint.is_authors_checkpoint(load.path):
-        w, s, start = _load_authors(config, problem, dtype)
-        return w, s, start, {"path": load.path, "step": start, "format": "authors"}
-    tree, meta = _read_checkpoint(config, "load")
-    src = tree["processes"].get(load.from_process)
-    if src is None:
-        raise ConfigError(
-            f"--load.from-process {load.from_process}: {load.path} holds only {', '.join(tree['processes'])}",
-            key="load.from_process",
-        )
-    w = jnp.asarray(src["w"], dtype)
-    s = jax.tree.map(lambda a: jnp.asarray(a, dtype), src["s"])
-    loaded = {"path": load.path, "step": int(meta["step"])}
-    if "edge" in meta:  # an edge checkpoint (centralflows.runner.restart): its source and criterion
-        loaded["edge"] = meta["edge"]
-    return w, s, int(meta["step"]), loaded
+        try:
+            w, s, step = authors_checkpoint.load(
+                load.path, load.from_process, config.arch.component(), problem.spec, config.opt.name
+            )
+        except authors_checkpoint.AuthorsCheckpointError as err:
+            raise ConfigError(str(err), key="load.path") from None
+        log.info("starting from the authors' checkpoint %s (%s, step %d)", load.path, load.from_process, step)
+        loaded = {"path": load.path, "step": step, "format": "authors"}
+    else:
+        tree, meta = _read_checkpoint(config, "load")
+        src = tree["processes"].get(load.from_process)
+        if src is None:
+            held = ", ".join(tree["processes"])
+            message = f"--load.from-process {load.from_process}: {load.path} holds only {held}"
+            raise ConfigError(message, key="load.from_process")
+        w, s, step = src["w"], src["s"], int(meta["step"])
+        loaded = {"path": load.path, "step": step}
+        if "edge" in meta:  # an edge checkpoint (centralflows.runner.restart): its source and criterion
+            loaded["edge"] = meta["edge"]
+    return jnp.asarray(w, dtype), jax.tree.map(lambda a: jnp.asarray(a, dtype), s), step, loaded
 
 
 @dataclasses.dataclass
@@ -253,7 +236,7 @@ def _starting_point(config: RunConfig, signals: Signals, build_problem) -> _Lock
                 "use --load.path with --load.from-process",
                 key="checkpoint_file",
             )
-    problem = build_problem(_problem_options(config), dtype)
+    problem = build_problem(config.data.component(), config.arch.component(), config.seed, config.init, dtype)
     opt = build_optimizer(config.opt)
     kernels = Compiled(problem, opt, config.eig.chunk_size)
     w, s = problem.w0, opt.init_state(problem.w0)

@@ -89,6 +89,22 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def nest(overrides: dict) -> dict:
+    """{"a.b": 1} -> {"a": {"b": 1}}, the inverse of flatten; dotted and nested keys merge."""
+    out: dict = {}
+    for key, value in flatten(overrides).items():
+        node, parts = out, key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"'{key}' conflicts with a value given for '{part}'", key=key)
+        if isinstance(value, dict):  # an empty section (flatten keeps it as a leaf): adds no key
+            node.setdefault(parts[-1], {})
+        else:
+            node[parts[-1]] = value
+    return out
+
+
 def spellings(name: str) -> tuple:
     """`name` and its spellings with `-` and `_` swapped: choices and component names accept each."""
     return tuple(dict.fromkeys((name, name.replace("-", "_"), name.replace("_", "-"))))

@@ -317,3 +317,16 @@ def unflatten_torch_vector(arch: str, options: dict, spec: DataSpec, w: np.ndarr
         out[k] = w[i : i + math.prod(s)].reshape(s)
         i += math.prod(s)
     return out
+
+
+def flax_vector(arch: str, options: dict, spec: DataSpec, w: np.ndarray) -> np.ndarray:
+    """The authors' flat vector `w` (see unflatten_torch_vector) as this package's flat parameter vector:
+    the Flax params in `jax.flatten_util.ravel_pytree`'s order (dict keys sorted), in float64."""
+    parameters = unflatten_torch_vector(arch, options, spec, np.asarray(w, np.float64))
+    return _ravel(to_flax(arch, options, spec, parameters, np.float64))
+
+
+def _ravel(tree) -> np.ndarray:
+    if isinstance(tree, dict):
+        return np.concatenate([_ravel(tree[k]) for k in sorted(tree)])
+    return tree.reshape(-1)
