@@ -57,14 +57,19 @@ def third_derivative_pairs(
     """∇_w(u_iᵀ H u_j) for all pairs i <= j of the columns of U: [k(k+1)/2, d], in `upper_pairs` order.
 
     The pairs of one u_i share the product H(w)u_i: only its tangents along the u_j (j >= i) are
-    batched, where one program per pair would also batch the product itself (k HVPs instead of
-    k(k+1)/2; bench/README.md, "Third derivatives").
+    batched, where one program per pair also batches the product itself (k HVPs instead of k(k+1)/2;
+    bench/README.md, "Third-derivative pairs"). With `chunk_size` (a device short of memory) the pairs
+    run one program each, `chunk_size` at a time: the rows of pairs together hold more memory than that.
     """
     k = U.shape[1]
     if k == 0:
         return jnp.zeros((0, w.shape[0]), w.dtype)
+    if chunk_size is not None:
+        i, j = upper_pairs(k)
+        f = lambda ij: third_derivative(loss_fn, w, U[:, ij[0]], U[:, ij[1]])  # noqa: E731
+        return _map(f, jnp.stack([i, j], axis=1), chunk_size)
     rows = []
     for i in range(k):  # k is static: one program per row of pairs
         Hu = lambda x, u=U[:, i]: hvp(loss_fn, x, u)  # noqa: E731
-        rows.append(_map(lambda v, Hu=Hu: jax.jvp(Hu, (w,), (v,))[1], U[:, i:].T, chunk_size))
+        rows.append(jax.vmap(lambda v, Hu=Hu: jax.jvp(Hu, (w,), (v,))[1])(U[:, i:].T))
     return jnp.concatenate(rows)
