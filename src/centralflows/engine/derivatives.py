@@ -68,8 +68,6 @@ def third_derivative_pairs(
         i, j = upper_pairs(k)
         f = lambda ij: third_derivative(loss_fn, w, U[:, ij[0]], U[:, ij[1]])  # noqa: E731
         return _map(f, jnp.stack([i, j], axis=1), chunk_size)
-    rows = []
-    for i in range(k):  # k is static: one program per row of pairs
-        Hu = lambda x, u=U[:, i]: hvp(loss_fn, x, u)  # noqa: E731
-        rows.append(jax.vmap(lambda v, Hu=Hu: jax.jvp(Hu, (w,), (v,))[1])(U[:, i:].T))
+    # k is static: one program per row; u_i is not batched, so vmap leaves its product unbatched
+    rows = [jax.vmap(lambda v, u=U[:, i]: third_derivative(loss_fn, w, u, v))(U[:, i:].T) for i in range(k)]
     return jnp.concatenate(rows)
