@@ -144,7 +144,7 @@ def main(argv=None):
     parser.add_argument("--compare-sdcp", type=Path, help="also time the solve_sdcp of this sdcp.py file")
     parser.add_argument("--between-solves", default="lobpcg", choices=("lobpcg", "quotients"),
                         help="the eigen-tracker's update between solves (eig.between_solves)")  # fmt: skip
-    parser.add_argument("--third-every", default="substep", choices=("substep", "step"),
+    parser.add_argument("--third-every", default="substep", choices=("substep", "step", "extrapolate"),
                         help="the central flow's third derivatives (central.third_every)")  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -164,7 +164,7 @@ def main(argv=None):
     hvps = {name: [] for name in procs}
     third = []
     sdcp = {"iterations": [], "residual": [], "converged": []}  # per central substep
-    logs = {"disc_loss": [], "pred_loss": [], "central_top": [], "disc_top": []}
+    logs = {"disc_loss": [], "pred_loss": [], "central_top": [], "disc_top": [], "k_c": []}
     t_start = time.perf_counter()
     first_step = None
     for step in range(args.steps):
@@ -187,6 +187,7 @@ def main(argv=None):
             elif name == "central":
                 logs["pred_loss"].append(float(out["predicted_loss"]))
                 logs["central_top"].append(float(out["effective_hessian_eigs"][0]))
+                logs["k_c"].append(int(np.asarray(out["flow_aux/X"]).shape[0]))
         if first_step is None:
             first_step = time.perf_counter() - t_start
         if step % 20 == 0:
@@ -226,6 +227,12 @@ def main(argv=None):
         "device": str(jax.devices()[0]),
         "between_solves": args.between_solves,
         "third_every": args.third_every,
+        "per_step": {  # the central top effective eigenvalue and k_c, the discrete and predicted losses
+            "central_top": central_top.tolist(),
+            "k_c": logs["k_c"],
+            "discrete_loss": logs["disc_loss"],
+            "predicted_loss": logs["pred_loss"],
+        },
     }
     if args.compare_sdcp:  # the same instances, same process and load: a ratio robust to a busy machine
         before = sdcp_timings(solver=_load_solver(args.compare_sdcp))

@@ -182,14 +182,17 @@ def test_rotated_third_derivatives_equal_the_direct_ones_in_the_same_span(x64):
 
 @pytest.mark.slow
 def test_third_derivatives_once_per_step_cost_and_track_the_edge():
-    """central.third_every step computes the third derivatives once per step (not per substep) and the
-    flow stays on the edge as with the authors' per-substep vectors (a small synth problem, float32)."""
+    """central.third_every step and extrapolate compute the third derivatives once per step (not per
+    substep) and the flow stays on the edge as with the authors' per-substep vectors; moving the carried
+    vectors along their change since the last step keeps the flow closer to the authors' (a small
+    synth problem, float32)."""
     from tests.engine.helpers import small_synth
 
     loss_fn, w0 = small_synth(dtype=jnp.float32)
     kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
     eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
-    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, eig, third_every=m) for m in ("substep", "step")}
+    modes = ("substep", "step", "extrapolate")
+    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, eig, third_every=m) for m in modes}
     tops = {m: [] for m in flows}
     for _ in range(90):
         for m, flow in flows.items():
@@ -201,4 +204,7 @@ def test_third_derivatives_once_per_step_cost_and_track_the_edge():
     for m in flows:
         assert max(tops[m][onset + 2 :]) < 2.002, m
     # at k_c >= 1 the per-substep mode computes 4x as many third-derivative vectors
-    assert flows["step"].third_derivatives * 3 < flows["substep"].third_derivatives
+    for m in ("step", "extrapolate"):
+        assert flows[m].third_derivatives * 3 < flows["substep"].third_derivatives
+    gap = {m: float(jnp.linalg.norm(flows[m].w - flows["substep"].w)) for m in ("step", "extrapolate")}
+    assert 0 < gap["extrapolate"] < gap["step"] / 2, gap

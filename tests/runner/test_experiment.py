@@ -122,11 +122,15 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    runs = ["discrete", "midpoint", "stable", "central"]
+@pytest.mark.parametrize(
+    "runs, central",
+    [(ALL_RUNS, {}), (["central"], {"third_every": "extrapolate"})],  # its last step's pairs resume too
+    ids=["all", "central-extrapolate"],
+)
+def test_resumed_run_equals_uninterrupted_run(tmp_path, runs, central):
     # init jax: from it GD at eta 0.05 climbs to the edge (S 36 -> 47 in 10 steps); from the torch init
     # (S 41 at step 0) it catapults down to S ~ 25 and the SDCP stays off
-    opts = {"runs": runs, "checkpoint": {"frequency": 4}, "init": "jax"}
+    opts = {"runs": runs, "checkpoint": {"frequency": 4}, "init": "jax", "central": central}
     full = run(cell(tmp_path / "full", steps=10, **opts), progress=False)
     # the interrupted run stops after step 6 with checkpoints at 4; then resumes from step 4
     part = cell(tmp_path / "part", steps=6, **opts)

@@ -167,8 +167,12 @@ class CentralFlow(Process):
         self.edge_tol, self.max_refine = edge_tol, max_refine
         self.secant_precond = secant_precond  # P's change over a substep as a secant (central.py)
         self.lookahead = lookahead  # `_critical_count`
-        self.third_every = third_every  # "step": the third derivatives of a step's first velocity, rotated
-        self.third = None  # (U, gradH) of the last third derivatives computed (third_every "step")
+        # "step": the third derivatives of a step's first velocity, rotated to later substeps;
+        # "extrapolate": also moved along their change since the last step's first velocity
+        self.third_every = third_every
+        self.third = None  # (U, gradH) of the last third derivatives computed
+        self.third_start = None  # (U, gradH, trend) of this step's first velocity ("extrapolate")
+        self.elapsed = 0.0  # flow time since this step's first velocity
         self.theta_prev = None  # θ and dt of the last Euler step, for the look-ahead (`_velocity`)
         self.refine = 0
         self.active = False  # the SDCP was active in the last substep
@@ -222,14 +226,41 @@ class CentralFlow(Process):
         # the third derivatives enter α through dH/dt along the stable velocity even without the penalty
         vel = self.kern.central_velocity(k_c, self.penalty, self.secant_precond)
         U = U[:, :k_c]
-        carried = self.third_every == "step" and not first and self.third[0].shape == U.shape
-        if carried:  # the step's first third derivatives, rotated to this substep's eigenvectors
-            gradH = rotate_pairs(self.third[1], self.third[0], U, self.kern.precond(self.s))
+        if first:
+            self.elapsed = 0.0
+        if self._carry_third(U, first):  # the step's first third derivatives, rotated to this substep's U
+            gradH = self.third[1]
+            if self.third_every == "extrapolate":
+                gradH = gradH + self.elapsed * self.third_start[2]  # first order in time
+            gradH = rotate_pairs(gradH, self.third[0], U, self.kern.precond(self.s))
         else:
             gradH = self.kern.third_pairs(self.w, U)
             self.third = (U, gradH)
             self.third_derivatives += n_pairs(k_c)
+            if first and self.third_every == "extrapolate":
+                self.third_start = (U, gradH, self._third_trend(U, gradH, self.kern.precond(self.s)))
         return vel(self.w, self.s, theta[:k_c], U, jnp.asarray(dt, self.w.dtype), gradH)
+
+    def _carry_third(self, U, first: bool) -> bool:
+        """Whether this velocity reuses the step's first third derivatives (`third_every` step or
+        extrapolate) instead of computing them: never at a step's first velocity or after the critical
+        set changed size; with "extrapolate" only while their trend since the last step is known (the
+        same critical set then and at every velocity since), so a step where an eigenvalue joins or
+        leaves the set computes them at every substep, as the authors."""
+        if self.third_every == "substep" or first or self.third[0].shape != U.shape:
+            return False
+        if self.third_every == "step":
+            return True
+        start = self.third_start
+        return start is not None and start[0] is self.third[0] and start[2] is not None
+
+    def _third_trend(self, U, gradH, P):
+        """The change per unit time of the critical pairs' third derivatives since the last step's first
+        velocity, in U's basis (None when the critical set changed size or there is no last step)."""
+        last = self.third_start
+        if last is None or last[0].shape != U.shape:
+            return None
+        return gradH - rotate_pairs(last[1], last[0], U, P)  # one unit of time apart
 
     def _check_edge(self, theta) -> bool:
         """Warns when the flow starts above the edge; stops it once S_eff > max_seff. True if stopped."""
@@ -306,6 +337,8 @@ class CentralFlow(Process):
         out["control"] = np.asarray([self.refine, self.active])
         if self.theta_prev is not None:
             out["theta_prev"], out["dt_prev"] = self.theta_prev[0], np.asarray(self.theta_prev[1])
+        if self.third_start is not None:  # the last step's pairs, for the next step's trend
+            out["third_start_U"], out["third_start_gradH"] = self.third_start[:2]
         if self.probe is not None:
             out["probe"] = self.probe.state_dict()
         return out
@@ -321,6 +354,9 @@ class CentralFlow(Process):
             self.active = bool(active)
         if "theta_prev" in state:  # absent in checkpoints written before the look-ahead
             self.theta_prev = (np.asarray(state["theta_prev"], float), float(state["dt_prev"]))
+        if "third_start_U" in state:
+            U, gradH = (jnp.asarray(state[f"third_start_{key}"], self.w.dtype) for key in ("U", "gradH"))
+            self.third_start = (U, gradH, None)
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 
@@ -335,6 +371,7 @@ class CentralFlow(Process):
         done, fine = 0, 0  # substeps completed; fine steps taken within the current one
         while True:
             self.w, self.s = euler(self.w, self.s, dw_dt, ds_dt, self.dt)
+            self.elapsed += self.dt
             fine += 1
             if fine == 2**self.refine:
                 done, fine = done + 1, 0

@@ -151,10 +151,11 @@ class CentralConfig:
     )
     third_every: str = option(
         "third-derivative vectors at every velocity evaluation (substep, the authors') or once per step, "
-        "carried across its substeps by the rotation of the critical eigenvectors (step: an approximation)",
+        "carried across its substeps by the rotation of the critical eigenvectors (step: an approximation) "
+        "and moved along their change since the last step (extrapolate: an approximation)",
         "substep",
         kind=str,
-        choices=("substep", "step"),
+        choices=("substep", "step", "extrapolate"),
     )
     max_seff: float = option(
         "stop the central flow once S_eff exceeds this: it has left the edge (2)", 10.0, **_positive

@@ -1,0 +1,121 @@
+"""The central flow's third-derivative modes from a paper run's checkpoint at the edge of stability.
+
+Restores the central flow of a run's checkpoint (its own config: problem, optimizer, eig and central
+options) once per `central.third_every` mode and advances each copy `--steps` steps in the same process,
+alternating, so the modes start from the same state at the edge and differ only in how the
+third-derivative vectors are obtained. Reports per mode the top effective eigenvalue, the loss, the
+predicted loss of the discrete process, third-derivative vectors and HVPs per step and CPU seconds
+per step, and the distance of each mode's parameters from the authors' mode (`substep`), which is also
+checked against the run's own logged values (the engine is deterministic on CPU).
+
+    python bench/third_every_paper.py results/paper/runs/lstm-gd-lr0.35-sorting-597bb36c \
+        --steps 20 --json bench/results/third_every_paper.json
+"""
+
+import argparse
+import dataclasses
+import json
+import resource
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from centralflows.analysis.long_run import read_long_run, run_file
+from centralflows.engine.compiled import Compiled
+from centralflows.problem.build import build_problem
+from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint
+from centralflows.runner.config import resolve_config
+from centralflows.runner.experiment import build_optimizer, make_processes
+
+MODES = ("substep", "step", "extrapolate")
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def restore(config, kernels, tree, mode: str):
+    """The run's central flow at the checkpoint, with `central.third_every` set to `mode`."""
+    config = dataclasses.replace(config, central=dataclasses.replace(config.central, third_every=mode))
+    w0 = kernels.problem.w0
+    flow = make_processes(config, kernels, w0, kernels.opt.init_state(w0), initialize=False)["central"]
+    flow.load_state_dict(tree["processes"]["central"])
+    return flow
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a run folder with checkpoints (its newest is used)")
+    ap.add_argument("--checkpoint", type=Path, help="this checkpoint instead of the newest")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    path = args.checkpoint or latest_checkpoint(args.run)
+    tree, meta = load_checkpoint(path)
+    config = resolve_config(meta["config"])
+    start = int(meta["step"])
+    problem = build_problem(config.data.component(), config.arch.component(), config.seed, config.init)
+    kernels = Compiled(problem, build_optimizer(config.opt), config.eig.chunk_size)
+    flows = {mode: restore(config, kernels, tree, mode) for mode in args.modes}
+    rows = {mode: [] for mode in flows}
+    cpu = {mode: 0.0 for mode in flows}
+    for step in range(start, start + args.steps):
+        for mode, flow in flows.items():
+            c0, t0 = cpu_s(), time.perf_counter()
+            third0, hvps0 = flow.third_derivatives, flow.eigs.hvps
+            measured = flow.measure()
+            flow.step(measured)
+            logs = measured.logs
+            rows[mode].append(
+                {
+                    "step": step,
+                    "top_seff": float(logs["effective_hessian_eigs"][0]),
+                    "k_c": int(np.asarray(logs["flow_aux/X"]).shape[0]),
+                    "train_loss": float(logs["train_loss"]),
+                    "third": flow.third_derivatives - third0,
+                    "hvps": flow.eigs.hvps - hvps0,
+                    "cpu_s": cpu_s() - c0,
+                    "wall_s": time.perf_counter() - t0,
+                    "distance_to_substep": None,
+                }
+            )
+            cpu[mode] += rows[mode][-1]["cpu_s"]
+        if "substep" in flows:
+            for mode, flow in flows.items():
+                ref = flows["substep"].w
+                gap = jnp.linalg.norm(flow.w - ref) / jnp.linalg.norm(ref)
+                rows[mode][-1]["distance_to_substep"] = float(gap)
+        line = (f"{m} S_eff {r[-1]['top_seff']:.7f} loss {r[-1]['train_loss']:.6f}" for m, r in rows.items())
+        print(f"step {step}: " + "  ".join(line), flush=True)
+
+    logged, steps, _ = read_long_run(run_file(args.run))
+    at = np.searchsorted(steps, [r["step"] for r in rows.get("substep", [])])
+    out = {"run": str(args.run), "checkpoint": str(path), "start_step": start, "steps": args.steps}
+    out["modes"] = {}
+    if "substep" in rows and len(at) and at[-1] < len(steps):
+        replay = np.array([r["train_loss"] for r in rows["substep"]])
+        out["substep_equals_run_log"] = float(np.max(np.abs(replay - logged["central"]["loss"][at])))
+    for mode, r in rows.items():
+        top = np.array([x["top_seff"] for x in r])
+        out["modes"][mode] = {
+            "top_seff_range": [float(top.min()), float(top.max())],
+            "max_excess_over_2": float(np.max(top - 2)),
+            "third_per_step": float(np.mean([x["third"] for x in r])),
+            "hvps_per_step": float(np.mean([x["hvps"] for x in r])),
+            "cpu_s_per_step": cpu[mode] / len(r),
+            "final_distance_to_substep": r[-1]["distance_to_substep"],
+            "final_loss": r[-1]["train_loss"],
+            "rows": r,
+        }
+        print(mode, {k: v for k, v in out["modes"][mode].items() if k != "rows"})
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
