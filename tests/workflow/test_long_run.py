@@ -1,5 +1,6 @@
 """The long-run report reads a run's file while the run writes it, and its facts are the ones written."""
 
+import h5py
 import numpy as np
 import pytest
 
@@ -80,5 +81,17 @@ def test_the_command_prints_every_run_and_draws_its_figure(tmp_path, capsys):
     assert "### run-a" in out and "| 8-11 |" in out and "- onset_step: 5" in out
     assert "- cost_over_attempts: {'attempts': 1," in out
     assert (tmp_path / "fig" / "run-a.png").stat().st_size > 10_000
+
+
+def test_an_empty_curve_is_an_error_not_a_blank_panel(tmp_path, capsys):
+    """A quantity the run logged but never filled (all NaN) would draw an empty curve: the command
+    names it and exits 2 instead of writing the figure."""
+    logger = write_run(tmp_path / "run-b")
+    logger.close()
+    with h5py.File(tmp_path / "run-b" / "data.hdf5", "r+") as f:
+        f["central/predicted_loss"][...] = np.nan
+    assert long_run.main([str(tmp_path / "run-b"), "--figure-dir", str(tmp_path / "fig")]) == 2
+    assert "the curve predicted loss is empty" in capsys.readouterr().err
+    assert not (tmp_path / "fig" / "run-b.png").exists()
     assert long_run.main([str(tmp_path / "missing")]) == 2  # no run there: named, exit 2
     assert "missing" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from centralflows.analysis.contract import ContractError
 from centralflows.analysis.onset import CENTRAL_AT_EOS, EOS, central_edge_entry, eos_onset
 from centralflows.analysis.read import moving_average
 from centralflows.runner.attempts import attempt_totals, read_attempts
@@ -169,33 +170,44 @@ def figure(data: dict, steps: np.ndarray, title: str, path: Path, smooth: int = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from centralflows.analysis.plotting.primitives import line  # draws nothing empty
+
     disc, cent = data.get("discrete", {}), data.get("central", {})
+
+    def series(values, name: str) -> pd.Series:
+        return pd.Series(np.asarray(values, float), index=steps, name=name)
+
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), layout="constrained")
     ax = axes[0, 0]
     if "loss" in disc:
-        ax.plot(steps, disc["loss"], lw=0.6, alpha=0.5, label="GD")
-        ax.plot(steps, moving_average(pd.Series(disc["loss"]), smooth), lw=1, label=f"GD, mean of {smooth}")
+        line(ax, series(disc["loss"], "GD loss"), lw=0.6, alpha=0.5, label="GD")
+        mean = moving_average(series(disc["loss"], "GD loss, moving average"), smooth)
+        line(ax, mean, lw=1, label=f"GD, mean of {smooth}")
     if "predicted_loss" in cent:
-        ax.plot(steps, cent["predicted_loss"], lw=1, ls="--", label="central flow's prediction")
+        prediction = series(cent["predicted_loss"], "predicted loss")
+        line(ax, prediction, lw=1, ls="--", label="central flow's prediction")
     ax.set(yscale="log", xlabel="step", ylabel="train loss")
     ax.legend(fontsize=7)
     ax = axes[0, 1]
     for proc, style in (("discrete", {"lw": 0.6, "alpha": 0.6}), ("central", {"lw": 1})):
         if "eff_eigs" in data.get(proc, {}):
-            ax.plot(steps, _top(data[proc]["eff_eigs"]), label=f"{proc} top", **style)
+            top = series(_top(data[proc]["eff_eigs"]), f"{proc} top effective eigenvalue")
+            line(ax, top, label=f"{proc} top", **style)
     ax.axhline(EOS, color="k", lw=0.5, ls=":")
     ax.set(xlabel="step", ylabel="top effective eigenvalue")
     ax.legend(fontsize=7)
     ax = axes[1, 0]
     if "eff_eigs" in cent:
-        ax.plot(steps, np.sum(cent["eff_eigs"] >= CENTRAL_AT_EOS, axis=1), drawstyle="steps-post")
+        k_c = series(np.sum(cent["eff_eigs"] >= CENTRAL_AT_EOS, axis=1), "k_c")
+        line(ax, k_c, drawstyle="steps-post")
     ax.set(xlabel="step", ylabel="k_c (central eigenvalues at the edge)")
     ax = axes[1, 1]
     for proc in ("discrete", "central"):
         if "hvps" in data.get(proc, {}):
-            ax.plot(steps, data[proc]["hvps"], lw=0.6, label=f"{proc}: Hessian-vector products")
+            hvps = series(data[proc]["hvps"], f"{proc} HVPs")
+            line(ax, hvps, lw=0.6, label=f"{proc}: Hessian-vector products")
     if "third" in cent:
-        ax.plot(steps, cent["third"], lw=0.6, label="central: third derivatives")
+        line(ax, series(cent["third"], "third derivatives"), lw=0.6, label="central: third derivatives")
     ax.set(xlabel="step", ylabel="per step")
     ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
@@ -235,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(report(args.runs, args.window, args.smooth, args.figure_dir))
-    except (FileNotFoundError, OSError, KeyError) as err:
+    except (FileNotFoundError, OSError, KeyError, ContractError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
