@@ -94,12 +94,18 @@ def main():
         print(f"step {step}: " + "  ".join(line), flush=True)
 
     logged, steps, _ = read_long_run(run_file(args.run))
-    at = np.searchsorted(steps, [r["step"] for r in rows.get("substep", [])])
     out = {"run": str(args.run), "checkpoint": str(path), "start_step": start, "steps": args.steps}
     out["modes"] = {}
-    if "substep" in rows and len(at) and at[-1] < len(steps):
-        replay = np.array([r["train_loss"] for r in rows["substep"]])
-        out["substep_equals_run_log"] = float(np.max(np.abs(replay - logged["central"]["loss"][at])))
+    # the run's own log over these steps (written by the authors' mode, unless the run used another)
+    at = np.searchsorted(steps, np.arange(start, start + args.steps))
+    in_log = at[(at < len(steps))]
+    in_log = in_log[steps[in_log] == np.arange(start, start + len(in_log))]
+    logged_loss = logged["central"]["loss"][in_log]
+
+    def gap_to_log(r) -> float | None:  # largest relative difference of the train loss from the log's
+        loss = np.array([x["train_loss"] for x in r[: len(in_log)]])
+        return float(np.max(np.abs(loss - logged_loss) / logged_loss)) if len(in_log) else None
+
     for mode, r in rows.items():
         top = np.array([x["top_seff"] for x in r])
         out["modes"][mode] = {
@@ -110,6 +116,8 @@ def main():
             "cpu_s_per_step": cpu[mode] / len(r),
             "final_distance_to_substep": r[-1]["distance_to_substep"],
             "final_loss": r[-1]["train_loss"],
+            "steps_in_run_log": len(in_log),
+            "max_rel_loss_gap_to_run_log": gap_to_log(r),
             "rows": r,
         }
         print(mode, {k: v for k, v in out["modes"][mode].items() if k != "rows"})
