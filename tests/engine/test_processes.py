@@ -1,6 +1,8 @@
 """The processes: SDCP conditions after a central substep, central = stable below the edge, and
 discrete GD ≈ gradient flow at a small learning rate."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -208,3 +210,33 @@ def test_third_derivatives_once_per_step_cost_and_track_the_edge():
         assert flows[m].third_derivatives * 3 < flows["substep"].third_derivatives
     gap = {m: float(jnp.linalg.norm(flows[m].w - flows["substep"].w)) for m in ("step", "extrapolate")}
     assert 0 < gap["extrapolate"] < gap["step"] / 2, gap
+
+
+@pytest.mark.slow
+def test_extrapolated_span_between_solves_costs_quotients_and_tracks_like_full_solves():
+    """eig.between_solves extrapolate (the last solve's span moved along its trend, then Rayleigh-Ritz)
+    costs k HVPs per substep like the authors' quotients, yet keeps the central flow as close to the flow
+    with a full solve at every substep as the LOBPCG iteration does; the quotients lag (a small synth
+    problem, float32)."""
+    from tests.engine.helpers import small_synth
+
+    loss_fn, w0 = small_synth(dtype=jnp.float32)
+    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
+    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
+    modes = {m: dict(eig=dataclasses.replace(eig, between_solves=m)) for m in ("lobpcg", "quotients", "extrapolate")}
+    modes["full"] = dict(eig=eig, frequency_in_substeps=True)  # the reference: a full solve at every substep
+    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, **kw) for m, kw in modes.items()}
+    tops = {m: [] for m in flows}
+    for _ in range(90):
+        for m, flow in flows.items():
+            measured = flow.measure()
+            tops[m].append(float(measured.logs["effective_hessian_eigs"][0]))
+            flow.step(measured)
+    onset = int(np.argmax(np.array(tops["full"]) > 1.99))
+    assert 0 < onset < 80
+    top_excess = {m: max(t[onset + 2 :]) - 2 for m, t in tops.items()}
+    gap = {m: float(jnp.linalg.norm(flows[m].w - flows["full"].w)) for m in flows}
+    assert top_excess["quotients"] > 1e-4 and gap["quotients"] > 1e-4  # the quotients lag
+    for m in ("lobpcg", "extrapolate"):
+        assert top_excess[m] < 3e-5 and gap[m] < gap["quotients"] / 10, (m, top_excess, gap)
+    assert flows["extrapolate"].eigs.hvps < 0.9 * flows["lobpcg"].eigs.hvps

@@ -123,22 +123,29 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "runs, central",
-    [(ALL_RUNS, {}), (["central"], {"third_every": "extrapolate"})],  # its last step's pairs resume too
+    "runs, central, eig, every",
+    # extrapolated: the last step's third-derivative pairs and the last two solves' vectors resume too;
+    # resumed at step 5, the first whose full solve keeps k (4 from step 4 on), so the span's trend is used
+    [
+        (ALL_RUNS, {}, {}, 4),
+        (["central"], {"third_every": "extrapolate"}, {"between_solves": "extrapolate"}, 5),
+    ],
     ids=["all", "central-extrapolate"],
 )
-def test_resumed_run_equals_uninterrupted_run(tmp_path, runs, central):
+def test_resumed_run_equals_uninterrupted_run(tmp_path, runs, central, eig, every):
     # init jax: from it GD at eta 0.05 climbs to the edge (S 36 -> 47 in 10 steps); from the torch init
     # (S 41 at step 0) it catapults down to S ~ 25 and the SDCP stays off
-    opts = {"runs": runs, "checkpoint": {"frequency": 4}, "init": "jax", "central": central}
+    opts = {"runs": runs, "checkpoint": {"frequency": every}, "init": "jax", "central": central}
+    if eig:
+        opts["eig"] = {"frequency": 1, **eig}
     full = run(cell(tmp_path / "full", steps=10, **opts), progress=False)
-    # the interrupted run stops after step 6 with checkpoints at 4; then resumes from step 4
+    # the interrupted run stops after step 6 with a checkpoint at `every`; then resumes from there
     part = cell(tmp_path / "part", steps=6, **opts)
     run(part, progress=False)
     resumed = cell(
         tmp_path / "part",
         steps=10,
-        checkpoint_file=str(tmp_path / "part" / "checkpoints" / "checkpoint_4.npz"),
+        checkpoint_file=str(tmp_path / "part" / "checkpoints" / f"checkpoint_{every}.npz"),
         **opts,
     )
     run(resumed, progress=False)

@@ -33,8 +33,11 @@ class EigConfig:
         max_iter: LOBPCG iteration cap.
         chunk_size: how many Hessian-vector products run at once (None: all k).
         between_solves: "lobpcg" (one LOBPCG iteration warm-started from the cached vectors: 2k HVPs;
-            it follows a rotating or newly rising eigenvector within a step, docs/design.md) or
-            "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs).
+            it follows a rotating or newly rising eigenvector within a step, docs/design.md),
+            "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs) or
+            "extrapolate" (an approximation: the span of the last full solve moved along its change
+            since the solve before, then Rayleigh-Ritz in it; k HVPs; a call that does not say how far
+            it is from the last solve, or whose k changed since, takes the LOBPCG iteration).
         warm_start: which vectors start a full solve: "last" (the authors': the last solve's),
             "two_back" (the solve's before: an iterate oscillating with period 2 at the edge of
             stability is closer to w_{t-2} than to w_{t-1}, and its eigenvectors with it) or "auto"
@@ -210,6 +213,14 @@ def _align_signs(V, V0):
 
 
 @jax.jit
+def _extrapolate_span(V1, V0, since):
+    """Rows ([k, d]) spanning V1 + since·(V1 − V0·Q), Q the orthogonal k x k matrix that brings V0
+    closest to V1 (orthogonal Procrustes: Q = A Bᵀ for V0ᵀV1 = A S Bᵀ)."""
+    A, _, Bt = jnp.linalg.svd(V0.T @ V1)
+    return (V1 + since * (V1 - V0 @ (A @ Bt))).T
+
+
+@jax.jit
 def _rayleigh_quotients(V, AV):
     theta = jnp.sum(V * AV, axis=0)
     order = jnp.argsort(-theta)
@@ -240,6 +251,8 @@ class EigTracker:
         self.capped_steps = 0  # measurements at which `capped` held (counted by the processes)
         self.last_full = False
         self.V_before = self.V  # the vectors of the full solve before the last (warm_start two_back)
+        # the results of the last two full solves (between_solves extrapolate): the span's trend
+        self.solved = self.solved_before = self.V
 
     @property
     def k(self) -> int:
@@ -295,13 +308,14 @@ class EigTracker:
             self._add_vectors(1)
             self._solve(w, P)
         self.V_before = before
+        self.solved_before, self.solved = self.solved, self.V
 
     def ensure_k(self, k: int):
         """Grows the tracked set to at least k vectors (used to match another tracker's count)."""
         if self.k < k:
             self._add_vectors(k - self.k)
 
-    def update(self, w, P, full: bool | None = None, count: bool = True):
+    def update(self, w, P, full: bool | None = None, count: bool = True, since_solve: float | None = None):
         """Returns (theta [k] descending, U [d, k] P-orthonormal), or None when disabled.
 
         Args:
@@ -309,6 +323,8 @@ class EigTracker:
             P: preconditioner (scalar or [d]); 1 for raw Hessian eigenpairs.
             full: force (True) or forbid (False) a full solve; None follows `frequency`.
             count: count the call in the `frequency` schedule (False: an extra call in between).
+            since_solve: how far w is from the last full solve's point, as a fraction of the interval
+                between the last two (between_solves extrapolate; None: not known).
         """
         if not self.enabled:
             return None
@@ -318,7 +334,11 @@ class EigTracker:
         self.last_full = full
         if full:
             self.full_solve(w, P)
-        elif self.config.between_solves == "lobpcg" and self.dim > 4 * self.k:
+        elif self._extrapolates(since_solve):
+            theta, V, _ = run_lobpcg(self._operator_rows(w, P), self._extrapolated(since_solve), 0, max_iter=0)
+            self.theta, self.V = theta, _align_signs(V.T, self.V)
+            self.hvps += self.k
+        elif self.config.between_solves in ("lobpcg", "extrapolate") and self.dim > 4 * self.k:
             theta, V, iters = run_lobpcg(self._operator_rows(w, P), self.V.T, self.config.tol, max_iter=1)
             self.theta, self.V = theta, _align_signs(V.T, self.V)
             self.hvps += self.k * (1 + iters)
@@ -326,6 +346,22 @@ class EigTracker:
             self.theta, self.V = _rayleigh_quotients(self.V, self._operator_rows(w, P)(self.V.T).T)
             self.hvps += self.k
         return self.theta, self.eigenvectors(P)
+
+    def _extrapolates(self, since_solve) -> bool:
+        """Whether this update moves the last solve's span along its trend (between_solves extrapolate):
+        only where the caller says how far it is from that solve and the last two solves had this k."""
+        return (
+            self.config.between_solves == "extrapolate"
+            and since_solve is not None
+            and self.dim > 4 * self.k
+            and self.solved.shape == self.solved_before.shape == self.V.shape
+        )
+
+    def _extrapolated(self, since_solve: float) -> jax.Array:
+        """Rows spanning the last solve's span moved `since_solve` intervals along its change since the
+        solve before (that solve's vectors rotated onto the last by their orthogonal Procrustes fit, so
+        a rotation within the span is no change)."""
+        return _extrapolate_span(self.solved, self.solved_before, jnp.asarray(since_solve, self.dtype))
 
     def eigenvectors(self, P):
         return self.V * jnp.broadcast_to(P, (self.dim,))[:, None] ** -0.5
@@ -336,6 +372,8 @@ class EigTracker:
         return {
             "V": self.V,
             "V_before": self.V_before,
+            "solved": self.solved,
+            "solved_before": self.solved_before,
             "theta": self.theta,
             "key": self.key,
             "calls": np.asarray(self.calls),
@@ -347,6 +385,9 @@ class EigTracker:
         self.V = jnp.asarray(state["V"], self.dtype)
         self.theta = jnp.asarray(state["theta"], self.dtype)
         self.V_before = jnp.asarray(state.get("V_before", state["V"]), self.dtype)  # older checkpoints: V
+        # older checkpoints: no trend yet (the next full solve starts one)
+        self.solved = jnp.asarray(state.get("solved", state["V"]), self.dtype)
+        self.solved_before = jnp.asarray(state.get("solved_before", np.zeros((self.dim, 0))), self.dtype)
         self.key = jnp.asarray(state["key"])
         self.calls = int(state["calls"])
         self.hvps = int(state["hvps"])

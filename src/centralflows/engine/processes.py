@@ -262,6 +262,12 @@ class CentralFlow(Process):
             return None
         return gradH - rotate_pairs(last[1], last[0], U, P)  # one unit of time apart
 
+    def _since_solve(self) -> float | None:
+        """The flow time since the tracker's last full solve, in units of the interval between its
+        solves (eig.between_solves extrapolate), where that is known: one full solve per step, at its
+        measurement (eig.frequency 1, not counted in substeps)."""
+        return self.elapsed if self.eigs.config.frequency == self.nsubsteps else None
+
     def _check_edge(self, theta) -> bool:
         """Warns when the flow starts above the edge; stops it once S_eff > max_seff. True if stopped."""
         seff = float(theta[0])
@@ -379,9 +385,9 @@ class CentralFlow(Process):
                     return self._sdcp_logs(solves)
             P = self.kern.precond(self.s)
             if fine == 0:  # a substep's start: the tracker's schedule, and the step-size control
-                theta, U = self.eigs.update(self.w, P)
+                theta, U = self.eigs.update(self.w, P, since_solve=self._since_solve())
                 self._control(theta)
             else:
-                theta, U = self.eigs.update(self.w, P, full=False, count=False)
+                theta, U = self.eigs.update(self.w, P, full=False, count=False, since_solve=self._since_solve())
             dw_dt, ds_dt, aux = self._velocity(theta, U)
             solves.append(aux["sdcp"])

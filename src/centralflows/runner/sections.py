@@ -288,10 +288,11 @@ ENGINE_OPTIONS = {
         "max_iter": dict(help="LOBPCG iteration cap", **_count),
         "chunk_size": dict(help="Hessian-vector products run at once (none: all k)", optional=True, **_count),
         "between_solves": dict(
-            help="eigenpairs between full solves: one warm-started LOBPCG iteration, or the authors' "
-            "Rayleigh quotients",
+            help="eigenpairs between full solves: one warm-started LOBPCG iteration, the authors' "
+            "Rayleigh quotients, or (extrapolate: an approximation, central flow only) the last solve's "
+            "span moved along its change since the solve before, then Rayleigh-Ritz in it",
             kind=str,
-            choices=("lobpcg", "quotients"),
+            choices=("lobpcg", "quotients", "extrapolate"),
         ),  # fmt: skip
         "warm_start": dict(
             help="vectors that start a full solve: the last solve's (the authors'), the one before "
