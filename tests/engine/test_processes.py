@@ -223,7 +223,10 @@ def test_extrapolated_span_between_solves_costs_quotients_and_tracks_like_full_s
     loss_fn, w0 = small_synth(dtype=jnp.float32)
     kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
     eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
-    modes = {m: dict(eig=dataclasses.replace(eig, between_solves=m)) for m in ("lobpcg", "quotients", "extrapolate")}
+    modes = {
+        m: dict(eig=dataclasses.replace(eig, between_solves=m))
+        for m in ("lobpcg", "quotients", "extrapolate")
+    }
     modes["full"] = dict(eig=eig, frequency_in_substeps=True)  # the reference: a full solve at every substep
     flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, **kw) for m, kw in modes.items()}
     tops = {m: [] for m in flows}

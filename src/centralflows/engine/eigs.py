@@ -335,7 +335,9 @@ class EigTracker:
         if full:
             self.full_solve(w, P)
         elif self._extrapolates(since_solve):
-            theta, V, _ = run_lobpcg(self._operator_rows(w, P), self._extrapolated(since_solve), 0, max_iter=0)
+            theta, V, _ = run_lobpcg(
+                self._operator_rows(w, P), self._extrapolated(since_solve), 0, max_iter=0
+            )
             self.theta, self.V = theta, _align_signs(V.T, self.V)
             self.hvps += self.k
         elif self.config.between_solves in ("lobpcg", "extrapolate") and self.dim > 4 * self.k:

@@ -388,6 +388,8 @@ class CentralFlow(Process):
                 theta, U = self.eigs.update(self.w, P, since_solve=self._since_solve())
                 self._control(theta)
             else:
-                theta, U = self.eigs.update(self.w, P, full=False, count=False, since_solve=self._since_solve())
+                theta, U = self.eigs.update(
+                    self.w, P, full=False, count=False, since_solve=self._since_solve()
+                )
             dw_dt, ds_dt, aux = self._velocity(theta, U)
             solves.append(aux["sdcp"])
