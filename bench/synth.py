@@ -142,7 +142,7 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--compare-sdcp", type=Path, help="also time the solve_sdcp of this sdcp.py file")
-    parser.add_argument("--between-solves", default="lobpcg", choices=("lobpcg", "quotients"),
+    parser.add_argument("--between-solves", default="lobpcg", choices=("lobpcg", "quotients", "extrapolate"),
                         help="the eigen-tracker's update between solves (eig.between_solves)")  # fmt: skip
     parser.add_argument("--third-every", default="substep", choices=("substep", "step", "extrapolate"),
                         help="the central flow's third derivatives (central.third_every)")  # fmt: skip

@@ -387,9 +387,10 @@ class EigTracker:
         self.V = jnp.asarray(state["V"], self.dtype)
         self.theta = jnp.asarray(state["theta"], self.dtype)
         self.V_before = jnp.asarray(state.get("V_before", state["V"]), self.dtype)  # older checkpoints: V
-        # older checkpoints: no trend yet (the next full solve starts one)
-        self.solved = jnp.asarray(state.get("solved", state["V"]), self.dtype)
-        self.solved_before = jnp.asarray(state.get("solved_before", np.zeros((self.dim, 0))), self.dtype)
+        # older checkpoints lack the last two solves: the span's trend starts again from the next two
+        none = np.zeros((self.dim, 0))
+        self.solved = jnp.asarray(state.get("solved", none), self.dtype)
+        self.solved_before = jnp.asarray(state.get("solved_before", none), self.dtype)
         self.key = jnp.asarray(state["key"])
         self.calls = int(state["calls"])
         self.hvps = int(state["hvps"])
