@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from centralflows.engine.eigs import EigConfig, EigTracker, lobpcg
+from centralflows.engine.eigs import EigConfig, EigTracker, lobpcg, run_lobpcg
 from tests.conftest import tiny_mlp_loss
 
 
@@ -75,6 +75,25 @@ def test_lobpcg_on_a_diagonal_operator(x64):
     theta, X, iters = lobpcg(lambda V: diag[:, None] * V, X0, max_iter=200, tol=1e-12)
     np.testing.assert_allclose(theta, diag[::-1][:k], rtol=1e-10)
     assert int(iters) < 200
+
+
+def test_soft_locking_skips_converged_pairs_and_keeps_the_tolerance(x64):
+    """eig.lock: once the well-separated top pairs converge, iterations apply the operator to the slow
+    last pair only; every pair still meets the tolerance (against the exact spectrum)."""
+    d, k, tol = 400, 4, 1e-12
+    # three well-separated top eigenvalues and a fourth next to the fifth (slow to converge)
+    diag = jnp.concatenate([jnp.array([30.0, 20.0, 12.0, 5.0, 4.9]), jnp.linspace(0.0, 4.0, d - 5)])
+    op = jax.jit(lambda rows: rows * diag[None, :])
+    X0 = jax.random.normal(jax.random.PRNGKey(0), (k, d), jnp.float64)
+    results = {lock: run_lobpcg(op, X0, tol, 500, lock=lock) for lock in (False, True)}
+    for lock, (theta, _, iters, _) in results.items():
+        np.testing.assert_allclose(theta, diag[:k], rtol=1e-9, err_msg=f"lock={lock}")
+        assert iters < 500
+    iters_all, products_all = results[False][2:]
+    iters_lock, products_lock = results[True][2:]
+    assert products_all == k * (1 + iters_all)  # the authors' way: every pair at every iteration
+    assert products_lock < 0.6 * products_all, (products_lock, products_all)
+    assert iters_lock < 1.2 * iters_all  # about as many iterations, mostly on one vector
 
 
 @pytest.mark.slow

@@ -294,6 +294,10 @@ ENGINE_OPTIONS = {
             kind=str,
             choices=("lobpcg", "quotients", "extrapolate"),
         ),  # fmt: skip
+        "lock": dict(
+            help="LOBPCG iterations apply the operator to the pairs not yet converged only (soft locking, "
+            "same tolerance; false: to all tracked pairs, as the authors)",
+        ),
         "warm_start": dict(
             help="vectors that start a full solve: the last solve's (the authors'), the one before "
             "(two_back: same side of the period-2 oscillation at the edge), or auto (two_back for the "
