@@ -5,10 +5,11 @@ options) once per mode and advances each copy `--steps` steps in the same proces
 modes start from the same state at the edge and differ only in how the third-derivative vectors
 (`central.third_every`) and the eigenpairs between full solves (`eig.between_solves`) are obtained:
 `substep`, `step`, `extrapolate` set the first and keep the run's second; `extrapolate-span` sets both
-to `extrapolate`. Reports per mode the top effective eigenvalue, the train loss,
-third-derivative vectors, HVPs and CPU seconds per step, the distance of its parameters from the
-authors' mode (`substep`, when run) and the largest relative gap of its train loss from the run's own
-log over the same steps (0 for the mode the run used: the engine is deterministic on CPU).
+to `extrapolate`, and `extrapolate-span-lock` also turns on LOBPCG's soft locking (`eig.lock`).
+Reports per mode the top effective eigenvalue, the train loss, third-derivative vectors, HVPs and CPU
+seconds per step, the distance of its parameters from the authors' mode (`substep`, when run) and the
+largest relative gap of its train loss from the run's own log over the same steps (0 for the mode the
+run used: the engine is deterministic on CPU).
 
     python bench/third_every_paper.py results/paper/runs/lstm-gd-lr0.35-sorting-597bb36c \
         --steps 20 --json bench/results/third_every_paper_lstm_lr0.35.json
@@ -31,12 +32,13 @@ from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint
 from centralflows.runner.config import resolve_config
 from centralflows.runner.experiment import build_optimizer, make_processes
 
-# mode: (central.third_every, eig.between_solves or None for the run's own)
+# mode: (central.third_every, eig.between_solves or None for the run's own, eig.lock)
 MODES = {
-    "substep": ("substep", None),
-    "step": ("step", None),
-    "extrapolate": ("extrapolate", None),
-    "extrapolate-span": ("extrapolate", "extrapolate"),
+    "substep": ("substep", None, False),
+    "step": ("step", None, False),
+    "extrapolate": ("extrapolate", None, False),
+    "extrapolate-span": ("extrapolate", "extrapolate", False),
+    "extrapolate-span-lock": ("extrapolate", "extrapolate", True),
 }
 
 
@@ -47,11 +49,11 @@ def cpu_s() -> float:
 
 def restore(config, kernels, tree, mode: str):
     """The run's central flow at the checkpoint, with its options set as `mode` says (MODES)."""
-    third_every, between_solves = MODES[mode]
+    third_every, between_solves, lock = MODES[mode]
     replace = dataclasses.replace
     config = replace(config, central=replace(config.central, third_every=third_every))
-    if between_solves is not None:
-        config = replace(config, eig=replace(config.eig, between_solves=between_solves))
+    between_solves = between_solves or config.eig.between_solves
+    config = replace(config, eig=replace(config.eig, between_solves=between_solves, lock=lock))
     w0 = kernels.problem.w0
     flow = make_processes(config, kernels, w0, kernels.opt.init_state(w0), initialize=False)["central"]
     flow.load_state_dict(tree["processes"]["central"])
