@@ -227,8 +227,9 @@ def _align_signs(V, V0):
 
 @jax.jit
 def _extrapolate_span(V1, V0, since):
-    """Rows ([k, d]) spanning V1 + since·(V1 − V0·Q), Q the orthogonal k x k matrix that brings V0
-    closest to V1 (orthogonal Procrustes: Q = A Bᵀ for V0ᵀV1 = A S Bᵀ)."""
+    """Rows ([k, d]) spanning V1 + since·(V1 − V0·Q): the span of V1 moved `since` times its change
+    from V0's, Q being the orthogonal k x k matrix that brings V0 closest to V1 (orthogonal Procrustes:
+    Q = A Bᵀ for V0ᵀV1 = A S Bᵀ), so a rotation within the span is no change."""
     A, _, Bt = jnp.linalg.svd(V0.T @ V1)
     return (V1 + since * (V1 - V0 @ (A @ Bt))).T
 
@@ -347,15 +348,12 @@ class EigTracker:
         self.last_full = full
         if full:
             self.full_solve(w, P)
-        elif self._extrapolates(since_solve):
-            theta, V, _, _ = run_lobpcg(
-                self._operator_rows(w, P), self._extrapolated(since_solve), 0, max_iter=0
-            )
-            self.theta, self.V = theta, _align_signs(V.T, self.V)
-            self.hvps += self.k
         elif self.config.between_solves in ("lobpcg", "extrapolate") and self.dim > 4 * self.k:
+            start, iterations = self.V.T, 1  # one LOBPCG iteration from the cached vectors
+            if self._extrapolates(since_solve):  # or Rayleigh-Ritz in the moved span
+                start, iterations = _extrapolate_span(self.solved, self.solved_before, since_solve), 0
             theta, V, _, products = run_lobpcg(
-                self._operator_rows(w, P), self.V.T, self.config.tol, max_iter=1, lock=self.config.lock
+                self._operator_rows(w, P), start, self.config.tol, iterations, self.config.lock
             )
             self.theta, self.V = theta, _align_signs(V.T, self.V)
             self.hvps += products
@@ -370,15 +368,8 @@ class EigTracker:
         return (
             self.config.between_solves == "extrapolate"
             and since_solve is not None
-            and self.dim > 4 * self.k
             and self.solved.shape == self.solved_before.shape == self.V.shape
         )
-
-    def _extrapolated(self, since_solve: float) -> jax.Array:
-        """Rows spanning the last solve's span moved `since_solve` intervals along its change since the
-        solve before (that solve's vectors rotated onto the last by their orthogonal Procrustes fit, so
-        a rotation within the span is no change)."""
-        return _extrapolate_span(self.solved, self.solved_before, jnp.asarray(since_solve, self.dtype))
 
     def eigenvectors(self, P):
         return self.V * jnp.broadcast_to(P, (self.dim,))[:, None] ** -0.5
