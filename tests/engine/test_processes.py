@@ -182,25 +182,38 @@ def test_rotated_third_derivatives_equal_the_direct_ones_in_the_same_span(x64):
     assert 5 < errors[0] / errors[1] < 20  # O(Δw)
 
 
-@pytest.mark.slow
-def test_third_derivatives_once_per_step_cost_and_track_the_edge():
-    """central.third_every step and extrapolate compute the third derivatives once per step (not per
-    substep) and the flow stays on the edge as with the authors' per-substep vectors; moving the carried
-    vectors along their change since the last step keeps the flow closer to the authors' (a small
-    synth problem, float32)."""
+SIDE_BY_SIDE_EIG = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
+
+
+def central_flows_side_by_side(variants: dict, steps: int = 90):
+    """Central flows on a small synth problem (GD η = 0.5, float32), one per variant (keyword arguments
+    of CentralFlow; `eig` defaults to SIDE_BY_SIDE_EIG), advanced alternately: the flows and their top
+    effective eigenvalue at every step."""
     from tests.engine.helpers import small_synth
 
     loss_fn, w0 = small_synth(dtype=jnp.float32)
     kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
-    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
-    modes = ("substep", "step", "extrapolate")
-    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, eig, third_every=m) for m in modes}
+    flows = {
+        m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, **{"eig": SIDE_BY_SIDE_EIG, **kw})
+        for m, kw in variants.items()
+    }
     tops = {m: [] for m in flows}
-    for _ in range(90):
+    for _ in range(steps):
         for m, flow in flows.items():
             measured = flow.measure()
             tops[m].append(float(measured.logs["effective_hessian_eigs"][0]))
             flow.step(measured)
+    return flows, tops
+
+
+@pytest.mark.slow
+def test_third_derivatives_once_per_step_cost_and_track_the_edge():
+    """central.third_every step and extrapolate compute the third derivatives once per step (not per
+    substep) and the flow stays on the edge as with the authors' per-substep vectors; moving the carried
+    vectors along their change since the last step keeps the flow closer to the authors'."""
+    flows, tops = central_flows_side_by_side(
+        {m: dict(third_every=m) for m in ("substep", "step", "extrapolate")}
+    )
     assert max(tops["substep"]) > 1.99  # the flow reached the edge
     onset = int(np.argmax(np.array(tops["substep"]) > 1.99))
     for m in flows:
@@ -216,25 +229,13 @@ def test_third_derivatives_once_per_step_cost_and_track_the_edge():
 def test_extrapolated_span_between_solves_costs_quotients_and_tracks_like_full_solves():
     """eig.between_solves extrapolate (the last solve's span moved along its trend, then Rayleigh-Ritz)
     costs k HVPs per substep like the authors' quotients, yet keeps the central flow as close to the flow
-    with a full solve at every substep as the LOBPCG iteration does; the quotients lag (a small synth
-    problem, float32)."""
-    from tests.engine.helpers import small_synth
-
-    loss_fn, w0 = small_synth(dtype=jnp.float32)
-    kern = Compiled(as_problem(loss_fn, w0), make_optimizer("gd", 0.5))
-    eig = EigConfig(frequency=1, track_threshold=1.5, initial_k=1, max_k=4)
-    modes = {
-        m: dict(eig=dataclasses.replace(eig, between_solves=m))
+    with a full solve at every substep as the LOBPCG iteration does; the quotients lag."""
+    variants = {
+        m: dict(eig=dataclasses.replace(SIDE_BY_SIDE_EIG, between_solves=m))
         for m in ("lobpcg", "quotients", "extrapolate")
     }
-    modes["full"] = dict(eig=eig, frequency_in_substeps=True)  # the reference: a full solve at every substep
-    flows = {m: CentralFlow(kern, w0, {"t": jnp.zeros(())}, **kw) for m, kw in modes.items()}
-    tops = {m: [] for m in flows}
-    for _ in range(90):
-        for m, flow in flows.items():
-            measured = flow.measure()
-            tops[m].append(float(measured.logs["effective_hessian_eigs"][0]))
-            flow.step(measured)
+    variants["full"] = dict(frequency_in_substeps=True)  # the reference: a full solve at every substep
+    flows, tops = central_flows_side_by_side(variants)
     onset = int(np.argmax(np.array(tops["full"]) > 1.99))
     assert 0 < onset < 80
     top_excess = {m: max(t[onset + 2 :]) - 2 for m, t in tops.items()}
