@@ -384,12 +384,11 @@ class CentralFlow(Process):
                 if done == self.nsubsteps:
                     return self._sdcp_logs(solves)
             P = self.kern.precond(self.s)
+            since = self._since_solve()
             if fine == 0:  # a substep's start: the tracker's schedule, and the step-size control
-                theta, U = self.eigs.update(self.w, P, since_solve=self._since_solve())
+                theta, U = self.eigs.update(self.w, P, since_solve=since)
                 self._control(theta)
             else:
-                theta, U = self.eigs.update(
-                    self.w, P, full=False, count=False, since_solve=self._since_solve()
-                )
+                theta, U = self.eigs.update(self.w, P, full=False, count=False, since_solve=since)
             dw_dt, ds_dt, aux = self._velocity(theta, U)
             solves.append(aux["sdcp"])
