@@ -14,6 +14,7 @@ from centralflows.engine.processes import Discrete
 from centralflows.runner.checkpoint import latest_checkpoint, save_checkpoint
 from centralflows.runner.config import ConfigError, resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
+from centralflows.runner.options import flatten
 
 CELL = {
     "opt": {"name": "gd", "lr": 0.05},
@@ -50,6 +51,34 @@ def test_rerun_after_a_kill_resumes_and_other_work_is_refused(tmp_path):
         prepare_out_dir(cell(out, opt={"name": "gd", "lr": 0.04}))
     assert prepare_out_dir(cell(out), overwrite=True).checkpoint_file is None
     assert not (out / "data.hdf5").exists() and latest_checkpoint(out) is None
+
+
+def test_a_run_started_under_other_defaults_goes_on_with_them_in_the_workflow(tmp_path, caplog):
+    """The workflow's folder name hashes the cell's settings: a stored run that differs from today's
+    resolved config only in options the cell did not set started when their defaults were other (here
+    eig.lock); it resumes with its own values, logged, instead of being deleted and started over."""
+    started = {"eig": {"lock": True}}  # what an older default gave this run
+    full = rows(run(cell(tmp_path / "full", **started), progress=False))
+    out = tmp_path / "run"
+    run(cell(out, steps=5, **started), progress=False)
+    (out / "data.hdf5").rename(out / "data.partial.hdf5")  # stopped in step 4
+    cell_keys = [*flatten(CELL), "out", "steps"]
+    caplog.set_level("WARNING", logger="centralflows")
+    config = prepare_out_dir(cell(out), discard_other=True, set_keys=cell_keys)
+    assert config.eig.lock is True and config.checkpoint_file == str(out / "checkpoints" / "checkpoint_4.npz")
+    assert "eig.lock = True (default now False)" in caplog.text
+    steps, loss, attrs = rows(run(config, progress=False))
+    assert steps == full[0] and attrs["resumed_at_step"] == 4
+    np.testing.assert_array_equal(loss, full[1])
+    # a setting of the cell that differs is another run; so is any difference without the cell's keys
+    (out / "data.hdf5").rename(out / "data.partial.hdf5")
+    other = prepare_out_dir(cell(out), discard_other=True, set_keys=[*cell_keys, "eig.lock"])
+    assert other.checkpoint_file is None and not other.eig.lock
+    assert not (out / "checkpoints").exists()
+    run(cell(out, steps=5, **started), progress=False)
+    (out / "data.hdf5").rename(out / "data.partial.hdf5")
+    with pytest.raises(ConfigError, match=r"another run \(its eig.lock differ\)"):
+        prepare_out_dir(cell(out))
 
 
 def test_checkpoint_file_into_a_fresh_folder_starts_a_marked_file(tmp_path):

@@ -16,6 +16,7 @@ from centralflows.runner.backend import start_job
 from centralflows.runner.config import RunConfig, resolve_config
 from centralflows.runner.experiment import RunStopped, prepare_out_dir, run
 from centralflows.runner.io import git_commit
+from centralflows.runner.options import flatten, nest
 
 log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 resources = snakemake.config["resources"]  # noqa: F821
@@ -36,8 +37,9 @@ config["out"] = str(out_dir)
 config, chunking = fit_to_device(config, resources)
 config = RunConfig.from_dict(config)
 log.info("chunking for the device's memory: %s", chunking or "none")
-# the workflow owns its folders: resume this run's newest checkpoint, delete a stale run's work
-config = prepare_out_dir(config, discard_other=True)
+# the workflow owns its folders: resume this run's newest checkpoint, delete a stale run's work; the
+# folder's name hashes the cell's settings, so a run started under other defaults goes on with them
+config = prepare_out_dir(config, discard_other=True, set_keys=flatten(nest(snakemake.params.run)))  # noqa: F821
 checkpoint = config.checkpoint_file
 log.info("cells %s, resume from %s", snakemake.params.cells, checkpoint)  # noqa: F821
 

@@ -12,6 +12,7 @@ from centralflows.plan.grid import not_identity
 from centralflows.runner.checkpoint import latest_checkpoint, load_checkpoint
 from centralflows.runner.config import ConfigError, flatten, resolve_config
 from centralflows.runner.io import FINAL, PARTIAL, open_for_reading
+from centralflows.runner.options import nest
 from centralflows.runner.sections import RunConfig
 
 log = logging.getLogger("centralflows")
@@ -70,13 +71,45 @@ def _stored_config(out_dir: Path, checkpoint: Path | None) -> tuple[dict | None,
     return None, ""
 
 
-def prepare_out_dir(config: RunConfig, overwrite: bool = False, discard_other: bool = False) -> RunConfig:
+def _keep_started_defaults(config: RunConfig, stored: dict, set_keys, differ: list[str]) -> RunConfig | None:
+    """`config` with the stored values of the differing options outside `set_keys`; None if any is set.
+
+    The run whose settings (`set_keys`) name the folder started when those options had other defaults:
+    it goes on with the values it started with, so a changed default neither discards nor alters it.
+    None also when a stored value no longer resolves (an option since removed or renamed).
+    """
+    if any(k in set_keys for k in differ):
+        return None
+    old = _completed(stored)
+    merged = {**flatten(config.to_dict()), **{k: old[k] for k in differ if k in old}}
+    try:
+        kept = resolve_config(nest(merged))
+    except ConfigError:
+        return None
+    if config_difference(stored, kept):
+        return None
+    log.warning(
+        "%s: continuing with the values this run started with for options whose defaults changed since: %s",
+        config.out,
+        ", ".join(f"{k} = {old.get(k)!r} (default now {flatten(config.to_dict()).get(k)!r})" for k in differ),
+    )
+    return kept
+
+
+def prepare_out_dir(
+    config: RunConfig, overwrite: bool = False, discard_other: bool = False, set_keys=None
+) -> RunConfig:
     """Decides how a run uses its output folder; returns the config, with checkpoint_file set to resume.
 
     A folder holding the work of the same run (same config up to steps and paths) resumes from its
     newest readable checkpoint, or starts over when there is none. A folder holding another run's work
     (or a finished data.hdf5) is refused unless `overwrite` (then that work is deleted); with
     `discard_other` (the workflow, which owns its folders) another run's work is deleted silently.
+
+    `set_keys` (the workflow: the dotted options its run id hashes, so the folder's name stands for
+    them) makes a stored config that differs only in other options this run's work under older
+    defaults: it resumes with its stored values for those (logged), instead of being deleted. Without
+    it (the command line, whose --out names no settings) any difference is another run.
 
     Raises:
         ConfigError: `out` is not a usable folder, or it holds work that this run must not touch.
@@ -102,9 +135,12 @@ def prepare_out_dir(config: RunConfig, overwrite: bool = False, discard_other: b
     checkpoint = latest_checkpoint(out_dir)
     stored, status = _stored_config(out_dir, checkpoint)
     finished = (out_dir / FINAL).exists() and not (out_dir / PARTIAL).exists()
+    differ, kept = [], config
     if stored is None:
         problem = "holds run files that cannot be read"
-    elif differ := config_difference(stored, config):
+    elif (differ := config_difference(stored, config)) and not (
+        set_keys is not None and (kept := _keep_started_defaults(config, stored, set(set_keys), differ))
+    ):
         problem = f"holds the work of another run (its {', '.join(differ[:4])} differ)"
     elif finished:
         status = status or _stored_config(out_dir, None)[1]
@@ -122,6 +158,7 @@ def prepare_out_dir(config: RunConfig, overwrite: bool = False, discard_other: b
         for path in work:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         return config
+    config = kept  # with the values it started with, where defaults changed since
     if checkpoint is None:
         log.warning("%s holds a partial run without a checkpoint: starting over", out_dir)
         return config
