@@ -112,6 +112,55 @@ def test_lobpcg_stays_accurate_after_convergence(x64):
     np.testing.assert_allclose(theta, evals[:6], rtol=1e-8)
 
 
+def test_span_extrapolation_only_where_the_trend_predicted_the_last_solve(x64):
+    """between_solves extrapolate moves the last solve's span along its trend (k operator applications
+    per update) only once the trend of the two solves before predicted the last solve's span: from the
+    third solve on while the eigenvectors turn smoothly, not in the step where they jump (a trend across
+    the jump would put the eigenvalues off by O(1)), and again two solves after it. A tracker restored
+    from its state mid-way (a resumed run) decides the same."""
+    d, k = 40, 2
+    rng = np.random.default_rng(0)
+    pairs = rng.permutation(d).reshape(2, -1)  # the eigenvectors turn in d/2 planes, at rates `rate`
+    rate = rng.uniform(-0.01, 0.01, d // 2)
+    jump = np.linalg.qr(rng.normal(size=(d, d)))[0]  # then jump by a random orthogonal matrix
+    spectrum = np.r_[10.0, 8.0, np.linspace(3, 0.1, d - 2)]
+    cfg = EigConfig(frequency=1, track_threshold=None, initial_k=k, tol=1e-12, between_solves="extrapolate")
+
+    def loss_fn(w):  # at w = (0, t, j) its Hessian is H(t, j) ⊕ 0: eigenvectors turning, then jumping
+        x, t, j = w[:d], w[d], w[d + 1]
+        c, s = jnp.cos(rate * t), jnp.sin(rate * t)
+        Q = jnp.eye(d).at[pairs[0], pairs[0]].set(c).at[pairs[1], pairs[1]].set(c)
+        Q = Q.at[pairs[0], pairs[1]].set(-s).at[pairs[1], pairs[0]].set(s) @ (jnp.eye(d) + j * (jump - jnp.eye(d)))
+        return 0.5 * x @ (Q @ (spectrum * (Q.T @ x)))
+
+    def track(resume_at=None):
+        tracker = EigTracker(loss_fn, cfg, d + 2, jnp.float64)
+        costs, thetas = {}, {}
+        for step in range(9):
+            for since in (0, 0.25, 0.5, 0.75):  # a full solve, then three updates between solves
+                w = jnp.zeros(d + 2).at[d:].set([step + since, step >= 5])
+                before = tracker.hvps
+                theta, _ = tracker.update(w, 1.0, full=since == 0, since_solve=since or None)
+                thetas[step, since] = np.asarray(theta)
+                if since:
+                    costs.setdefault(step, []).append(tracker.hvps - before)
+                if (step, since) == (resume_at, 0):
+                    state = jax.tree.map(np.asarray, tracker.state_dict())
+                    tracker = EigTracker(loss_fn, cfg, d + 2, jnp.float64)
+                    tracker.load_state_dict(state)
+        return costs, thetas
+
+    costs, thetas = track()
+    extrapolated = [step for step, c in costs.items() if c == [k] * 3]  # the LOBPCG iteration costs 2k
+    assert extrapolated == [2, 3, 4, 7, 8], costs
+    errors = {key: float(np.max(np.abs(theta - spectrum[:k]))) for key, theta in thetas.items()}
+    assert max(errors.values()) < 1e-3, errors
+    resumed_costs, resumed_thetas = track(resume_at=3)
+    assert resumed_costs == costs
+    for key, theta in thetas.items():
+        np.testing.assert_array_equal(resumed_thetas[key], theta, err_msg=str(key))
+
+
 @pytest.mark.parametrize("warm_start", ["last", "two_back"])
 def test_warm_start_two_back_on_a_period_2_oscillation(x64, warm_start):
     """Points alternating w ± δu (GD at the edge): a full solve started from the same side's vectors

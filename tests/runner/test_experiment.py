@@ -124,8 +124,10 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "runs, central, eig, every",
-    # extrapolated: the last step's third-derivative pairs and the last two solves' vectors resume too;
-    # resumed at step 5, the first whose full solve keeps k (4 from step 4 on), so the span's trend is used
+    # extrapolated: the last step's third-derivative pairs and the last two solves' vectors resume too,
+    # resumed at step 5, the first whose full solve keeps k (4 from step 4 on); the span's trend misses
+    # its solves by more than TREND_TOLERANCE in these 10 steps, so the restored trend is tested in
+    # test_eigs (test_span_extrapolation_only_where_the_trend_predicted_the_last_solve)
     [
         (ALL_RUNS, {}, {}, 4),
         (["central"], {"third_every": "extrapolate"}, {"between_solves": "extrapolate"}, 5),

@@ -37,7 +37,8 @@ class EigConfig:
             "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs) or
             "extrapolate" (an approximation: the span of the last full solve moved along its change
             since the solve before, then Rayleigh-Ritz in it; k HVPs; a call that does not say how far
-            it is from the last solve, or whose k changed since, takes the LOBPCG iteration).
+            it is from the last solve, whose k changed since, or whose trend missed the last solve's
+            span by more than TREND_TOLERANCE takes the LOBPCG iteration).
         warm_start: which vectors start a full solve: "last" (the authors': the last solve's),
             "two_back" (the solve's before: an iterate oscillating with period 2 at the edge of
             stability is closer to w_{t-2} than to w_{t-1}, and its eigenvectors with it) or "auto"
@@ -234,6 +235,22 @@ def _extrapolate_span(V1, V0, since):
     return (V1 + since * (V1 - V0 @ (A @ Bt))).T
 
 
+# The largest principal angle's sine between the span a trend predicted for a full solve and the span
+# solved, below which the trend moves the span between solves (between_solves extrapolate). Measured
+# on the ci GD cell: 0.5-1 in the first steps at the edge (a second eigenvalue rising from outside the
+# span: extrapolating there overshot the edge by 7 %), 1e-3-5e-3 once the flow settles.
+TREND_TOLERANCE = 1e-2
+
+
+@jax.jit
+def _span_distance(rows, V):
+    """Sine of the largest principal angle between the span of `rows` ([k, d]) and of V ([d, k],
+    orthonormal columns): the 2-norm of the part of rows' orthonormal basis outside V's span."""
+    Q, _ = jnp.linalg.qr(rows.T)
+    outside = Q - V @ (V.T @ Q)
+    return jnp.sqrt(jnp.max(jnp.linalg.eigvalsh(outside.T @ outside)))
+
+
 @jax.jit
 def _rayleigh_quotients(V, AV):
     theta = jnp.sum(V * AV, axis=0)
@@ -265,8 +282,10 @@ class EigTracker:
         self.capped_steps = 0  # measurements at which `capped` held (counted by the processes)
         self.last_full = False
         self.V_before = self.V  # the vectors of the full solve before the last (warm_start two_back)
-        # the results of the last two full solves (between_solves extrapolate): the span's trend
+        # the results of the last two full solves (between_solves extrapolate): the span's trend, and
+        # how far the trend before them missed the last one (extrapolate only when it predicted well)
         self.solved = self.solved_before = self.V
+        self.trend_error = float("inf")
 
     @property
     def k(self) -> int:
@@ -314,6 +333,7 @@ class EigTracker:
     def full_solve(self, w, P):
         """Full solve; then, if tracking, add vectors while the smallest is above the threshold."""
         before = self.V
+        predicted = self._trend(1.0) if self.config.between_solves == "extrapolate" else None
         if self.k == 0:
             self._add_vectors(self.config.initial_k)
         self._solve(w, P)
@@ -322,7 +342,17 @@ class EigTracker:
             self._add_vectors(1)
             self._solve(w, P)
         self.V_before = before
+        self.trend_error = float("inf")
+        if predicted is not None and predicted.shape[::-1] == self.V.shape:
+            self.trend_error = float(_span_distance(predicted, self.V))
         self.solved_before, self.solved = self.solved, self.V
+
+    def _trend(self, since: float):
+        """Rows spanning the last full solve's span moved `since` along its change from the solve
+        before; None where the two solves and the tracked set differ in k (no trend)."""
+        if not 0 < self.k == self.solved.shape[1] == self.solved_before.shape[1]:
+            return None
+        return _extrapolate_span(self.solved, self.solved_before, since)
 
     def ensure_k(self, k: int):
         """Grows the tracked set to at least k vectors (used to match another tracker's count)."""
@@ -351,7 +381,7 @@ class EigTracker:
         elif self.config.between_solves in ("lobpcg", "extrapolate") and self.dim > 4 * self.k:
             start, iterations = self.V.T, 1  # one LOBPCG iteration from the cached vectors
             if self._extrapolates(since_solve):  # or Rayleigh-Ritz in the moved span
-                start, iterations = _extrapolate_span(self.solved, self.solved_before, since_solve), 0
+                start, iterations = self._trend(since_solve), 0
             theta, V, _, products = run_lobpcg(
                 self._operator_rows(w, P), start, self.config.tol, iterations, self.config.lock
             )
@@ -364,11 +394,13 @@ class EigTracker:
 
     def _extrapolates(self, since_solve) -> bool:
         """Whether this update moves the last solve's span along its trend (between_solves extrapolate):
-        only where the caller says how far it is from that solve and the last two solves had this k."""
+        only where the caller says how far it is from that solve, the last three solves had this k and
+        the trend of the two before the last predicted its span within TREND_TOLERANCE."""
         return (
             self.config.between_solves == "extrapolate"
             and since_solve is not None
             and self.solved.shape == self.solved_before.shape == self.V.shape
+            and self.trend_error <= TREND_TOLERANCE
         )
 
     def eigenvectors(self, P):
@@ -382,6 +414,7 @@ class EigTracker:
             "V_before": self.V_before,
             "solved": self.solved,
             "solved_before": self.solved_before,
+            "trend_error": np.asarray(self.trend_error),
             "theta": self.theta,
             "key": self.key,
             "calls": np.asarray(self.calls),
@@ -397,6 +430,7 @@ class EigTracker:
         none = np.zeros((self.dim, 0))
         self.solved = jnp.asarray(state.get("solved", none), self.dtype)
         self.solved_before = jnp.asarray(state.get("solved_before", none), self.dtype)
+        self.trend_error = float(state.get("trend_error", np.inf))  # older checkpoints: check anew
         self.key = jnp.asarray(state["key"])
         self.calls = int(state["calls"])
         self.hvps = int(state["hvps"])
