@@ -130,7 +130,8 @@ def test_span_extrapolation_only_where_the_trend_predicted_the_last_solve(x64):
         x, t, j = w[:d], w[d], w[d + 1]
         c, s = jnp.cos(rate * t), jnp.sin(rate * t)
         Q = jnp.eye(d).at[pairs[0], pairs[0]].set(c).at[pairs[1], pairs[1]].set(c)
-        Q = Q.at[pairs[0], pairs[1]].set(-s).at[pairs[1], pairs[0]].set(s) @ (jnp.eye(d) + j * (jump - jnp.eye(d)))
+        Q = Q.at[pairs[0], pairs[1]].set(-s).at[pairs[1], pairs[0]].set(s)
+        Q = Q @ (jnp.eye(d) + j * (jump - jnp.eye(d)))  # j is 0 or 1
         return 0.5 * x @ (Q @ (spectrum * (Q.T @ x)))
 
     def track(resume_at=None):
