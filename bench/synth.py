@@ -146,6 +146,8 @@ def main(argv=None):
                         help="the eigen-tracker's update between solves (eig.between_solves)")  # fmt: skip
     parser.add_argument("--third-every", default="substep", choices=("substep", "step", "extrapolate"),
                         help="the central flow's third derivatives (central.third_every)")  # fmt: skip
+    parser.add_argument("--lock", action=argparse.BooleanOptionalAction, default=False,
+                        help="LOBPCG's soft locking (eig.lock)")  # fmt: skip
     args = parser.parse_args(argv)
 
     problem, checks = synth_problem()
@@ -153,7 +155,12 @@ def main(argv=None):
     kern = Compiled(problem, opt)
     s0 = opt.init_state(problem.w0)
     eig = EigConfig(
-        frequency=1, track_threshold=1.5, initial_k=1, max_k=10, between_solves=args.between_solves
+        frequency=1,
+        track_threshold=1.5,
+        initial_k=1,
+        max_k=10,
+        between_solves=args.between_solves,
+        lock=args.lock,
     )
     procs = {
         "discrete": Discrete(kern, problem.w0, s0, eig),
@@ -227,6 +234,7 @@ def main(argv=None):
         "device": str(jax.devices()[0]),
         "between_solves": args.between_solves,
         "third_every": args.third_every,
+        "lock": args.lock,
         "per_step": {  # the central top effective eigenvalue and k_c, the discrete and predicted losses
             "central_top": central_top.tolist(),
             "k_c": logs["k_c"],
