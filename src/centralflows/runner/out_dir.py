@@ -80,10 +80,9 @@ def _keep_started_defaults(config: RunConfig, stored: dict, set_keys, differ: li
     """
     if any(k in set_keys for k in differ):
         return None
-    old = _completed(stored)
-    merged = {**flatten(config.to_dict()), **{k: old[k] for k in differ if k in old}}
+    old, today = _completed(stored), flatten(config.to_dict())
     try:
-        kept = resolve_config(nest(merged))
+        kept = resolve_config(nest({**today, **{k: old[k] for k in differ if k in old}}))
     except ConfigError:
         return None
     if config_difference(stored, kept):
@@ -91,7 +90,7 @@ def _keep_started_defaults(config: RunConfig, stored: dict, set_keys, differ: li
     log.warning(
         "%s: continuing with the values this run started with for options whose defaults changed since: %s",
         config.out,
-        ", ".join(f"{k} = {old.get(k)!r} (default now {flatten(config.to_dict()).get(k)!r})" for k in differ),
+        ", ".join(f"{k} = {old.get(k)!r} (default now {today.get(k)!r})" for k in differ),
     )
     return kept
 
