@@ -320,7 +320,6 @@ class StationaryFlow(Process):
 
     name = "stationary"
     is_flow = True
-    reads_eigenvectors = True
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, solver: StationaryConfig = StationaryConfig(),
