@@ -1,9 +1,21 @@
 """Shared fixtures: float64 on demand and small problems with known structure."""
 
+import gc
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Releases each test module's compiled programs after it. XLA:CPU maps memory for every
+    executable; the whole suite in one process kept them all and passed the kernel's limit of 65,530
+    mappings per process (vm.max_map_count), where the next compile crashed (seen in test_device)."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
