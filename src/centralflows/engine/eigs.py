@@ -238,7 +238,7 @@ def _extrapolate_span(V1, V0, since):
 # The largest principal angle's sine between the span a trend predicted for a full solve and the span
 # solved, below which the trend moves the span between solves (between_solves extrapolate). Measured
 # on the ci GD cell: 0.5-1 in the first steps at the edge (a second eigenvalue rising from outside the
-# span: extrapolating there overshot the edge by 7 %), 1e-3-5e-3 once the flow settles.
+# span: extrapolating there overshot the edge by 7 %), 3e-4-5e-3 once the flow settles.
 TREND_TOLERANCE = 1e-2
 
 
