@@ -195,9 +195,11 @@ def test_warm_start_two_back_on_a_period_2_oscillation(x64, warm_start):
 
 
 def test_warm_start_auto_is_two_back_for_the_discrete_iterates_only():
+    """And lock auto is on for the processes that read only eigenvalues, off for the central flow; a
+    value given wins."""
     from centralflows.engine.compiled import Compiled
     from centralflows.engine.optimizers import make_optimizer
-    from centralflows.engine.processes import CentralFlow, Discrete
+    from centralflows.engine.processes import CentralFlow, Discrete, Midpoint, StableFlow
     from tests.engine.helpers import as_problem
 
     problem = as_problem(*tiny_mlp_loss(dtype=jnp.float32))
@@ -206,3 +208,9 @@ def test_warm_start_auto_is_two_back_for_the_discrete_iterates_only():
     eig = EigConfig(frequency=1)
     assert Discrete(kernels, problem.w0, s, eig).eigs.config.warm_start == "two_back"
     assert CentralFlow(kernels, problem.w0, s, eig).eigs.config.warm_start == "last"
+    eigenvalues_only = (Discrete, Midpoint, StableFlow)
+    locks = {p.name: p(kernels, problem.w0, s, eig).eigs.config.lock for p in eigenvalues_only}
+    assert locks == {"discrete": True, "midpoint": True, "stable": True}
+    assert CentralFlow(kernels, problem.w0, s, eig).eigs.config.lock is False
+    given = EigConfig(frequency=1, lock=False)
+    assert Discrete(kernels, problem.w0, s, given).eigs.config.lock is False

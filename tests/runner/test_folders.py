@@ -66,7 +66,7 @@ def test_a_run_started_under_other_defaults_goes_on_with_them_in_the_workflow(tm
     caplog.set_level("WARNING", logger="centralflows")
     config = prepare_out_dir(cell(out), discard_other=True, set_keys=cell_keys)
     assert config.eig.lock is True and config.checkpoint_file == str(out / "checkpoints" / "checkpoint_4.npz")
-    assert "eig.lock = True (default now False)" in caplog.text
+    assert "eig.lock = True (default now None)" in caplog.text
     steps, loss, attrs = rows(run(config, progress=False))
     assert steps == full[0] and attrs["resumed_at_step"] == 4
     np.testing.assert_array_equal(loss, full[1])

@@ -44,7 +44,11 @@ class EigConfig:
             stability is closer to w_{t-2} than to w_{t-1}, and its eigenvectors with it) or "auto"
             ("two_back" for the discrete optimizer's iterates, "last" for the flows and midpoints).
         lock: LOBPCG iterations apply the operator to the pairs not yet converged only (soft locking;
-            the same tolerance for every pair); False: to all k, as the authors' solver.
+            the same tolerance for every pair); False: to all k, as the authors' solver; None (auto):
+            on for the processes that read only eigenvalues (discrete iterates, midpoints, stable
+            flow: an eigenvalue's error is the square of its pair's residual), off for the flows that
+            use the eigenvectors (central, stationary), whose vectors the authors' solver refines far
+            below the tolerance while its slowest pair converges (docs/design.md).
     """
 
     frequency: int = -1
@@ -56,7 +60,7 @@ class EigConfig:
     chunk_size: int | None = None
     between_solves: str = "lobpcg"
     warm_start: str = "auto"
-    lock: bool = False
+    lock: bool | None = None
 
     @classmethod
     def from_dict(cls, options: dict) -> EigConfig:

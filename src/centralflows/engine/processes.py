@@ -135,6 +135,7 @@ class CentralFlow(Process):
 
     name = "central"
     is_flow = True
+    reads_eigenvectors = True  # the SDCP projects onto the critical eigenvectors
     max_seff = 10.0  # the default of central.max_seff
     # S_eff above this at the first measurement: the flow starts above the edge, where it is undefined
     start_warn_seff = 4.0

@@ -49,10 +49,13 @@ class Process:
     name = ""
     is_flow = False  # a flow applies F once at construction (its `initialize` option)
     oscillates = False  # its iterates alternate sides at the edge (eig.warm_start auto: two_back)
+    reads_eigenvectors = False  # its dynamics use the eigenvectors (eig.lock auto: off)
 
     def __init__(self, kernels: Compiled, w, s, eig: EigConfig, seed: int = 0):
         if eig.warm_start == "auto":
             eig = dataclasses.replace(eig, warm_start="two_back" if self.oscillates else "last")
+        if eig.lock is None:
+            eig = dataclasses.replace(eig, lock=not self.reads_eigenvectors)
         self.kern = kernels
         self.w, self.s = w, s
         d, dtype = w.shape[0], w.dtype

@@ -320,6 +320,7 @@ class StationaryFlow(Process):
 
     name = "stationary"
     is_flow = True
+    reads_eigenvectors = True
 
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, solver: StationaryConfig = StationaryConfig(),

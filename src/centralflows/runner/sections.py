@@ -296,7 +296,10 @@ ENGINE_OPTIONS = {
         ),  # fmt: skip
         "lock": dict(
             help="LOBPCG iterations apply the operator to the pairs not yet converged only (soft locking, "
-            "same tolerance; false: to all tracked pairs, as the authors)",
+            "same tolerance; false: to all tracked pairs, as the authors; none: auto, on for the "
+            "processes that read only eigenvalues, off for the central and stationary flows)",
+            kind=bool,
+            optional=True,
         ),
         "warm_start": dict(
             help="vectors that start a full solve: the last solve's (the authors'), the one before "
