@@ -1,5 +1,7 @@
 """Each attempt at a run appends its cost and its end, so a run spread over jobs reports its whole cost."""
 
+import os
+
 import pytest
 
 from centralflows.runner.attempts import attempt, attempt_totals, read_attempts
@@ -30,6 +32,7 @@ def test_every_attempt_is_recorded_however_it_ends(tmp_path):
     first, second, third = read_attempts(tmp_path)
     assert [first["end"], second["end"], third["end"]] == ["signal 15", "ValueError", "completed"]
     assert third["resumed_from"] == "checkpoint_000003.npz" and third["steps"] == 7
+    assert f"{os.cpu_count()} cores" in first["processor"]  # the machine that computed these steps
     assert first["cpu_s"] >= 0.19 and third["cpu_s"] >= 0.09 and first["wall_s"] >= first["cpu_s"] - 0.05
     totals = attempt_totals(read_attempts(tmp_path))
     assert totals["attempts"] == 3

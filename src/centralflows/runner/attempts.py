@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import sys
 import time
@@ -21,6 +22,24 @@ def _cpu_s() -> float:
     return t.user + t.system
 
 
+def processor() -> str:
+    """The machine's processor, e.g. "AMD EPYC, family 23 model 1, 2 cores, avx2": a run resumed on
+    another machine computed its steps with other kernels (rounding) at another speed."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:  # not Linux
+        return f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cores".strip()
+    flags = fields.get("flags", "").split()
+    isa = next((x for x in ("avx512f", "avx2", "avx") if x in flags), "")
+    return (
+        f"{fields.get('model name', '?')}, family {fields.get('cpu family', '?')} model "
+        f"{fields.get('model', '?')}, {os.cpu_count()} cores, {isa}"
+    )
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident set so far, in bytes."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
@@ -31,12 +50,13 @@ def peak_rss_bytes() -> int:
 def attempt(out_dir, **info):
     """Records the enclosed work as one attempt of the run in `out_dir`, however it ends.
 
-    The record holds `info` (e.g. the checkpoint it resumed from), its start (UTC), `wall_s`, `cpu_s`
+    The record holds `info` (e.g. the checkpoint it resumed from), its start (UTC), the `processor`,
+    `wall_s`, `cpu_s`
     (this process, all its threads), `peak_rss_bytes` and `end`: "completed", "signal N" for a run
     stopped by a signal (it resumes later), or the exception's name. Yields the record, to which the
     caller may add keys.
     """
-    record = {"started": datetime.now(UTC).isoformat(timespec="seconds"), **info}
+    record = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "processor": processor(), **info}
     wall, cpu = time.perf_counter(), _cpu_s()
     try:
         yield record
