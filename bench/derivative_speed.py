@@ -7,7 +7,7 @@ two versions `--rounds` times in one process, the gradient, the 1- and 3-vector 
 products (the eigen-solver's operator) and the 6 third-derivative pairs of k = 3, and reports XLA's
 FLOP count, the median wall time, the process CPU time per call, the ratios of medians and the
 share of `--peak` GFLOP/s. It also checks that the two versions agree (relative max difference,
-float32).
+float32). `--baseline none` times today's programs alone (their rates on another machine).
 
 XLA's `cost_analysis` of the compiled program counts a loop body once, so it undercounts models whose
 layers or time steps run in `lax.scan` (the Transformer's 4 layers, Mamba's 15 steps, the LSTM's
@@ -48,6 +48,19 @@ def unrolled_gflop(fn, *args) -> float:
         jax.lax.scan = scan
     cost = cost[0] if isinstance(cost, list) else cost
     return cost.get("flops", 0) / 1e9
+
+
+def matmul_rate(n: int = 2048) -> float:
+    """GFLOP/s of a large float32 matmul on this machine: what its dense kernels reach in practice."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a))
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def git_module(commit: str, path: str, name: str):
@@ -93,26 +106,28 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: fl
     from centralflows.engine import derivatives
     from centralflows.problem import data, losses
 
-    old_model = git_module(baseline, f"src/centralflows/problem/models/{arch}.py", f"old_{arch}")
-    old_deriv = git_module(baseline, "src/centralflows/engine/derivatives.py", "old_derivatives")
-    ds = data.get_dataset("sorting").load(
-        {**data.get_dataset("sorting").DEFAULTS, "n": PAPER_N[arch], "criterion": "mse"}
-    )
-    from centralflows.problem.build import arch_options
+    versions = {"after": programs(problem.loss_fn, derivatives)}
+    if baseline != "none":
+        old_model = git_module(baseline, f"src/centralflows/problem/models/{arch}.py", f"old_{arch}")
+        old_deriv = git_module(baseline, "src/centralflows/engine/derivatives.py", "old_derivatives")
+        ds = data.get_dataset("sorting").load(
+            {**data.get_dataset("sorting").DEFAULTS, "n": PAPER_N[arch], "criterion": "mse"}
+        )
+        from centralflows.problem.build import arch_options
 
-    _, options = arch_options(config["arch"])
-    model_old = old_model.build(options, ds.spec)
-    model_new = models.get_architecture(arch).build(options, ds.spec)
-    from jax.flatten_util import ravel_pytree
+        _, options = arch_options(config["arch"])
+        model_old = old_model.build(options, ds.spec)
+        model_new = models.get_architecture(arch).build(options, ds.spec)
+        from jax.flatten_util import ravel_pytree
 
-    template = jax.eval_shape(model_new.init, jax.random.PRNGKey(0), jnp.asarray(ds.x_train[:1]))["params"]
-    _, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template))
-    x, y = jnp.asarray(ds.x_train, jnp.int32), jnp.asarray(ds.y_train, jnp.int32)
-    crit = losses.get_criterion("mse")
-    loss_old = lambda w: crit.loss(model_old.apply({"params": unravel(w)}, x), y)  # noqa: E731
-    assert abs(float(loss_old(w)) - float(problem.loss_fn(w))) < 1e-5, "baseline loss differs"
-
-    versions = {"before": programs(loss_old, old_deriv), "after": programs(problem.loss_fn, derivatives)}
+        x1 = jnp.asarray(ds.x_train[:1])
+        template = jax.eval_shape(model_new.init, jax.random.PRNGKey(0), x1)["params"]
+        _, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template))
+        x, y = jnp.asarray(ds.x_train, jnp.int32), jnp.asarray(ds.y_train, jnp.int32)
+        crit = losses.get_criterion("mse")
+        loss_old = lambda w: crit.loss(model_old.apply({"params": unravel(w)}, x), y)  # noqa: E731
+        assert abs(float(loss_old(w)) - float(problem.loss_fn(w))) < 1e-5, "baseline loss differs"
+        versions = {"before": programs(loss_old, old_deriv), **versions}
     out = {"n_params": int(w.shape[0]), "n": PAPER_N[arch]}
     for name in names:
         args = (w,) if name == "grad" else (w, V)
@@ -138,25 +153,27 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: fl
                     jax.block_until_ready(progs[name](*args))
                     row[version]["wall"].append(time.perf_counter() - t0)
                     row[version]["cpu"].append(cpu_s() - c0)
-        a, b = results["after"], results["before"]
-        row["rel_diff"] = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
         for version in versions:
             r = row[version]
             r["wall_s"], r["cpu_s"] = statistics.median(r.pop("wall")), statistics.median(r.pop("cpu"))
             r["gflop_per_s"] = r["gflop_unrolled"] / r["wall_s"]
             r["share_of_peak"] = r["gflop_per_s"] / peak
-        row["wall_ratio"] = row["before"]["wall_s"] / row["after"]["wall_s"]
-        row["cpu_ratio"] = row["before"]["cpu_s"] / row["after"]["cpu_s"]
         out[name] = row
-        b, a = row["before"], row["after"]
-        print(
-            f"{arch:11s} {name:5s} before {b['wall_s'] * 1e3:8.1f} ms ({b['gflop_unrolled']:6.2f} GFLOP,"
-            f" {b['gflop_per_s']:5.1f} GFLOP/s, {b['share_of_peak']:.1%})  after {a['wall_s'] * 1e3:8.1f} ms"
+        a = row["after"]
+        line = (
+            f"{arch:11s} {name:5s} {a['wall_s'] * 1e3:8.1f} ms wall, {a['cpu_s'] * 1e3:8.1f} ms CPU"
             f" ({a['gflop_unrolled']:6.2f} GFLOP, {a['gflop_per_s']:5.1f} GFLOP/s, {a['share_of_peak']:.1%})"
-            f"  wall x{row['wall_ratio']:.2f}"
-            f"  cpu x{row['cpu_ratio']:.2f}  rel diff {row['rel_diff']:.1e}",
-            flush=True,
         )
+        if "before" in versions:
+            b = results["before"]
+            row["rel_diff"] = float(jnp.max(jnp.abs(results["after"] - b)) / jnp.max(jnp.abs(b)))
+            row["wall_ratio"] = row["before"]["wall_s"] / a["wall_s"]
+            row["cpu_ratio"] = row["before"]["cpu_s"] / a["cpu_s"]
+            line += (
+                f"; before {row['before']['wall_s'] * 1e3:8.1f} ms wall: x{row['wall_ratio']:.2f} wall,"
+                f" x{row['cpu_ratio']:.2f} CPU, rel diff {row['rel_diff']:.1e}"
+            )
+        print(line, flush=True)
     return out
 
 
@@ -170,7 +187,8 @@ def main():
     parser.add_argument("--peak", type=float, default=PEAK, help="GFLOP/s the share of peak is taken of")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    results = {"baseline": args.baseline, "peak_gflop_per_s": args.peak}
+    results = {"baseline": args.baseline, "peak_gflop_per_s": args.peak, "matmul_gflop_per_s": matmul_rate()}
+    print(f"float32 matmul 2048^2: {results['matmul_gflop_per_s']:.1f} GFLOP/s (peak taken: {args.peak})")
     for arch in args.arch:
         results[arch] = measure(arch, args.baseline, args.rounds, args.repeats, args.programs, args.peak)
     if args.json:
