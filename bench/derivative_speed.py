@@ -35,7 +35,7 @@ from centralflows.runner.config import resolve_config
 BASELINE = "4e9c83d"  # the commit before the speed work
 PAPER_N = {"lstm": 1000, "transformer": 1000, "mamba": 250}
 K = 3
-PEAK = 333.0  # GFLOP/s, float32, this machine's 2 AVX-512 cores
+PEAK = 333.0  # GFLOP/s, float32, the 2 AVX-512 cores these tables were first measured on
 
 
 def unrolled_gflop(fn, *args) -> float:

@@ -51,10 +51,9 @@ def attempt(out_dir, **info):
     """Records the enclosed work as one attempt of the run in `out_dir`, however it ends.
 
     The record holds `info` (e.g. the checkpoint it resumed from), its start (UTC), the `processor`,
-    `wall_s`, `cpu_s`
-    (this process, all its threads), `peak_rss_bytes` and `end`: "completed", "signal N" for a run
-    stopped by a signal (it resumes later), or the exception's name. Yields the record, to which the
-    caller may add keys.
+    `wall_s`, `cpu_s` (this process, all its threads), `peak_rss_bytes` and `end`: "completed",
+    "signal N" for a run stopped by a signal (it resumes later), or the exception's name. Yields the
+    record, to which the caller may add keys.
     """
     record = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "processor": processor(), **info}
     wall, cpu = time.perf_counter(), _cpu_s()
