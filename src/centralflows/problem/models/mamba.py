@@ -73,7 +73,9 @@ def fused_selective_scan(dt, A, u, B, C):
     @jax.checkpoint
     def step(h, inputs):
         dt_t, u_t, B_t, C_t = inputs
-        h = jnp.exp(dt_t[..., None] * A) * h + u_t[..., None] * B_t[:, None, :]  # [n, E, N]
+        # the outer product as an einsum: its transposes (derivatives in u and B) become dots, which
+        # XLA:CPU runs faster than the multiply-and-reduce of a broadcast (bench/README.md)
+        h = jnp.exp(dt_t[..., None] * A) * h + jnp.einsum("be,bn->ben", u_t, B_t)  # [n, E, N]
         return h, jnp.einsum("ben,bn->be", h, C_t)
 
     time_major = lambda v: jnp.swapaxes(v, 0, 1)
