@@ -28,6 +28,12 @@ SETTINGS = {  # name: XLA_FLAGS
     "ynn_none": YNN,  # no YNNPACK library fusions: XLA's own loops and Eigen dots
     "ynn_dot": YNN + "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
     "ynn_reduce": YNN + "LIBRARY_FUSION_TYPE_REDUCE",
+    "ynn_dot_eltwise_reduce": YNN
+    + "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE",
+    "onednn": "--xla_cpu_use_onednn=true",
+    "no_xnnpack": "--xla_cpu_use_xnnpack=false",
+    "no_eigen_threads": "--xla_cpu_multi_thread_eigen=false",
+    "concurrency_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
 }
 ALLOCATOR = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
@@ -81,7 +87,9 @@ def child(arch: str, repeats: int, save: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", default=["mamba", "transformer"], choices=sorted(PAPER_N))
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument(
+        "--settings", nargs="+", default=["default", "ynn_none", "ynn_dot"], choices=list(SETTINGS)
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
@@ -92,6 +100,8 @@ def main():
         return
 
     import numpy as np
+
+    from centralflows.runner.attempts import processor
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +148,7 @@ def main():
                 print(f"{arch:11s} {setting:10s} {grad}, {hvp}, {cpu}, rel diff {entry['hvp_rel_diff']:.1e}")
     if args.json:
         meta = {
-            "cpu": os.uname().machine,
+            "cpu": processor(),
             "rounds": args.rounds,
             "repeats": args.repeats,
             "settings": SETTINGS,
