@@ -35,7 +35,6 @@ SETTINGS = {  # name: XLA_FLAGS
     "no_eigen_threads": "--xla_cpu_multi_thread_eigen=false",
     "concurrency_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
 }
-ALLOCATOR = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
 
 def child(arch: str, repeats: int, save: Path) -> dict:
@@ -101,6 +100,7 @@ def main():
 
     import numpy as np
 
+    from centralflows.runner.allocator import MALLOC_ENV
     from centralflows.runner.attempts import processor
 
     results = {}
@@ -110,7 +110,7 @@ def main():
                 for setting in args.settings:
                     save = Path(tmp, arch, setting)
                     save.mkdir(parents=True, exist_ok=True)
-                    env = {**os.environ, **ALLOCATOR, "XLA_FLAGS": SETTINGS[setting]}
+                    env = {**os.environ, **MALLOC_ENV, "XLA_FLAGS": SETTINGS[setting]}
                     command = [
                         sys.executable,
                         __file__,
@@ -151,7 +151,7 @@ def main():
             "cpu": processor(),
             "rounds": args.rounds,
             "repeats": args.repeats,
-            "settings": SETTINGS,
+            "settings": {setting: SETTINGS[setting] for setting in args.settings},
         }
         args.json.write_text(json.dumps({"meta": meta, "rows": results, "summary": summary}, indent=1) + "\n")
 
