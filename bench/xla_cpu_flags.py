@@ -13,7 +13,6 @@ round-off, or 0 where a flag changes nothing in the compiled program).
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PAPER_N = {"lstm": 1000, "transformer": 1000, "mamba": 250}
+from derivative_speed import PAPER_N, cpu_s  # the sizes and CPU clock of the other sequence benchmark
+
 YNN = "--xla_cpu_experimental_ynn_fusion_type="
 SETTINGS = {  # name: XLA_FLAGS
     "default": "",
@@ -58,10 +58,6 @@ def child(arch: str, repeats: int, save: Path) -> dict:
     w = problem.w0
     V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
     V = V / jnp.linalg.norm(V, axis=0)
-
-    def cpu_s():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
 
     out = {}
     programs = {
