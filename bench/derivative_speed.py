@@ -87,7 +87,9 @@ def cpu_s():
     return r.ru_utime + r.ru_stime
 
 
-def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: float) -> dict:
+def paper_problem(arch: str):
+    """(config dict, problem, V): the paper-size problem of `arch` (sorting, MSE, authors' init) as the
+    CLI builds it, and K random unit vectors [d, K] for its derivative programs."""
     config = resolve_config(
         {
             "data": {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch]},
@@ -95,11 +97,15 @@ def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: fl
             "opt": {"name": "gd", "lr": 0.1},
             "steps": 1,
         }
-    ).to_dict()  # the dict form: the benchmark reads its keys
+    ).to_dict()  # the dict form: the benchmarks read its keys
     problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
+    V = jax.random.normal(jax.random.PRNGKey(0), (problem.w0.shape[0], K), problem.w0.dtype)
+    return config, problem, V / jnp.linalg.norm(V, axis=0)
+
+
+def measure(arch: str, baseline: str, rounds: int, repeats: int, names, peak: float) -> dict:
+    config, problem, V = paper_problem(arch)
     w = problem.w0
-    V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], K), w.dtype)
-    V = V / jnp.linalg.norm(V, axis=0)
 
     # the baseline: its model module (same parameters, same data) and its derivative code
     import centralflows.problem.models as models

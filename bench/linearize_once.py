@@ -18,26 +18,14 @@ import time
 
 import jax
 import jax.numpy as jnp
-from derivative_speed import PAPER_N, K, cpu_s
+from derivative_speed import PAPER_N, K, cpu_s, paper_problem
 
 from centralflows.engine.derivatives import batched_hvp
-from centralflows.problem.build import build_problem
-from centralflows.runner.config import resolve_config
 
 
 def measure(arch: str, calls: int, rounds: int) -> dict:
-    config = resolve_config(
-        {
-            "data": {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch]},
-            "arch": {"name": arch},
-            "opt": {"name": "gd", "lr": 0.1},
-            "steps": 1,
-        }
-    ).to_dict()
-    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
+    _, problem, V = paper_problem(arch)
     w, loss_fn = problem.w0, problem.loss_fn
-    V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], K), w.dtype)
-    V = V / jnp.linalg.norm(V, axis=0)
 
     hvp = jax.jit(lambda w, V: batched_hvp(loss_fn, w, V))
     # the linear map comes back from jit as a pytree (its residuals the leaves): one compile per shape

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from derivative_speed import PAPER_N, cpu_s  # the sizes and CPU clock of the other sequence benchmark
+from derivative_speed import PAPER_N, cpu_s, paper_problem  # shared with the other sequence benchmark
 
 YNN = "--xla_cpu_experimental_ynn_fusion_type="
 SETTINGS = {  # name: XLA_FLAGS
@@ -39,25 +39,12 @@ SETTINGS = {  # name: XLA_FLAGS
 
 def child(arch: str, repeats: int, save: Path) -> dict:
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from centralflows.engine import derivatives
-    from centralflows.problem.build import build_problem
-    from centralflows.runner.config import resolve_config
 
-    config = resolve_config(
-        {
-            "data": {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch]},
-            "arch": {"name": arch},
-            "opt": {"name": "gd", "lr": 0.1},
-            "steps": 1,
-        }
-    ).to_dict()
-    problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
+    _, problem, V = paper_problem(arch)
     w = problem.w0
-    V = jax.random.normal(jax.random.PRNGKey(0), (w.shape[0], 3), w.dtype)
-    V = V / jnp.linalg.norm(V, axis=0)
 
     out = {}
     programs = {
