@@ -88,7 +88,7 @@ def cpu_s():
 
 
 def paper_problem(arch: str):
-    """(config dict, problem, V): the paper-size problem of `arch` (sorting, MSE, authors' init) as the
+    """(config dict, problem, V): the paper-size problem of `arch` (sorting, MSE, the default init) as the
     CLI builds it, and K random unit vectors [d, K] for its derivative programs."""
     config = resolve_config(
         {
