@@ -967,7 +967,7 @@ def plan_jobs(args, status: dict) -> list[tuple]:
     parts = set(args.parts.split(","))
     archs = (args.archs or ",".join(ARCHS)).split(",")
     jobs = [(p, a, cap) for p, a, cap in ORDER if (p == "preflight" or p in parts) and a in (None, *archs)]
-    if args.cpu_test:  # a shared 2-core machine compiling, maybe 3x slower under load: caps that never bind
+    if args.cpu_test:  # a shared 2-core machine compiling, slower still under load: caps it should not reach
         jobs = [(p, a, 450 if p == "check" else 240) for p, a, _ in jobs]
         if not args.archs:
             jobs = [j for j in jobs if job_name(*j[:2]) in CPU_TEST]

@@ -20,7 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
+import numpy as np
 from derivative_speed import PAPER_N, cpu_s, paper_problem  # shared with the other sequence benchmark
+
+from centralflows.engine import derivatives
 
 YNN = "--xla_cpu_experimental_ynn_fusion_type="
 SETTINGS = {  # name: XLA_FLAGS
@@ -38,11 +42,6 @@ SETTINGS = {  # name: XLA_FLAGS
 
 
 def child(arch: str, repeats: int, save: Path) -> dict:
-    import jax
-    import numpy as np
-
-    from centralflows.engine import derivatives
-
     _, problem, V = paper_problem(arch)
     w = problem.w0
 
