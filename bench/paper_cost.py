@@ -227,7 +227,10 @@ def xla_gflop(fn, *args) -> float | None:
 def subprocess_json(args: list[str], timeout: float, script: str = __file__) -> dict:
     """One worker's JSON (`script` run with `args`), with the machine's load average before and after
     it and the CPU it got."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    from centralflows.runner.allocator import allocator_env
+
+    # the engine's allocator settings, as every run gets them (python -m centralflows, the Snakefile)
+    env = {**os.environ, **allocator_env(), "PYTHONPATH": str(ROOT / "src")}
     start, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     cpu = children_cpu_s()
     try:
@@ -243,6 +246,7 @@ def subprocess_json(args: list[str], timeout: float, script: str = __file__) -> 
         else:
             result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - start
+    result["malloc_env"] = {k: v for k, v in env.items() if k.startswith("MALLOC_")}
     # a killed worker is reaped too, so this says how much CPU a timed-out cell had had (--jobs 1)
     result["worker_cpu_s"] = children_cpu_s() - cpu
     result["loadavg_before_after"] = [load, [round(x, 2) for x in os.getloadavg()]]

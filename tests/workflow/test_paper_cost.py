@@ -165,3 +165,48 @@ def test_a_process_that_stopped_is_not_fitted():
     assert "central_k1 at n = 128: no Hessian-vector product" in paper_cost.fit_cell(by_n, 1000)["error"]
     growth = {str(n): growth_at(n, per_hvp, mb) for n in (8, 1000)}
     assert "error" in paper_cost.fit_cell({"8": by_n["128"]}, 1000, growth)  # nor scaled from one n
+
+
+def test_workers_run_with_the_engines_allocator_settings(tmp_path, monkeypatch):
+    """A worker measures what a run costs, so it starts with the allocator settings every run gets."""
+    from centralflows.runner.allocator import MALLOC_ENV
+
+    for key in MALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import json, os\n"
+        "print(json.dumps({'env': {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')}}))\n"
+    )
+    result = paper_cost.subprocess_json([], timeout=60, script=str(script))
+    assert result["env"] == MALLOC_ENV
+    assert result["malloc_env"] == MALLOC_ENV  # recorded with the measurement
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # a value the user sets wins, as for the engine
+    assert paper_cost.subprocess_json([], timeout=60, script=str(script))["env"]["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_compare_cost_pairs_the_cells_measured_on_both_sides(tmp_path):
+    spec = importlib.util.spec_from_file_location("compare_cost", ROOT / "bench/compare_cost.py")
+    compare_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_cost)
+    sides = {}
+    for side, cpu, runs in (("before", 6.0, 5), ("after", 4.0, 4)):
+        proc = {"step_cpu_s": cpu, "hvp_equivalents_per_step": 8.0}
+        cost = {"runs": runs, "steps": 1000 * runs}
+        grid = {
+            f"central_k{k}": {"cells": {"lstm/gd/1000": {**cost, "core_hours": k * cpu}}} for k in (1, 2, 3)
+        }
+        cells = {"lstm/gd/1000": {"processes": {"discrete": proc}}, "cnn/gd/1000": {"error": "not run"}}
+        entry = {"cells": cells, "paper_grid": grid}
+        sides[side] = tmp_path / f"{side}.json"
+        sides[side].write_text(json.dumps({"cpu": entry}))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench/compare_cost.py"), str(sides["before"]), str(sides["after"])],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "| lstm/gd/1000 | discrete | 6.0 → 4.0 | 1.50x | 8.0 → 8.0 |" in out
+    runs = "| lstm/gd/1000 | 5 runs, 5000 steps → 4 runs, 4000 steps |"
+    assert f"{runs} 6.0 → 4.0 | 12.0 → 8.0 | 18.0 → 12.0 |" in out
+    assert "cnn" not in out  # a cell with no measurement on a side is left out
+    measured_cells, _ = compare_cost.cells(str(sides["after"]), "cpu")
+    assert list(measured_cells) == ["lstm/gd/1000"]

@@ -1,0 +1,67 @@
+"""Two `paper_cost.py` measurements side by side: step CPU seconds, HVP-equivalents and core-hours.
+
+    python bench/compare_cost.py BEFORE.json AFTER.json [--label cpu]
+
+Each file is a `paper_cost.py --json` output (several files per side may be given as comma-separated
+lists: one per architecture when they were measured in turns). Prints, per cell measured in both and
+per process, the median step's CPU seconds and HVP-equivalents before → after with the ratio of CPU
+time, then each cell's runs in CPU core-hours (central at k = 1, 2, 3) before → after.
+"""
+
+import argparse
+import json
+
+PROCESSES = ("discrete", "stable", "central_k1", "central_k2", "central_k3")
+
+
+def cells(paths: str, label: str) -> tuple[dict, dict]:
+    """(cell key -> measured cell, central_kK -> cell key -> its runs' cost) merged over the files."""
+    measured, hours = {}, {}
+    for path in paths.split(","):
+        with open(path) as f:
+            entry = json.load(f)[label]
+        measured.update({k: c for k, c in entry["cells"].items() if "processes" in c})
+        for process, grid in entry.get("paper_grid", {}).items():
+            for key, cell in grid.get("cells", {}).items():
+                hours.setdefault(process, {})[key] = cell
+    return measured, hours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before")
+    parser.add_argument("after")
+    parser.add_argument("--label", default="cpu")
+    args = parser.parse_args()
+    (old, old_hours), (new, new_hours) = cells(args.before, args.label), cells(args.after, args.label)
+    print("| cell | process | step CPU s before → after | ratio | HVP-equivalents before → after |")
+    print("|---|---|---|---|---|")
+    for key in (k for k in new if k in old):
+        for name in PROCESSES:
+            a, b = old[key]["processes"].get(name), new[key]["processes"].get(name)
+            if not a or not b or "step_cpu_s" not in a or "step_cpu_s" not in b:
+                continue
+            print(
+                f"| {key} | {name} | {a['step_cpu_s']:.1f} → {b['step_cpu_s']:.1f} | "
+                f"{a['step_cpu_s'] / b['step_cpu_s']:.2f}x | "
+                f"{a['hvp_equivalents_per_step']:.1f} → {b['hvp_equivalents_per_step']:.1f} |"
+            )
+    print()
+    # each side's own plan: the runs of a cell (and so their steps) may differ between the commits
+    print("| cell | its runs before → after | CPU core-hours before → after: central k = 1 | k = 2 | k = 3 |")
+    print("|---|---|---|---|---|")
+    for key in (k for k in new if k in old):
+        ks = [p for p in ("central_k1", "central_k2", "central_k3") if key in old_hours.get(p, {})]
+        ks = [p for p in ks if key in new_hours.get(p, {})]
+        if not ks:
+            continue
+        a, b = old_hours[ks[0]][key], new_hours[ks[0]][key]
+        runs = f"{a['runs']} runs, {a['steps']} steps → {b['runs']} runs, {b['steps']} steps"
+        row = [f"{old_hours[p][key]['core_hours']:.1f} → {new_hours[p][key]['core_hours']:.1f}" for p in ks]
+        print(f"| {key} | {runs} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
