@@ -204,7 +204,7 @@ def test_compare_cost_pairs_the_cells_measured_on_both_sides(tmp_path):
         [sys.executable, str(ROOT / "bench/compare_cost.py"), str(sides["before"]), str(sides["after"])],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "| lstm/gd/1000 | discrete | 6.0 → 4.0 | 1.50x | 8.0 → 8.0 |" in out
+    assert "| lstm/gd/1000 | discrete | 6.0 → 4.0 | 1.50x | 8.0 → 8.0 | 1.50x |" in out
     runs = "| lstm/gd/1000 | 5 runs, 5000 steps → 4 runs, 4000 steps |"
     assert f"{runs} 6.0 → 4.0 | 12.0 → 8.0 | 18.0 → 12.0 |" in out
     assert "cnn" not in out  # a cell with no measurement on a side is left out
