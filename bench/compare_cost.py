@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--label", default="cpu")
     args = parser.parse_args()
     (old, old_hours), (new, new_hours) = cells(args.before, args.label), cells(args.after, args.label)
-    # per HVP-equivalent: the eigen-solver's iteration count varies from step to step, the cost of one less
+    # per HVP-equivalent too: the solver's iteration count varies from step to step, an HVP's cost less
     print(
         "| cell | process | step CPU s before → after | ratio | HVP-equivalents before → after "
         "| ratio per HVP-equivalent |"
