@@ -28,6 +28,11 @@ def cells(paths: str, label: str) -> tuple[dict, dict]:
     return measured, hours
 
 
+def usable(process: dict | None) -> bool:
+    """A process step that can be compared: measured, with work done (a flow that stopped did none)."""
+    return bool(process) and not process.get("stopped") and process.get("step_cpu_s", 0) > 0
+
+
 def per_hvp(process: dict) -> float:
     return process["step_cpu_s"] / max(process["hvp_equivalents_per_step"], 1)
 
@@ -41,16 +46,23 @@ def main() -> None:
     parser.add_argument("--label", default="cpu")
     args = parser.parse_args()
     (old, old_hours), (new, new_hours) = cells(args.before, args.label), cells(args.after, args.label)
-    # per HVP-equivalent too: the solver's iteration count varies from step to step, an HVP's cost less
+    both = [k for k in new if k in old]
+    # ratios are before / after (above 1: faster now); per HVP-equivalent too, because the solver's
+    # iteration count varies from step to step and an HVP's cost less
     print(
-        "| cell | process | step CPU s before → after | ratio | HVP-equivalents before → after "
+        "| cell | process | step CPU s before → after | ratio before/after | HVP-equivalents before → after "
         "| ratio per HVP-equivalent |"
     )
     print("|---|---|---|---|---|---|")
-    for key in (k for k in new if k in old):
+    left_out = [
+        f"{k} (measured {'after' if k in new else 'before'} only)" for k in {**old, **new} if k not in both
+    ]
+    for key in both:
         for name in PROCESSES:
             a, b = old[key]["processes"].get(name), new[key]["processes"].get(name)
-            if not a or not b or "step_cpu_s" not in a or "step_cpu_s" not in b:
+            if not usable(a) or not usable(b):
+                if a or b:
+                    left_out.append(f"{key} {name} (not measured or stopped on a side)")
                 continue
             print(
                 f"| {key} | {name} | {a['step_cpu_s']:.1f} → {b['step_cpu_s']:.1f} | "
@@ -62,15 +74,17 @@ def main() -> None:
     # each side's own plan: the runs of a cell (and so their steps) may differ between the commits
     print("| cell | its runs before → after | CPU core-hours before → after: central k = 1 | k = 2 | k = 3 |")
     print("|---|---|---|---|---|")
-    for key in (k for k in new if k in old):
-        ks = [p for p in ("central_k1", "central_k2", "central_k3") if key in old_hours.get(p, {})]
-        ks = [p for p in ks if key in new_hours.get(p, {})]
-        if not ks:
+    ks = ("central_k1", "central_k2", "central_k3")
+    for key in both:
+        pairs = [(old_hours.get(p, {}).get(key), new_hours.get(p, {}).get(key)) for p in ks]
+        if not any(a and b for a, b in pairs):
             continue
-        a, b = old_hours[ks[0]][key], new_hours[ks[0]][key]
+        a, b = next((a, b) for a, b in pairs if a and b)
         runs = f"{a['runs']} runs, {a['steps']} steps → {b['runs']} runs, {b['steps']} steps"
-        row = [f"{old_hours[p][key]['core_hours']:.1f} → {new_hours[p][key]['core_hours']:.1f}" for p in ks]
+        row = [f"{a['core_hours']:.1f} → {b['core_hours']:.1f}" if a and b else "-" for a, b in pairs]
         print(f"| {key} | {runs} | " + " | ".join(row) + " |")
+    if left_out:
+        print("\nnot compared: " + "; ".join(left_out))
 
 
 if __name__ == "__main__":

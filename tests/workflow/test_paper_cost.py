@@ -196,7 +196,8 @@ def test_compare_cost_pairs_the_cells_measured_on_both_sides(tmp_path):
         grid = {
             f"central_k{k}": {"cells": {"lstm/gd/1000": {**cost, "core_hours": k * cpu}}} for k in (1, 2, 3)
         }
-        cells = {"lstm/gd/1000": {"processes": {"discrete": proc}}, "cnn/gd/1000": {"error": "not run"}}
+        cnn = {"processes": {"discrete": proc}} if side == "after" else {"error": "not run"}
+        cells = {"lstm/gd/1000": {"processes": {"discrete": proc}}, "cnn/gd/1000": cnn}
         entry = {"cells": cells, "paper_grid": grid}
         sides[side] = tmp_path / f"{side}.json"
         sides[side].write_text(json.dumps({"cpu": entry}))
@@ -207,6 +208,8 @@ def test_compare_cost_pairs_the_cells_measured_on_both_sides(tmp_path):
     assert "| lstm/gd/1000 | discrete | 6.0 → 4.0 | 1.50x | 8.0 → 8.0 | 1.50x |" in out
     runs = "| lstm/gd/1000 | 5 runs, 5000 steps → 4 runs, 4000 steps |"
     assert f"{runs} 6.0 → 4.0 | 12.0 → 8.0 | 18.0 → 12.0 |" in out
-    assert "cnn" not in out  # a cell with no measurement on a side is left out
+    assert "| cnn" not in out  # a cell with no measurement on a side is left out of the tables, and said so
+    assert "not compared: cnn/gd/1000 (measured after only)" in out
     measured_cells, _ = compare_cost.cells(str(sides["after"]), "cpu")
-    assert list(measured_cells) == ["lstm/gd/1000"]
+    assert list(measured_cells) == ["lstm/gd/1000", "cnn/gd/1000"]
+    assert list(compare_cost.cells(str(sides["before"]), "cpu")[0]) == ["lstm/gd/1000"]  # errors dropped
