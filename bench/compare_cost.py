@@ -12,7 +12,10 @@ before → after.
 import argparse
 import json
 
-PROCESSES = ("discrete", "stable", "central_k1", "central_k2", "central_k3")
+from paper_cost import CENTRAL_KS  # bench/ is on the path when this runs as a script
+
+CENTRALS = tuple(f"central_k{k}" for k in CENTRAL_KS)
+PROCESSES = ("discrete", "stable", *CENTRALS)
 
 
 def cells(paths: str, label: str) -> tuple[dict, dict]:
@@ -74,9 +77,8 @@ def main() -> None:
     # each side's own plan: the runs of a cell (and so their steps) may differ between the commits
     print("| cell | its runs before → after | CPU core-hours before → after: central k = 1 | k = 2 | k = 3 |")
     print("|---|---|---|---|---|")
-    ks = ("central_k1", "central_k2", "central_k3")
     for key in both:
-        pairs = [(old_hours.get(p, {}).get(key), new_hours.get(p, {}).get(key)) for p in ks]
+        pairs = [(old_hours.get(p, {}).get(key), new_hours.get(p, {}).get(key)) for p in CENTRALS]
         if not any(a and b for a, b in pairs):
             continue
         a, b = next((a, b) for a, b in pairs if a and b)

@@ -13,6 +13,7 @@ from .conftest import ROOT
 spec = importlib.util.spec_from_file_location("paper_cost", ROOT / "bench/paper_cost.py")
 paper_cost = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(paper_cost)
+sys.modules.setdefault("paper_cost", paper_cost)  # compare_cost.py imports it, as a script beside it would
 
 
 def measured(n: int, hvps: float, per_hvp, mb) -> dict:
