@@ -1,8 +1,10 @@
 """Run tables (HDF5 -> Parquet), the EOS onset, summary, claims and reference checks on a synthetic HDF5
 file; the cell/grid expansion."""
 
+import json
 import runpy
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -430,6 +432,43 @@ def test_part_one_claim_metrics(synthetic_run):
     assert row["central_outputs_roughness_ratio"] == pytest.approx(0.1, rel=0.3)
     assert row["central_over_smoothed_final_loss"] < 1.0
     assert np.isfinite(row["predicted_grad_norm_sq_rel_error"]) and np.isfinite(row["outputs_rel_error"])
+
+
+def test_the_predicted_gradient_norm_error_is_relative_to_the_mean_norm():
+    """Mean |predicted - MA(GD)| over mean MA after the onset: a step where GD's oscillation has not
+    grown yet (GD 0.01, predicted 0.5) counts by its absolute error, not as a ratio of 49."""
+    steps = np.arange(4)
+    table = pd.concat(
+        [
+            _long("discrete", "effective_hessian_eigs", steps, np.full(4, 2.1), 0),
+            _long("discrete", "grad_norm_sq", steps, [0.01, 1.0, 1.0, 1.0]),
+            _long("central", "predicted_grad_norm_sq", steps, [0.5, 1.0, 1.0, 1.2]),
+            _long("central", "grad_norm_sq", steps, [0.1, 0.1, 0.1, 0.1]),
+        ]
+    )
+    row = gd.part_one_metrics(table, LR, onset=0, smooth=1)
+    assert row["predicted_grad_norm_sq_rel_error"] == pytest.approx((0.49 + 0.2) / 3.01)
+    assert row["grad_norm_sq_oscillation_fraction"] == pytest.approx(np.mean([0.8, 0.9, 0.9, 1 - 0.1 / 1.2]))
+
+
+def test_a_sequence_models_outputs_and_a_file_being_written(tmp_path):
+    """Sorting outputs (steps, examples, positions, classes) become one quantity per example, indexed
+    row-major; a file in which some datasets already hold the next row (the writer mid-row) is read up
+    to the last row that every dataset has."""
+    outputs = np.arange(3 * 2 * 5 * 4, dtype=float).reshape(3, 2, 5, 4)
+    path = tmp_path / "data.partial.hdf5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["step"] = np.arange(4)  # row 3 begun
+        f["discrete/train_loss"] = [1.0, 0.5, 0.25, 0.2]
+        f["discrete/test_outputs"] = outputs
+        f.attrs["config"] = json.dumps({"steps": 10})
+    table, attrs = read.read_run(path)
+    assert list(read.series(table, "discrete", "train_loss")) == [1.0, 0.5, 0.25]
+    assert list(read.series(table, "discrete", "test_outputs/1", index=2 * 4 + 3)) == list(
+        outputs[:, 1, 2, 3]
+    )
+    assert set(table.loc[table["quantity"] == "test_outputs/0", "index"]) == set(range(5 * 4))
+    assert attrs["config"] == {"steps": 10}
 
 
 def test_moving_average_keeps_length():

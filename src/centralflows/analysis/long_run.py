@@ -4,9 +4,13 @@ error over time, and what the solvers spent (SDCP iterations, unconverged solves
 Hessian-vector products per step).
 
     python -m centralflows.analysis.long_run results/paper/runs/*/ [--window 100] [--figure-dir DIR]
+        [--claims paper]
 
 prints a Markdown report (a table per run, one row per window of steps) and, with `--figure-dir`,
 draws `<run id>.png` for each run. A run still in progress is read from its `data.partial.hdf5`.
+With `--claims SCALE` (run from the repository root) it also evaluates the scale's claims on the
+cells these runs compute, on the steps logged so far: provisional values, which `check` replaces
+with the final ones when the runs complete.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from centralflows.analysis.claims import apply_expectations, evaluate_claims
 from centralflows.analysis.contract import ContractError
+from centralflows.analysis.metrics import summarize_run, summary_table
 from centralflows.analysis.onset import CENTRAL_AT_EOS, EOS, central_edge_entry, eos_onset
-from centralflows.analysis.read import moving_average
+from centralflows.analysis.read import moving_average, read_run
+from centralflows.plan.grid import plan, resolve_names, scale_chain
+from centralflows.plan.workflow import load_config
 from centralflows.runner.attempts import attempt_totals, read_attempts
 
 # the quantities read per process (dataset path -> column); missing ones are left out
@@ -236,6 +244,47 @@ def report(runs: list[Path], window: int, smooth: int, figure_dir: Path | None) 
     return "\n".join(parts)
 
 
+CLAIM_COLUMNS = ["claim", "cell", "metric", "value", "threshold", "status", "expected", "steps"]
+
+
+def claims_so_far(runs: list[Path], config: dict, scale: str) -> pd.DataFrame:
+    """The claims of `scale` on the cells that these runs compute, on the steps each has logged.
+
+    The same summary metrics and thresholds as the workflow's `claims` table, read from the runs'
+    files as they stand: a metric about a run's end reads its last logged step. `steps` says how far
+    each cell's run got (logged / planned); claims on cells no run here computes are left out.
+
+    Raises:
+        ValueError: a run that is no run of the scale (its folder name is not one of the plan's ids).
+    """
+    scale_plan = plan(config, scale)
+    cells, infos, metrics = {}, {}, {}
+    for run in runs:
+        path = run_file(run)
+        run_id = path.parent.name
+        names = scale_plan.cells_of(run_id)
+        if not names:
+            raise ValueError(
+                f"{run_id} is no run of scale {scale!r} (its folder name is not a run id of that "
+                f"scale's plan: `python -m centralflows plan --scale {scale}` lists them)"
+            )
+        table, attrs = read_run(path)
+        infos[run_id] = {"attrs": attrs, "job": {}}
+        metrics[run_id] = summarize_run(table, attrs, config["scales"][scale]["smooth"])
+        cells.update(dict.fromkeys(names, run_id))
+    summary = summary_table(cells, infos, metrics).set_index("cell")
+    claims = {c: config["claims"][c] for c in scale_plan.claims}
+    cells_by_claim = {c: resolve_names(config, claim["cells"], scale) for c, claim in claims.items()}
+    table = evaluate_claims(summary.reset_index(), claims, cells_by_claim)
+    table = apply_expectations(table, claims, scale_chain(config, scale))
+    table = table[table["status"] != "not-run"].reset_index(drop=True)
+    table["steps"] = [
+        f"{summary.at[c, 'steps_logged']} / {summary.at[c, 'steps']:g}" if c in summary.index else ""
+        for c in table["cell"]  # an ordered claim's row names its cells joined
+    ]
+    return table[CLAIM_COLUMNS]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m centralflows.analysis.long_run", description=__doc__.split("\n\n")[0]
@@ -244,10 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=100, help="steps per table row")
     parser.add_argument("--smooth", type=int, default=50, help="moving-average window of the loss (steps)")
     parser.add_argument("--figure-dir", type=Path, help="draw <run id>.png here")
+    parser.add_argument(
+        "--claims",
+        metavar="SCALE",
+        help="also evaluate SCALE's claims on these runs' steps so far (provisional; run from the repo root)",
+    )
     args = parser.parse_args(argv)
     try:
         print(report(args.runs, args.window, args.smooth, args.figure_dir))
-    except (FileNotFoundError, OSError, KeyError, ContractError) as err:
+        if args.claims:
+            table = claims_so_far(args.runs, load_config("config.yaml"), args.claims)
+            print(f"### Claims at scale {args.claims} so far (provisional until the runs complete)\n")
+            print(table.to_markdown(index=False, floatfmt=".4g"))
+    except (FileNotFoundError, OSError, KeyError, ValueError, ContractError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,8 @@ The long table of a run has one row per logged number, NaN (= not logged) rows d
   cross-process datasets (`distances/<a>-<b>`, `deltas`, `midpoint_deltas`).
 - `quantity`: the dataset path inside the process group (`train_loss`, `opt.nu`, `hessian_eigs`);
   a (steps, examples, outputs) dataset such as `test_outputs` becomes one quantity per example,
-  `test_outputs/<example>`, indexed by output unit.
+  `test_outputs/<example>`, indexed by output unit; a sequence model's (steps, examples, positions,
+  classes) the same, its outputs flattened row-major (unit = position * classes + class).
 - `index`: -1 for a scalar per step, else the position in the trailing axis (eigenvalue i, selected
   coordinate i, output unit i).
 
@@ -60,12 +61,11 @@ def _long_rows(process: str, quantity: str, step: np.ndarray, values: np.ndarray
         blocks = [(quantity, values[:, None], np.array([-1]))]
     elif values.ndim == 2:
         blocks = [(quantity, values, np.arange(values.shape[1]))]
-    elif values.ndim == 3:
+    else:  # (steps, examples, outputs...): a sequence's (positions, classes) flattened row-major
+        values = values.reshape(*values.shape[:2], -1)
         blocks = [
             (f"{quantity}/{i}", values[:, i, :], np.arange(values.shape[2])) for i in range(values.shape[1])
         ]
-    else:
-        return []
     frames = []
     for name, block, index in blocks:
         steps = np.repeat(step, block.shape[1])
@@ -86,26 +86,34 @@ def _long_rows(process: str, quantity: str, step: np.ndarray, values: np.ndarray
 
 
 def read_run(path) -> tuple[pd.DataFrame, dict]:
-    """Reads one `data.hdf5` (REFERENCE §3.9 layout) into the long table and its root attributes.
+    """Reads one run file (REFERENCE §3.9 layout) into the long table and its root attributes.
+
+    A `data.partial.hdf5` that a run is still writing (or a stopped run left) is read too, in SWMR
+    mode, up to the last row that every dataset has.
 
     Returns:
         (long table with LONG_COLUMNS, categorical process and quantity; attrs) where
         attrs["config"] is the parsed run config.
     """
     frames = []
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
         step = np.asarray(f["step"][()], dtype=np.int64)
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        datasets = {}
 
-        def visit(name, obj):
-            if not isinstance(obj, h5py.Dataset) or name == "step" or obj.shape[:1] != step.shape:
-                return
+        def collect(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.ndim and name != "step":
+                datasets[name] = obj
+
+        f.visititems(collect)
+        # a file being written may show a row in some datasets before the others (flushed mid-row)
+        rows = min([len(step)] + [obj.shape[0] for obj in datasets.values()])
+        step = step[:rows]
+        for name, obj in datasets.items():
             head, _, rest = name.partition("/")
             process, quantity = (head, rest) if head in PROCESSES else ("group", name)
             if quantity and not quantity.startswith(SKIPPED_PREFIXES):
-                frames.extend(_long_rows(process, quantity, step, obj[()]))
-
-        f.visititems(visit)
+                frames.extend(_long_rows(process, quantity, step, obj[:rows]))
     for key, value in attrs.items():
         if isinstance(value, bytes):
             attrs[key] = value.decode()
