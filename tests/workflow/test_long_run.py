@@ -1,19 +1,14 @@
 """The long-run report reads a run's file while the run writes it, and its facts are the ones written."""
 
-from pathlib import Path
-
 import h5py
 import numpy as np
 import pytest
 
 from centralflows.analysis import long_run
-from centralflows.plan.grid import plan
-from centralflows.plan.workflow import load_config
 from centralflows.runner.attempts import attempt
 from centralflows.runner.io import H5Logger
 
 STEPS = 12
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_run(out_dir):
@@ -100,42 +95,3 @@ def test_an_empty_curve_is_an_error_not_a_blank_panel(tmp_path, capsys):
     assert not (tmp_path / "fig" / "run-b.png").exists()
     assert long_run.main([str(tmp_path / "missing")]) == 2  # no run there: named, exit 2
     assert "missing" in capsys.readouterr().err
-
-
-def test_the_claims_so_far_are_the_scales_claims_on_the_cells_these_runs_compute(
-    tmp_path, capsys, monkeypatch
-):
-    """A paper run in progress (the lstm_gd cell's, at step 12 of 2000) gets the paper scale's claims on
-    its cells with the registry's thresholds, its step count beside them; claims on other cells are
-    not listed; a folder that is no run of the scale is named, exit 2."""
-    config = load_config(ROOT / "config.yaml")
-    run_id = plan(config, "paper").cells["lstm_gd"]
-    logger = H5Logger(tmp_path / run_id, {"config": {"steps": 2000, "opt": {"lr": 0.35}}})
-    for t in range(STEPS):  # GD reaches 2 at step 5, then alternates 2.4 / 2.0: median after onset 2.4
-        top = 1 + 0.2 * t if t < 5 else (2.4 if t % 2 else 2.0)
-        logger.log(
-            t,
-            {
-                "discrete/train_loss": 1.0 / (1 + t),
-                "discrete/effective_hessian_eigs": [top, 0.5],
-                "central/train_loss": 1.0 / (1 + t),
-                "central/effective_hessian_eigs": [min(top, 2.0005), 0.5],
-            },
-        )
-    table = long_run.claims_so_far([tmp_path / run_id], config, "paper").set_index("claim")
-    assert set(table["cell"]) == {"lstm_gd"}  # the cells of other runs (gd_example ...) are not listed
-    assert set(table.index) == {c for c, claim in config["claims"].items() if "lstm_gd" in claim["cells"]}
-    sharpness = table.loc["gd_sharpness_at_2_over_eta"]
-    assert sharpness["value"] == pytest.approx(2.4) and sharpness["status"] == "fail"
-    assert sharpness["threshold"] == ">= 1.7 and <= 2.3" and sharpness["steps"] == f"{STEPS} / 2000"
-    pinned = table.loc["central_pins_at_2"]
-    assert pinned["value"] == pytest.approx(2.0005) and pinned["status"] == "pass"
-
-    monkeypatch.chdir(ROOT)  # the command reads config.yaml from the repository root
-    assert long_run.main([str(tmp_path / run_id), "--claims", "paper"]) == 0
-    out = capsys.readouterr().out
-    claims = out.split("### Claims at scale paper so far")[1]
-    assert "gd_sharpness_at_2_over_eta" in claims and f"{STEPS} / 2000" in claims
-    write_run(tmp_path / "not-a-run").close()
-    assert long_run.main([str(tmp_path / "not-a-run"), "--claims", "paper"]) == 2
-    assert "not-a-run is no run of scale 'paper'" in capsys.readouterr().err

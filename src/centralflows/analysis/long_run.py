@@ -4,13 +4,14 @@ error over time, and what the solvers spent (SDCP iterations, unconverged solves
 Hessian-vector products per step).
 
     python -m centralflows.analysis.long_run results/paper/runs/*/ [--window 100] [--figure-dir DIR]
-        [--claims paper]
+        [--scale paper [--figures W1.11 W1.29]]
 
 prints a Markdown report (a table per run, one row per window of steps) and, with `--figure-dir`,
 draws `<run id>.png` for each run. A run still in progress is read from its `data.partial.hdf5`.
-With `--claims SCALE` (run from the repository root) it also evaluates the scale's claims on the
-cells these runs compute, on the steps logged so far: provisional values, which `check` replaces
-with the final ones when the runs complete.
+With `--scale` (run from the repository root) it also evaluates the scale's claims on the cells
+these runs compute and draws the named figures of the scale from them, on the steps logged so far
+(`centralflows.analysis.in_progress`): provisional, until `check` and the workflow's figures read
+the completed runs.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from centralflows.analysis.claims import apply_expectations, evaluate_claims
+from centralflows.analysis import in_progress
 from centralflows.analysis.contract import ContractError
-from centralflows.analysis.metrics import summarize_run, summary_table
 from centralflows.analysis.onset import CENTRAL_AT_EOS, EOS, central_edge_entry, eos_onset
-from centralflows.analysis.read import moving_average, read_run
-from centralflows.plan.grid import plan, resolve_names, scale_chain
+from centralflows.analysis.read import moving_average
+from centralflows.plan.grid import plan
 from centralflows.plan.workflow import load_config
 from centralflows.runner.attempts import attempt_totals, read_attempts
 
@@ -244,45 +244,18 @@ def report(runs: list[Path], window: int, smooth: int, figure_dir: Path | None) 
     return "\n".join(parts)
 
 
-CLAIM_COLUMNS = ["claim", "cell", "metric", "value", "threshold", "status", "expected", "steps"]
-
-
-def claims_so_far(runs: list[Path], config: dict, scale: str) -> pd.DataFrame:
-    """The claims of `scale` on the cells that these runs compute, on the steps each has logged.
-
-    The same summary metrics and thresholds as the workflow's `claims` table, read from the runs'
-    files as they stand: a metric about a run's end reads its last logged step. `steps` says how far
-    each cell's run got (logged / planned); claims on cells no run here computes are left out.
-
-    Raises:
-        ValueError: a run that is no run of the scale (its folder name is not one of the plan's ids).
-    """
+def scale_so_far(runs: list[Path], scale: str, figures: list[str], figure_dir: Path | None) -> str:
+    """The scale's claims on these runs and its named figures drawn from them, so far (Markdown)."""
+    config = load_config("config.yaml")
     scale_plan = plan(config, scale)
-    cells, infos, metrics = {}, {}, {}
-    for run in runs:
-        path = run_file(run)
-        run_id = path.parent.name
-        names = scale_plan.cells_of(run_id)
-        if not names:
-            raise ValueError(
-                f"{run_id} is no run of scale {scale!r} (its folder name is not a run id of that "
-                f"scale's plan: `python -m centralflows plan --scale {scale}` lists them)"
-            )
-        table, attrs = read_run(path)
-        infos[run_id] = {"attrs": attrs, "job": {}}
-        metrics[run_id] = summarize_run(table, attrs, config["scales"][scale]["smooth"])
-        cells.update(dict.fromkeys(names, run_id))
-    summary = summary_table(cells, infos, metrics).set_index("cell")
-    claims = {c: config["claims"][c] for c in scale_plan.claims}
-    cells_by_claim = {c: resolve_names(config, claim["cells"], scale) for c, claim in claims.items()}
-    table = evaluate_claims(summary.reset_index(), claims, cells_by_claim)
-    table = apply_expectations(table, claims, scale_chain(config, scale))
-    table = table[table["status"] != "not-run"].reset_index(drop=True)
-    table["steps"] = [
-        f"{summary.at[c, 'steps_logged']} / {summary.at[c, 'steps']:g}" if c in summary.index else ""
-        for c in table["cell"]  # an ordered claim's row names its cells joined
-    ]
-    return table[CLAIM_COLUMNS]
+    tables = in_progress.read_runs([run_file(r) for r in runs], scale_plan)
+    claims = in_progress.claims_so_far(tables, config, scale_plan)
+    parts = [f"### Claims at scale {scale} so far (provisional until the runs complete)\n"]
+    parts.append(claims.to_markdown(index=False, floatfmt=".4g") + "\n")
+    for name in figures:
+        png, cells = in_progress.draw_figure_so_far(tables, config, scale_plan, name, figure_dir)
+        parts.append(f"- figure {name}: `{png}` (cells {', '.join(cells)})")
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,17 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smooth", type=int, default=50, help="moving-average window of the loss (steps)")
     parser.add_argument("--figure-dir", type=Path, help="draw <run id>.png here")
     parser.add_argument(
-        "--claims",
-        metavar="SCALE",
-        help="also evaluate SCALE's claims on these runs' steps so far (provisional; run from the repo root)",
+        "--scale", help="also evaluate SCALE's claims on these runs so far (run from the repository root)"
     )
+    parser.add_argument(
+        "--figures", nargs="+", default=[], metavar="ID",
+        help="with --scale and --figure-dir: draw these figures of the scale from these runs so far",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.figures and not (args.scale and args.figure_dir):
+        parser.error("--figures needs --scale and --figure-dir")
     try:
         print(report(args.runs, args.window, args.smooth, args.figure_dir))
-        if args.claims:
-            table = claims_so_far(args.runs, load_config("config.yaml"), args.claims)
-            print(f"### Claims at scale {args.claims} so far (provisional until the runs complete)\n")
-            print(table.to_markdown(index=False, floatfmt=".4g"))
+        if args.scale:
+            print(scale_so_far(args.runs, args.scale, args.figures, args.figure_dir))
     except (FileNotFoundError, OSError, KeyError, ValueError, ContractError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
