@@ -37,6 +37,8 @@ from centralflows.runner.attempts import attempt_totals, read_attempts
 _READS = {
     "train_loss": "loss",
     "predicted_loss": "predicted_loss",
+    "grad_norm_sq": "grad_norm_sq",
+    "predicted_grad_norm_sq": "predicted_grad_norm_sq",
     "effective_hessian_eigs": "eff_eigs",
     "substeps": "substeps",
     "eig_logs/hvps": "hvps",
@@ -128,8 +130,9 @@ def summary(data: dict, steps: np.ndarray, attrs: dict, smooth: int = 50) -> dic
 
 
 def windows(data: dict, steps: np.ndarray, window: int = 100, smooth: int = 50) -> pd.DataFrame:
-    """Per window of `window` steps: the discrete and central eigenvalues, k_c, the prediction error,
-    the solvers' work (means per step; maxima where a single bad step matters)."""
+    """Per window of `window` steps: the discrete and central eigenvalues, k_c, the prediction errors
+    (loss: mean relative error; squared gradient norm: mean error / mean of GD's moving average), the
+    solvers' work (means per step; maxima where a single bad step matters)."""
     disc, cent = data.get("discrete", {}), data.get("central", {})
     frame = pd.DataFrame(index=pd.Index(steps, name="step"))
     if "eff_eigs" in disc:
@@ -160,6 +163,9 @@ def windows(data: dict, steps: np.ndarray, window: int = 100, smooth: int = 50) 
     if "predicted_loss" in cent and "loss" in disc:
         ma = moving_average(pd.Series(disc["loss"], index=steps), smooth).to_numpy()
         frame["pred_rel_err"] = np.abs(cent["predicted_loss"] - ma) / np.abs(ma)
+    if "predicted_grad_norm_sq" in cent and "grad_norm_sq" in disc:  # as the summary: error / mean norm
+        ma = moving_average(pd.Series(disc["grad_norm_sq"], index=steps), smooth).to_numpy()
+        frame["gn_err"], frame["gn_ma"] = np.abs(cent["predicted_grad_norm_sq"] - ma), ma
     start = (frame.index // window) * window
     agg = {c: "mean" for c in frame.columns}
     agg.update({c: "max" for c in ("cent_top_dev", "sdcp_iter_max", "cent_substeps") if c in frame})
@@ -168,6 +174,8 @@ def windows(data: dict, steps: np.ndarray, window: int = 100, smooth: int = 50) 
     grouped.index = [f"{s}-{min(s + window - 1, int(steps[-1]))}" for s in grouped.index]
     if "k_c" in frame:
         grouped["k_c_max"] = frame["k_c"].groupby(start).max().to_numpy()
+    if "gn_err" in grouped:
+        grouped["pred_gn_rel_err"] = grouped.pop("gn_err") / grouped.pop("gn_ma")
     return grouped
 
 
