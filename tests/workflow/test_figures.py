@@ -228,3 +228,22 @@ def test_figure_table_carries_the_cells_metadata_not_a_broadcast_eta(synthetic_r
     assert plotting.onset(table, "syn_main") == 40
     with pytest.raises(contract.ContractError, match="no metadata for cell 'other'"):
         plotting.learning_rate(table, "other")
+
+
+def test_a_cells_figure_rows_are_its_declared_rows_up_to_max_step():
+    """The rows of a run kept for a figure (the rule's and a figure drawn from runs in progress): the
+    declared (process, quantity) pairs only, up to `max_step`, with the cell's name."""
+    steps = np.arange(5)
+    table = pd.concat(
+        [
+            pd.DataFrame({"process": p, "step": steps, "quantity": q, "index": -1, "value": steps * 1.0})
+            for p, q in [("discrete", "train_loss"), ("central", "train_loss"), ("discrete", "grad_norm_sq")]
+        ],
+        ignore_index=True,
+    )
+    rows = contract.figure_rows(table, "f", "main", "c1", {"discrete": ["train_loss"]}, max_step=2)
+    assert set(zip(rows["process"], rows["quantity"], strict=True)) == {("discrete", "train_loss")}
+    assert list(rows["step"]) == [0, 1, 2] and set(rows["cell"]) == {"c1"}
+    assert len(contract.figure_rows(table, "f", "main", "c1", {"central": ["train_loss"]}, None)) == 5
+    with pytest.raises(contract.ContractError, match="cell 'c1' has no central/grad_norm_sq"):
+        contract.figure_rows(table, "f", "main", "c1", {"central": ["grad_norm_sq"]}, None)

@@ -41,10 +41,11 @@ def write_paper_run(folder, lr: float, steps: int = STEPS, eigs: bool = True) ->
 
 
 def test_the_claims_so_far_are_the_scales_claims_on_the_cells_these_runs_compute(tmp_path):
-    """lstm_gd's run at step 12 of 2000 gets the paper scale's claims on its cells with the registry's
-    thresholds and its step count; claims on cells no run here computes are not listed."""
+    """lstm_gd's stopped run at step 12 of 2000 gets the paper scale's claims on its cells with the
+    registry's thresholds and its step count; claims on cells no run here computes are not listed."""
     run_id = PAPER.cells["lstm_gd"]
-    write_paper_run(tmp_path / run_id, 0.35)  # left open: read as a run in progress
+    write_paper_run(tmp_path / run_id, 0.35).close("stopped", finalize=False)  # data.partial.hdf5 stays
+    assert long_run.run_file(tmp_path / run_id).name == "data.partial.hdf5"
     runs = in_progress.read_runs([long_run.run_file(tmp_path / run_id)], PAPER)
     table = in_progress.claims_so_far(runs, CONFIG, PAPER).set_index("claim")
     assert set(table["cell"]) == {"lstm_gd"}  # not gd_example's claims, whose run is not here
@@ -57,6 +58,22 @@ def test_the_claims_so_far_are_the_scales_claims_on_the_cells_these_runs_compute
     assert table.loc["predicted_loss_error", "status"] == "no-data"  # no prediction logged: not a pass
 
 
+def test_at_a_scale_with_reasons_only_the_cells_that_ran_are_listed_and_an_ordered_claim_counts_both(
+    tmp_path,
+):
+    """At ci some claims are not evaluable on some cells (`expect:`): those of cells that did not run are
+    still left out. The ordered claim on two cells gets both runs' step counts."""
+    ci = plan(CONFIG, "ci")
+    cells = ["srmsprop_example", "srmsprop_example_b0.999"]
+    for cell, steps in zip(cells, (12, 9), strict=True):
+        write_paper_run(tmp_path / ci.cells[cell], 0.01, steps=steps).close()
+    runs = in_progress.read_runs([long_run.run_file(tmp_path / ci.cells[c]) for c in cells], ci)
+    table = in_progress.claims_so_far(runs, CONFIG, ci)
+    assert set(table["cell"]) <= {*cells, " > ".join(cells)}
+    ordered = table.set_index("claim").loc["srmsprop_beta2_nu_share"]
+    assert ordered["cell"] == " > ".join(cells) and ordered["steps"] == "12 / 2000, 9 / 2000"
+
+
 def test_a_figure_so_far_draws_the_cells_that_ran_and_fails_on_an_empty_curve(tmp_path, monkeypatch):
     """W1.11 from the two LSTM runs of its six cells: their panels, by the workflow's own script; a run
     without the sharpness the script reads is an error naming it, not a blank panel."""
@@ -65,17 +82,19 @@ def test_a_figure_so_far_draws_the_cells_that_ran_and_fails_on_an_empty_curve(tm
     for folder, lr in zip(folders, (0.35, 0.7), strict=True):
         write_paper_run(folder, lr).close()
     runs = in_progress.read_runs([long_run.run_file(f) for f in folders], PAPER)
-    png, cells = in_progress.draw_figure_so_far(runs, CONFIG, PAPER, "W1.11", tmp_path / "fig")
+    [(png, cells)] = in_progress.draw_figures_so_far(runs, CONFIG, PAPER, "W1.11", tmp_path / "fig")
     assert cells == ["gd_sequence.lstm.lr0.35", "gd_sequence.lstm.lr0.7"]
     assert png.name == "w1_11_eos_sequence.so_far.png" and png.stat().st_size > 10_000
     assert png.with_suffix(".pdf").stat().st_size > 1_000
 
     with pytest.raises(ValueError, match="none of the cells of its role 'main'"):
-        in_progress.draw_figure_so_far(runs, CONFIG, PAPER, "W1.14", tmp_path / "fig")  # the ViT's figure
+        in_progress.draw_figures_so_far(runs, CONFIG, PAPER, "W1.14", tmp_path / "fig")  # the ViT's figure
+    with pytest.raises(ValueError, match="'W9.9' is no figure of scale 'paper'"):
+        in_progress.draw_figures_so_far(runs, CONFIG, PAPER, "W9.9", tmp_path / "fig")
     write_paper_run(folders[0], 0.35, eigs=False).close()  # rewritten without eigenvalues
     runs = in_progress.read_runs([long_run.run_file(f) for f in folders], PAPER)
     with pytest.raises(ContractError, match="'gd_sequence.lstm.lr0.35' has no discrete/hessian_eigs"):
-        in_progress.draw_figure_so_far(runs, CONFIG, PAPER, "W1.11", tmp_path / "fig2")
+        in_progress.draw_figures_so_far(runs, CONFIG, PAPER, "W1.11", tmp_path / "fig2")
 
 
 def test_the_command_prints_the_claims_and_draws_the_figures(tmp_path, capsys, monkeypatch):

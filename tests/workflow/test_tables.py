@@ -451,17 +451,37 @@ def test_the_predicted_gradient_norm_error_is_relative_to_the_mean_norm():
     assert row["grad_norm_sq_oscillation_fraction"] == pytest.approx(np.mean([0.8, 0.9, 0.9, 1 - 0.1 / 1.2]))
 
 
+def test_the_predicted_squared_gradient_per_coordinate_is_relative_to_its_mean():
+    """RMSProp's item 13, per coordinate: mean |predicted - MA(g^2)| over mean MA after the onset, then
+    the median over coordinates (coordinate 0: 0.69 / 3.01 as GD's norm above, where the mean of the
+    ratios is 12.3; coordinate 1: 0.1 / 2)."""
+    steps = np.arange(4)
+    g2 = {0: [0.01, 1.0, 1.0, 1.0], 1: [0.5, 0.5, 0.5, 0.5]}
+    pred = {0: [0.5, 1.0, 1.0, 1.2], 1: [0.55, 0.5, 0.55, 0.5]}
+    table = pd.concat(
+        [_long("discrete", "grad_sq_selected_idx", steps, g2[i], i) for i in g2]
+        + [_long("central", "predicted_grad_sq_selected_idx", steps, pred[i], i) for i in pred]
+    )
+    row = metrics.adaptive.adaptive_metrics(table, pd.Series(dtype=float), onset=0, smooth=1)
+    assert row["predicted_grad_sq_rel_error"] == pytest.approx((0.69 / 3.01 + 0.1 / 2) / 2)
+
+
 def test_a_sequence_models_outputs_and_a_file_being_written(tmp_path):
     """Sorting outputs (steps, examples, positions, classes) become one quantity per example, indexed
-    row-major; a file in which some datasets already hold the next row (the writer mid-row) is read up
-    to the last row that every dataset has."""
+    row-major. A file being written is read up to the last row that every dataset holds and whose step
+    the writer has set (here: row 3 begun in `step` and the loss, row 2 with its step still the fill
+    value 0); a finished file whose datasets disagree is an error, not silently shortened."""
     outputs = np.arange(3 * 2 * 5 * 4, dtype=float).reshape(3, 2, 5, 4)
     path = tmp_path / "data.partial.hdf5"
     with h5py.File(path, "w", libver="latest") as f:
-        f["step"] = np.arange(4)  # row 3 begun
+        f["step"] = [0, 1, 0, 0]
         f["discrete/train_loss"] = [1.0, 0.5, 0.25, 0.2]
         f["discrete/test_outputs"] = outputs
-        f.attrs["config"] = json.dumps({"steps": 10})
+        f.attrs.update(config=json.dumps({"steps": 10}), status="running")
+    table, attrs = read.read_run(path)
+    assert list(read.series(table, "discrete", "train_loss")) == [1.0, 0.5]
+    with h5py.File(path, "r+") as f:
+        f["step"][2] = 2
     table, attrs = read.read_run(path)
     assert list(read.series(table, "discrete", "train_loss")) == [1.0, 0.5, 0.25]
     assert list(read.series(table, "discrete", "test_outputs/1", index=2 * 4 + 3)) == list(
@@ -469,6 +489,10 @@ def test_a_sequence_models_outputs_and_a_file_being_written(tmp_path):
     )
     assert set(table.loc[table["quantity"] == "test_outputs/0", "index"]) == set(range(5 * 4))
     assert attrs["config"] == {"steps": 10}
+    with h5py.File(path, "r+") as f:
+        f.attrs["status"] = "completed"
+    with pytest.raises(ValueError, match="datasets of \\[3, 4\\] rows for 4 steps"):
+        read.read_run(path)
 
 
 def test_moving_average_keeps_length():

@@ -11,7 +11,7 @@ log = log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 run_id = snakemake.wildcards.run_id  # noqa: F821
 try:
     table, attrs = read_run(snakemake.input.hdf5)  # noqa: F821
-except OSError as error:  # a truncated or damaged file (copied, or a full disk): say how to recompute it
+except (OSError, ValueError) as error:  # a truncated or damaged file (copied, a full disk): how to redo it
     folder = Path(snakemake.input.hdf5).parent  # noqa: F821
     message = (
         f"error: {snakemake.input.hdf5} cannot be read ({error}); recompute it with\n"  # noqa: F821

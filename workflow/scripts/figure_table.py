@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from centralflows.analysis.contract import ContractError, members, missing_reads
+from centralflows.analysis.contract import ContractError, figure_rows, members
 from centralflows.analysis.read import LONG_COLUMNS, cell_metadata, read_run_info, read_run_table
 from centralflows.plan.logs import log_to
 
@@ -17,20 +17,12 @@ paths = {Path(p).stem: p for p in snakemake.input.tables}  # noqa: F821
 frames = []
 for role, value in params.roles.items():
     for cell in members(value):
-        run_id = cells[cell]
-        table = read_run_table(paths[run_id], reads[role])
-        missing = missing_reads(table, reads[role])
-        if missing:
-            message = (
-                f"figure {params.figure}: cell {cell!r} (role {role!r}, run {run_id}) has no "
-                f"{', '.join(missing)} although the script's READS declares it: a misspelled name, "
-                "or a quantity the run does not log"
-            )
-            log.error("%s", message)
-            raise ContractError(message)
-        if entry["max_step"] is not None:
-            table = table[table["step"] <= entry["max_step"]]
-        frames.append(table.assign(cell=cell))
+        table = read_run_table(paths[cells[cell]], reads[role])
+        try:
+            frames.append(figure_rows(table, params.figure, role, cell, reads[role], entry["max_step"]))
+        except ContractError as error:
+            log.error("%s", error)
+            raise
 # A computed figure (`cells: {}`, e.g. a toy) gets an empty table with the usual columns.
 figure = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LONG_COLUMNS, "cell"])
 figure = figure.astype({c: "category" for c in ("cell", "process", "quantity")})

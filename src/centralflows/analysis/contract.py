@@ -69,6 +69,26 @@ def missing_reads(table: pd.DataFrame, reads_of_role: dict[str, list[str]]) -> l
     ]
 
 
+def figure_rows(
+    table: pd.DataFrame, figure: str, role: str, cell: str, reads_of_role: dict, max_step: int | None
+) -> pd.DataFrame:
+    """One cell's rows of a figure table: the rows of its run's long table that its role declares, up
+    to the figure's `max_step`, with the cell's name. Fails on a declared quantity the run lacks."""
+    keep = pd.Series(False, index=table.index)
+    for process, quantities in reads_of_role.items():
+        keep |= (table["process"] == process) & table["quantity"].isin(quantities)
+    table = table[keep]
+    missing = missing_reads(table, reads_of_role)
+    if missing:
+        raise ContractError(
+            f"figure {figure}: cell {cell!r} has no {', '.join(missing)} although the script's READS "
+            f"declares it for role {role!r}: a misspelled name, or a quantity the run does not log"
+        )
+    if max_step is not None:
+        table = table[table["step"] <= max_step]
+    return table.assign(cell=cell)
+
+
 @dataclass
 class Contract:
     """What one figure may read: its id, its roles (role -> cell or cells) and its READS."""

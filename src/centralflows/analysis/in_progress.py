@@ -10,6 +10,7 @@ provisional (a metric about a run's end reads its last logged step).
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,11 +18,11 @@ from types import SimpleNamespace
 import pandas as pd
 
 from centralflows.analysis.claims import apply_expectations, evaluate_claims
-from centralflows.analysis.contract import Contract, ContractError, members, missing_reads, script_reads
+from centralflows.analysis.contract import Contract, check_roles, figure_rows, members, script_reads
 from centralflows.analysis.metrics import summarize_run, summary_table
 from centralflows.analysis.plotting.primitives import contract
 from centralflows.analysis.read import cell_metadata, read_run
-from centralflows.plan.grid import Plan, figure_roles, resolve_names, scale_chain
+from centralflows.plan.grid import Plan, figure_roles, figures_named, resolve_names, scale_chain
 
 CLAIM_COLUMNS = ["claim", "cell", "metric", "value", "threshold", "status", "expected", "steps"]
 FIGURE_SCRIPTS = Path("workflow/scripts/figures")
@@ -64,40 +65,37 @@ def claims_so_far(runs: dict[str, tuple], config: dict, scale_plan: Plan) -> pd.
     claims = {c: config["claims"][c] for c in scale_plan.claims}
     cells_by_claim = {c: resolve_names(config, claim["cells"], scale) for c, claim in claims.items()}
     table = evaluate_claims(summary, claims, cells_by_claim)
-    table = apply_expectations(table, claims, scale_chain(config, scale))
     table = table[table["status"] != "not-run"].reset_index(drop=True)
+    table = apply_expectations(table, claims, scale_chain(config, scale))
     by_cell = summary.set_index("cell")
-    table["steps"] = [
-        f"{by_cell.at[c, 'steps_logged']} / {by_cell.at[c, 'steps']:g}" if c in by_cell.index else ""
-        for c in table["cell"]  # an ordered claim's row names its cells joined
+    table["steps"] = [  # an ordered claim's row names its cells joined by < or >
+        ", ".join(
+            f"{by_cell.at[c, 'steps_logged']} / {by_cell.at[c, 'steps']:g}" for c in re.split(" [<>] ", row)
+        )
+        for row in table["cell"]
     ]
     return table[CLAIM_COLUMNS]
 
 
-def figure_id(config: dict, name: str) -> str:
-    """The registry id of a figure given by its id or its catalog id (W1.11)."""
-    if name in config["figures"]:
-        return name
-    ids = [f for f, entry in config["figures"].items() if name in entry.get("catalog", [])]
-    if len(ids) != 1:
-        raise ValueError(
-            f"{name!r} is no figure id or catalog id of workflow/figures.yaml ({len(ids)} match)"
-        )
-    return ids[0]
-
-
-def draw_figure_so_far(
+def draw_figures_so_far(
     runs: dict[str, tuple], config: dict, scale_plan: Plan, name: str, out_dir: Path
-) -> tuple[Path, list[str]]:
-    """Draws figure `name` of the scale from `runs` as they stand, with the panels of the cells they
-    compute (a role that holds a list keeps the cells that ran; a single-cell role needs its cell), into
-    `<out_dir>/<figure>.so_far.{pdf,png}`. Returns the PNG and the cells drawn.
+) -> list[tuple[Path, list[str]]]:
+    """Draws the scale's figures that `name` names (an id or a catalog id such as W1.11) from `runs` as
+    they stand, with the panels of the cells they compute (a role that holds a list keeps the cells
+    that ran; a single-cell role needs its cell), by the workflow's script under its contract, into
+    `<out_dir>/<figure>.so_far.{pdf,png}`. Returns each PNG with the cells drawn.
 
     Raises:
-        ValueError: a role none of whose cells ran here.
+        ValueError: a name of no figure of the scale, a role none of whose cells ran here.
         ContractError: a declared quantity a run lacks, an empty curve (as in the workflow).
     """
-    figure = figure_id(config, name)
+    figures = figures_named(config, scale_plan.figures, name)
+    if not figures:
+        raise ValueError(f"{name!r} is no figure of scale {scale_plan.scale!r} (registry or catalog id)")
+    return [_draw(runs, config, scale_plan, figure, out_dir) for figure in figures]
+
+
+def _draw(runs: dict, config: dict, scale_plan: Plan, figure: str, out_dir: Path) -> tuple[Path, list[str]]:
     entry = config["figures"][figure]
     script = FIGURE_SCRIPTS / f"{entry.get('script', figure)}.py"
     reads = script_reads(script)
@@ -108,20 +106,16 @@ def draw_figure_so_far(
         if not kept:
             raise ValueError(f"figure {figure}: none of the cells of its role {role!r} ({value}) ran here")
         roles[role] = kept[0] if isinstance(value, str) else kept
-    frames = []
-    for role, value in roles.items():
-        for cell in members(value):
-            table = runs[cells[cell]][0]
-            keep = pd.Series(False, index=table.index)
-            for process, quantities in reads[role].items():
-                keep |= (table["process"] == process) & table["quantity"].isin(quantities)
-            table = table[keep]
-            missing = missing_reads(table, reads[role])
-            if missing:
-                raise ContractError(f"figure {figure}: cell {cell!r} has no {', '.join(missing)}")
-            frames.append(table.assign(cell=cell))
-    table = pd.concat(frames, ignore_index=True)
+    check_roles(figure, reads, roles)
     drawn = [c for value in roles.values() for c in members(value)]
+    table = pd.concat(
+        [
+            figure_rows(runs[cells[cell]][0], figure, role, cell, reads[role], entry["max_step"])
+            for role, value in roles.items()
+            for cell in members(value)
+        ],
+        ignore_index=True,
+    )
     infos = {cells[c]: {"attrs": runs[cells[c]][1], "job": {}} for c in drawn}
     meta = cell_metadata({c: cells[c] for c in drawn}, infos)
     table.attrs["cells"] = meta.set_index("cell", drop=False).to_dict("index")

@@ -21,17 +21,17 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from centralflows.analysis import in_progress
 from centralflows.analysis.contract import ContractError
 from centralflows.analysis.onset import CENTRAL_AT_EOS, EOS, central_edge_entry, eos_onset
-from centralflows.analysis.read import moving_average
+from centralflows.analysis.read import logged_rows, moving_average
 from centralflows.plan.grid import plan
 from centralflows.plan.workflow import load_config
 from centralflows.runner.attempts import attempt_totals, read_attempts
+from centralflows.runner.io import open_for_reading
 
 # the quantities read per process (dataset path -> column); missing ones are left out
 _READS = {
@@ -67,25 +67,23 @@ def run_file(run: Path) -> Path:
 
 def read_long_run(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, dict]:
     """({process: {column: array over steps}}, steps, root attributes) of one run file."""
-    partial = path.name.endswith("partial.hdf5")  # being written in SWMR mode: read it the same way
-    kwargs = {"libver": "latest", "swmr": True} if partial else {}
-    with h5py.File(path, "r", **kwargs) as f:
-        steps = np.asarray(f["step"][()])
+    with open_for_reading(path) as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        found = {
+            (process, col): f[process][key]
+            for process in ("discrete", "central", "stable") if process in f
+            for key, col in _READS.items() if key in f[process]
+        }  # fmt: skip
+        n = logged_rows(f, list(found.values()))
+        steps = np.asarray(f["step"][:n])
         data = {}
-        for process in ("discrete", "central", "stable"):
-            if process in f:
-                group = f[process]
-                data[process] = {
-                    col: np.asarray(group[key][()]) for key, col in _READS.items() if key in group
-                }
-    n = min([len(steps)] + [len(a) for d in data.values() for a in d.values()])  # rows all flushed
-    data = {p: {c: a[:n] for c, a in d.items()} for p, d in data.items()}
+        for (process, col), dataset in found.items():
+            data.setdefault(process, {})[col] = np.asarray(dataset[:n])
     for d in data.values():  # the solvers' counters are totals since the start: per step here
         for col in _COUNTERS:
             if col in d:
                 d[col] = np.diff(d[col], prepend=0.0)
-    return data, steps[:n], attrs
+    return data, steps, attrs
 
 
 def _top(eigs: np.ndarray) -> np.ndarray:
@@ -252,18 +250,17 @@ def report(runs: list[Path], window: int, smooth: int, figure_dir: Path | None) 
     return "\n".join(parts)
 
 
-def scale_so_far(runs: list[Path], scale: str, figures: list[str], figure_dir: Path | None) -> str:
-    """The scale's claims on these runs and its named figures drawn from them, so far (Markdown)."""
+def print_scale_so_far(runs: list[Path], scale: str, figures: list[str], figure_dir: Path | None) -> None:
+    """Prints the scale's claims on these runs (Markdown), then draws its named figures from them."""
     config = load_config("config.yaml")
     scale_plan = plan(config, scale)
     tables = in_progress.read_runs([run_file(r) for r in runs], scale_plan)
     claims = in_progress.claims_so_far(tables, config, scale_plan)
-    parts = [f"### Claims at scale {scale} so far (provisional until the runs complete)\n"]
-    parts.append(claims.to_markdown(index=False, floatfmt=".4g") + "\n")
+    print(f"### Claims at scale {scale} so far (provisional until the runs complete)\n")
+    print(claims.to_markdown(index=False, floatfmt=".4g") + "\n", flush=True)
     for name in figures:
-        png, cells = in_progress.draw_figure_so_far(tables, config, scale_plan, name, figure_dir)
-        parts.append(f"- figure {name}: `{png}` (cells {', '.join(cells)})")
-    return "\n".join(parts)
+        for png, cells in in_progress.draw_figures_so_far(tables, config, scale_plan, name, figure_dir):
+            print(f"- figure {name}: `{png}` (cells {', '.join(cells)})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(report(args.runs, args.window, args.smooth, args.figure_dir))
         if args.scale:
-            print(scale_so_far(args.runs, args.scale, args.figures, args.figure_dir))
+            print_scale_so_far(args.runs, args.scale, args.figures, args.figure_dir)
     except (FileNotFoundError, OSError, KeyError, ValueError, ContractError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from centralflows.engine.registry import PROCESSES
+from centralflows.runner.io import open_for_reading
 
 LONG_COLUMNS = ["process", "step", "quantity", "index", "value"]
 # Diagnostics that no figure reads (timings, solver logs, the central flow's internal tensors).
@@ -85,19 +86,35 @@ def _long_rows(process: str, quantity: str, step: np.ndarray, values: np.ndarray
     return frames
 
 
-def read_run(path) -> tuple[pd.DataFrame, dict]:
-    """Reads one run file (REFERENCE §3.9 layout) into the long table and its root attributes.
+def logged_rows(f: h5py.File, datasets: list[h5py.Dataset]) -> int:
+    """The rows of an open run file to read: all of a finished file's; of a file still being written
+    (or left by a stopped run), those every dataset already holds, with increasing steps (a row the
+    writer has begun may show in some datasets, or as a step not yet written).
 
-    A `data.partial.hdf5` that a run is still writing (or a stopped run left) is read too, in SWMR
-    mode, up to the last row that every dataset has.
+    Raises:
+        ValueError: a finished file whose datasets are not all one row per step.
+    """
+    step = np.asarray(f["step"][()])
+    lengths = {d.shape[0] for d in datasets}
+    if f.attrs.get("status") not in ("running", "stopped"):
+        if lengths - {len(step)}:
+            raise ValueError(f"{f.filename}: datasets of {sorted(lengths)} rows for {len(step)} steps")
+        return len(step)
+    rows = min([len(step), *lengths])
+    falls = np.flatnonzero(np.diff(step[:rows]) <= 0)
+    return int(falls[0]) + 1 if len(falls) else rows
+
+
+def read_run(path) -> tuple[pd.DataFrame, dict]:
+    """Reads one run file (REFERENCE §3.9 layout) into the long table and its root attributes; a
+    `data.partial.hdf5` of a run in progress up to its last complete row (`logged_rows`).
 
     Returns:
         (long table with LONG_COLUMNS, categorical process and quantity; attrs) where
         attrs["config"] is the parsed run config.
     """
     frames = []
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        step = np.asarray(f["step"][()], dtype=np.int64)
+    with open_for_reading(path) as f:
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         datasets = {}
 
@@ -106,9 +123,8 @@ def read_run(path) -> tuple[pd.DataFrame, dict]:
                 datasets[name] = obj
 
         f.visititems(collect)
-        # a file being written may show a row in some datasets before the others (flushed mid-row)
-        rows = min([len(step)] + [obj.shape[0] for obj in datasets.values()])
-        step = step[:rows]
+        rows = logged_rows(f, list(datasets.values()))
+        step = np.asarray(f["step"][:rows], dtype=np.int64)
         for name, obj in datasets.items():
             head, _, rest = name.partition("/")
             process, quantity = (head, rest) if head in PROCESSES else ("group", name)

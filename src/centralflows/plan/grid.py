@@ -166,6 +166,14 @@ def only_names(config: dict) -> list[str] | None:
     return [only] if isinstance(only, str) else list(only)
 
 
+def figures_named(config: dict, figures: list[str], name: str) -> list[str]:
+    """The figures among `figures` that `name` names: a registry id, or a catalog id (W1.11) of one or
+    more of them; empty when it names none."""
+    if name in figures:
+        return [name]
+    return [f for f in figures if name in config["figures"][f].get("catalog", [])]
+
+
 def select_part(config: dict, scale_name: str, names: list[str], figures: list[str], only: list[str]):
     """The cells of a scale (`names`, in order) that config `only` keeps: a part of the scale.
 
@@ -181,14 +189,10 @@ def select_part(config: dict, scale_name: str, names: list[str], figures: list[s
     from centralflows.problem.models import ARCHITECTURES
 
     cells, grids = all_cells(config), config.get("grids", {})
-    catalog: dict[str, list[str]] = {}
-    for figure in figures:
-        for catalog_id in config["figures"][figure].get("catalog", []):
-            catalog.setdefault(catalog_id, []).append(figure)
     named_figures, archs, named_cells = [], [], []
     for name in only:
-        if name in figures or name in catalog:
-            named_figures += catalog.get(name, [name])
+        if named := figures_named(config, figures, name):
+            named_figures += named
         elif name in ARCHITECTURES:
             archs.append(name)
         elif name in cells or name in grids:

@@ -45,7 +45,7 @@ def adaptive_metrics(table: pd.DataFrame, top_d: pd.Series, onset, smooth: int) 
     - `nu_tracking_rel_error`: mean over the logged coordinates and steps >= onset of
       |nu_central - MA(nu_discrete)| / MA(nu_discrete) (item 13).
     - `predicted_grad_sq_rel_error`: median over coordinates of the mean over steps >= onset of
-      |predicted g^2 - MA(g^2)| / MA(g^2) (item 13).
+      |predicted g^2 - MA(g^2)| over the mean of MA(g^2) (item 13).
     - `grad_sq_oscillation_share`: median over coordinates and steps >= onset of
       1 - (central's own g^2) / (predicted g^2): the part of E[g^2] due to oscillation (item 13).
     - `initial_top_eff_eig`, `top_eff_eig_at_step5`: GD-run top effective eigenvalue at the first
@@ -94,9 +94,11 @@ def adaptive_metrics(table: pd.DataFrame, top_d: pd.Series, onset, smooth: int) 
     g2_c = per_coordinate(table, "central", "grad_sq_selected_idx")
     pred = per_coordinate(table, "central", "predicted_grad_sq_selected_idx")
     if not g2_d.empty and not pred.empty:
-        ma = g2_d.apply(lambda c: moving_average(c, smooth))
-        err = ((pred - ma).abs() / ma.abs()).loc[lambda f: f.index >= start]
-        out["predicted_grad_sq_rel_error"] = float(err.mean().median()) if err.size else nan
+        ma = g2_d.apply(lambda c: moving_average(c, smooth)).loc[lambda f: f.index >= start]
+        err = (pred - ma).abs().loc[lambda f: f.index >= start]  # relative to the mean, as GD's norm
+        out["predicted_grad_sq_rel_error"] = (
+            float((err.mean() / ma.abs().mean()).median()) if err.size else nan
+        )
     if not g2_c.empty and not pred.empty:
         share = (1 - g2_c / pred).loc[lambda f: f.index >= start]
         out["grad_sq_oscillation_share"] = float(np.nanmedian(share.to_numpy())) if share.size else nan
