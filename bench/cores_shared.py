@@ -93,10 +93,9 @@ def main():
             }
             rounds.append(summary)
             print(json.dumps({k: v for k, v in summary.items() if k != "workers"}), flush=True)
-    if args.json:
-        args.json.write_text(
-            json.dumps({"checkpoints": [str(c) for c in args.checkpoints], "rounds": rounds}, indent=1) + "\n"
-        )
+            if args.json:  # after every pair: a stopped benchmark keeps what it measured
+                out = {"checkpoints": [str(c) for c in args.checkpoints], "rounds": rounds}
+                args.json.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
