@@ -8,7 +8,9 @@ numpy, h5py and pyyaml (tqdm for the runner), the project on PYTHONPATH. Per arc
 n (1000; Mamba 250), CIFAR-10 replaced by its CIFAR-shaped stand-in, float32, it measures:
 
 - hvp: the 1- and 3-vector Hessian-vector product after compilation (wall ms), its compile time and
-  XLA's FLOP count of the compiled program (`cost_analysis`), hence the TFLOP/s reached;
+  XLA's FLOP count of the compiled program (`cost_analysis`), hence the TFLOP/s reached; last, the
+  3 products unrolled in one program (`eig.hvp_batching` "unroll", faster than vmapped for the ResNet
+  and ViT on XLA:CPU; "auto" keeps vmap on a GPU until this says otherwise);
 - precision: the same 3-vector HVP with TF32 matmuls ("tensorfloat32", JAX's default on Ampere and
   Hopper when nothing is set, and the 3-pass "TF32_TF32_F32_X3"), its relative difference to full
   float32 ("highest") and its time, and the top 3 eigenvalues by the engine's LOBPCG in both (the
@@ -423,17 +425,19 @@ def hvp_at(w: Worker, key: str, run: dict, ghost: int):
                 "data.ghost_batch_size": ghost, "build_s": build_s, "precision": "highest"}  # fmt: skip
     r["precision"] = {}
     w.emit()
-    f = jax.jit(lambda w, V: batched_hvp(problem.loss_fn, w, V))
+    # eig.hvp_batching: the vectors vmapped (what "auto" runs on a GPU) or one product each ("unroll")
+    f = {u: jax.jit(lambda w, V, u=u: batched_hvp(problem.loss_fn, w, V, unroll=u)) for u in (False, True)}
     V = {k: jax.random.normal(jax.random.PRNGKey(k), (d, k), w0.dtype) for k in (1, 3)}
     kept = {}
 
-    def hvp(k: int, name: str = "highest", reference=None):
+    def hvp(k: int, name: str = "highest", reference=None, unroll: bool = False):
         with precision(name):
-            compiled, compile_s = compile_timed(f, w0, V[k])
+            compiled, compile_s = compile_timed(f[unroll], w0, V[k])
             fits(xla_memory(compiled))
             out = jax.block_until_ready(compiled(w0, V[k]))  # first call: allocation, autotuning
             times = time_calls(lambda: compiled(w0, V[k]), max_s=0.5 if w.spec["tiny"] else 3.0)
-        kept[(k, name)] = compiled, out
+        if not unroll:
+            kept[(k, name)] = compiled, out
         gflop = xla_gflop(compiled)
         best = min(times)
         res = {"compile_s": compile_s, "ms": 1000 * best, "ms_calls": [1000 * t for t in times],
@@ -465,6 +469,12 @@ def hvp_at(w: Worker, key: str, run: dict, ghost: int):
         else:
             r["precision"][name] = {"skipped": "this JAX refuses it on this backend (the preflight)"}
             w.emit()
+    # the 3 products unrolled, against the vmapped ones above (rel_diff_to_highest: to their result)
+    w.stage(
+        ("hvp", "3_unroll"),
+        lambda: hvp(3, reference=reference, unroll=True),
+        need_s=3 if w.spec["tiny"] else 20,
+    )
 
 
 def top_eigs(compiled, w0, name: str, w: Worker, min_iterations: int = 0) -> dict:

@@ -21,7 +21,7 @@ from centralflows.engine.optimizers import make_optimizer
 from centralflows.engine.processes import CentralFlow, Midpoint
 from centralflows.runner.checkpoint import latest_checkpoint
 from centralflows.runner.config import resolve_config
-from centralflows.runner.experiment import config_difference, group_logs, run
+from centralflows.runner.experiment import config_difference, group_logs, resolve_hvp_batching, run
 from tests.engine.helpers import as_problem, cubic_loss
 
 # A tiny MLP on the offline CIFAR stand-in; at eta = 0.05 GD reaches the edge of stability within a
@@ -66,6 +66,45 @@ CENTRAL_KEYS = [
     "sigma_trace", "flow_aux/X", "flow_aux/dH_dt_stable", "flow_aux/dH_dt_X", "flow_aux/dP_dt_stable",
     "flow_aux/dP_dt_X",
 ]  # fmt: skip
+
+
+def test_hvp_batching_auto_is_resolved_by_architecture_on_cpu_and_unrolled_products_run_the_same(
+    tmp_path, monkeypatch
+):
+    """ "auto" picks the architecture's CPU_HVP_BATCHING on XLA:CPU (the convolutional networks that ran
+    faster one vector at a time), "vmap" for the rest; a value given is kept. A run with the products
+    unrolled logs the eigenvalues and trajectory of the vmapped one, to round-off."""
+    resolved = {
+        arch: resolve_hvp_batching(cell(tmp_path, arch={"name": arch}, steps=1)).eig.hvp_batching
+        for arch in ("mlp", "cnn", "resnet", "vit")
+    }
+    assert resolved == {"mlp": "vmap", "cnn": "vmap", "resnet": "unroll", "vit": "unroll"}
+    given = cell(tmp_path, arch={"name": "resnet"}, steps=1, eig={"frequency": 1, "hvp_batching": "vmap"})
+    assert resolve_hvp_batching(given).eig.hvp_batching == "vmap"
+    import centralflows.engine.compiled as compiled
+    import centralflows.engine.eigs as eigs
+
+    seen = []  # the `unroll` each traced program was built with
+
+    def spy(f):
+        return lambda *args: seen.append(args[-1]) or f(*args)
+
+    monkeypatch.setattr(eigs, "batched_hvp", spy(eigs.batched_hvp))
+    monkeypatch.setattr(compiled, "third_derivative_pairs", spy(compiled.third_derivative_pairs))
+    logs = {}
+    for batching in ("vmap", "unroll"):
+        seen.clear()
+        config = cell(
+            tmp_path / batching,
+            runs=["discrete", "central"],
+            steps=4,
+            eig={"frequency": 1, "hvp_batching": batching},
+        )
+        logs[batching] = datasets(run(config, progress=False))
+        assert len(seen) >= 2 and set(seen) == {batching == "unroll"}  # the operator and the third pairs
+    for key in ("discrete/hessian_eigs", "central/hessian_eigs", "central/train_loss"):
+        np.testing.assert_allclose(logs["unroll"][key], logs["vmap"][key], rtol=1e-5)
+    assert logs["vmap"]["central/eig_logs/third_derivatives"][-1] > 0  # the flow computed some
 
 
 @pytest.mark.slow
@@ -114,6 +153,7 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
     with h5py.File(path, "r") as f:
         attrs = dict(f.attrs)
     assert attrs["matmul_precision"] == "tensorfloat32" and attrs["backend"] == "cpu"
+    assert json.loads(attrs["config"])["eig"]["hvp_batching"] == "vmap"  # "auto" recorded as what ran
     assert json.loads(attrs["versions"])["jax"] == jax.__version__
     assert attrs["peak_host_rss_bytes"] > 100e6 and "peak_device_memory_bytes" not in attrs
     assert config_difference(config, {**config.to_dict(), "matmul_precision": "float32"}) == [

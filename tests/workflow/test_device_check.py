@@ -152,6 +152,8 @@ def test_the_script_runs_on_cpu_offline_and_fills_every_section(tmp_path):
             assert (
                 hvp[k]["ms"] > 0 and hvp[k]["gflop"] > 0 and hvp[k]["tflops"] > 0 and hvp[k]["compile_s"] > 0
             )
+        unrolled = hvp["3_unroll"]  # eig.hvp_batching "unroll": the same products, timed beside vmap's
+        assert unrolled["ms"] > 0 and unrolled["rel_diff_to_highest"] < 1e-5, unrolled
         precision = entry["precision"][arch]
         assert precision["tensorfloat32"]["rel_diff_to_highest"] < 1e-6  # XLA:CPU computes float32 either way
         eigs = precision["eigs"]

@@ -24,13 +24,14 @@ class Compiled:
             `loss_fn`, `w0`, `train_metrics`, `test_metrics`, `train_outputs`, `test_outputs`).
         optimizer: the run's optimizer.
         chunk_size: Hessian-vector products run at once in the third derivatives (None: all).
+        unroll: the third derivatives one pair at a time in one program (eig.hvp_batching "unroll").
     """
 
-    def __init__(self, problem, optimizer: Optimizer, chunk_size: int | None = None):
+    def __init__(self, problem, optimizer: Optimizer, chunk_size: int | None = None, unroll: bool = False):
         self.problem = problem
         self.opt = optimizer
         self.loss_fn = problem.loss_fn
-        self.chunk_size = chunk_size
+        self.chunk_size, self.unroll = chunk_size, unroll
         self.idx = selected_indices(problem.w0.shape[0])
         self.tx = optimizer.as_optax()
         self.grad = jax.jit(jax.grad(self.loss_fn))
@@ -41,7 +42,9 @@ class Compiled:
         # The network's third derivatives are a program of their own: it depends on the loss only, so
         # the persistent compilation cache shares it across learning rates and optimizers, while
         # the optimizer-dependent rest of the velocity is small to compile (as eigs.run_lobpcg).
-        self.third_pairs = jax.jit(lambda w, U: third_derivative_pairs(self.loss_fn, w, U, chunk_size))
+        self.third_pairs = jax.jit(
+            lambda w, U: third_derivative_pairs(self.loss_fn, w, U, chunk_size, unroll)
+        )
         self._central = {}
 
     def _observe(self, w, s):

@@ -12,9 +12,9 @@ import numpy as np
 
 from centralflows.engine.derivatives import batched_hvp
 
-# `eig` options that say how many Hessian-vector products run at once, not what they compute: left out of
-# a run's identity like problem.data.NOT_IDENTITY, so a GPU job chunks for its memory under the same run
-NOT_IDENTITY = ("chunk_size",)
+# `eig` options that say how the Hessian-vector products run, not what they compute: left out of a run's
+# identity like problem.data.NOT_IDENTITY, so a GPU job chunks for its memory under the same run
+NOT_IDENTITY = ("chunk_size", "hvp_batching")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class EigConfig:
             ‖Av - θv‖ < tol·10·d·(‖Av‖ + |θ|).
         max_iter: LOBPCG iteration cap.
         chunk_size: how many Hessian-vector products run at once (None: all k).
+        hvp_batching: how the products of a block of vectors run in one program: "vmap" (the vectors
+            as a batch axis), "unroll" (one product per vector, sharing the primal pass; faster on
+            XLA:CPU for convolutional networks) or "auto" (the run picks per architecture and device:
+            `centralflows.runner.experiment`; "vmap" where nothing picks).
         between_solves: "lobpcg" (one LOBPCG iteration warm-started from the cached vectors: 2k HVPs;
             it follows a rotating or newly rising eigenvector within a step, docs/design.md),
             "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs) or
@@ -58,6 +62,7 @@ class EigConfig:
     tol: float = 1e-10
     max_iter: int = 100
     chunk_size: int | None = None
+    hvp_batching: str = "auto"
     between_solves: str = "lobpcg"
     warm_start: str = "auto"
     lock: bool | None = None
@@ -205,17 +210,17 @@ def dense_top_eigs(matvec, d: int, k: int, dtype):
     return theta[::-1][:k], V[:, ::-1][:, :k]
 
 
-def _operator(loss_fn, w, P, chunk_size):
+def _operator(loss_fn, w, P, chunk_size, unroll=False):
     """V -> P^{-1/2} H(w) P^{-1/2} V."""
     p = jnp.broadcast_to(P, w.shape)[:, None] ** -0.5
-    return lambda V: p * batched_hvp(loss_fn, w, p * V, chunk_size)
+    return lambda V: p * batched_hvp(loss_fn, w, p * V, chunk_size, unroll)
 
 
-@partial(jax.jit, static_argnames=("loss_fn", "chunk_size"))
-def apply_operator_rows(loss_fn, w, P, V, *, chunk_size):
+@partial(jax.jit, static_argnames=("loss_fn", "chunk_size", "unroll"))
+def apply_operator_rows(loss_fn, w, P, V, *, chunk_size, unroll=False):
     """P^{-1/2} H(w) P^{-1/2} applied to each row of V ([k, d]): the program of one LOBPCG block, the
     largest a run compiles besides the third derivatives (plan.device sizes both for a GPU's memory)."""
-    return _operator(loss_fn, w, P, chunk_size)(V.T).T
+    return _operator(loss_fn, w, P, chunk_size, unroll)(V.T).T
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "chunk_size", "k"))
@@ -316,7 +321,10 @@ class EigTracker:
 
     def _operator_rows(self, w, P):
         """The jitted operator on the rows of a [k, d] block: one program per block size."""
-        return partial(apply_operator_rows, self.loss_fn, w, P, chunk_size=self.config.chunk_size)
+        unroll = self.config.hvp_batching == "unroll"
+        return partial(
+            apply_operator_rows, self.loss_fn, w, P, chunk_size=self.config.chunk_size, unroll=unroll
+        )
 
     def _solve(self, w, P):
         k, chunk = self.k, self.config.chunk_size

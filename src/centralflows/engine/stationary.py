@@ -337,12 +337,12 @@ class StationaryFlow(Process):
     def _dw_dt(self, X, U, P):
         k_c = X.shape[0]
         if k_c not in self._velocity_fns:
-            loss_fn, chunk = self.kern.loss_fn, self.kern.chunk_size
+            loss_fn, chunk, unroll = self.kern.loss_fn, self.kern.chunk_size, self.kern.unroll
 
             def velocity(w, X, U, P):
                 g = jax.grad(loss_fn)(w)
                 c = pair_coefficients(X)
-                gradH = third_derivative_pairs(loss_fn, w, U, chunk)  # [m, d]
+                gradH = third_derivative_pairs(loss_fn, w, U, chunk, unroll)  # [m, d]
                 return -(g + 0.5 * c @ gradH) / P
 
             self._velocity_fns[k_c] = jax.jit(velocity)

@@ -220,9 +220,24 @@ class _Lockstep:
         return path
 
 
+def resolve_hvp_batching(config: RunConfig) -> RunConfig:
+    """The config with `eig.hvp_batching` "auto" made concrete, so the run's file records what ran: on
+    XLA:CPU the architecture's CPU_HVP_BATCHING (set where it was measured faster: bench/README.md,
+    "Vectors one by one"), "vmap" on other devices (not measured there). Equal results to round-off."""
+    if config.eig.hvp_batching != "auto":
+        return config
+    from centralflows.problem.models import get_architecture
+
+    batching = "vmap"
+    if jax.default_backend() == "cpu":
+        batching = getattr(get_architecture(config.arch.name), "CPU_HVP_BATCHING", "vmap")
+    return dataclasses.replace(config, eig=dataclasses.replace(config.eig, hvp_batching=batching))
+
+
 def _starting_point(config: RunConfig, signals: Signals, build_problem) -> _Lockstep:
     """Builds the problem and the processes at the run's first step (a resumed checkpoint, a loaded
     point, or the initial weights after the warm start) and opens the run's file."""
+    config = resolve_hvp_batching(config)
     if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
@@ -238,7 +253,7 @@ def _starting_point(config: RunConfig, signals: Signals, build_problem) -> _Lock
             )
     problem = build_problem(config.data.component(), config.arch.component(), config.seed, config.init, dtype)
     opt = build_optimizer(config.opt)
-    kernels = Compiled(problem, opt, config.eig.chunk_size)
+    kernels = Compiled(problem, opt, config.eig.chunk_size, config.eig.hvp_batching == "unroll")
     w, s = problem.w0, opt.init_state(problem.w0)
     attrs = _root_attrs(config, problem)
     if resume:

@@ -287,6 +287,13 @@ ENGINE_OPTIONS = {
         "tol": dict(help="LOBPCG relative tolerance (authors' convention, REFERENCE §3.5)", **_positive),
         "max_iter": dict(help="LOBPCG iteration cap", **_count),
         "chunk_size": dict(help="Hessian-vector products run at once (none: all k)", optional=True, **_count),
+        "hvp_batching": dict(
+            help="how a block's Hessian-vector products run in one program: vmap (the vectors as a batch "
+            "axis), unroll (one product per vector; faster on CPU for convolutional networks) or auto "
+            "(by architecture and device); equal to round-off",
+            kind=str,
+            choices=("auto", "vmap", "unroll"),
+        ),
         "between_solves": dict(
             help="eigenpairs between full solves: one warm-started LOBPCG iteration, the authors' "
             "Rayleigh quotients, or (extrapolate: an approximation, central flow only) the last solve's "

@@ -29,6 +29,10 @@ DEFAULTS = {
     "init_scale": 0.0,  # head weight and bias × init_scale; 0 = zero-init head (lower initial sharpness)
     "final_norm": "before_pool",  # or "after_pool"
 }
+
+# eig.hvp_batching "auto" on XLA:CPU: its Hessian-vector products one vector at a time, which ran faster
+# there than vmapped (bench/README.md, "Vectors one by one")
+CPU_HVP_BATCHING = "unroll"
 _FINAL_NORMS = ("before_pool", "after_pool")
 _LAYERNORMS = ("reference", "standard")
 
