@@ -9,8 +9,8 @@ n (1000; Mamba 250), CIFAR-10 replaced by its CIFAR-shaped stand-in, float32, it
 
 - hvp: the 1- and 3-vector Hessian-vector product after compilation (wall ms), its compile time and
   XLA's FLOP count of the compiled program (`cost_analysis`), hence the TFLOP/s reached; last, the
-  3 products unrolled in one program (`eig.hvp_batching` "unroll", faster than vmapped for the ResNet
-  and ViT on XLA:CPU; "auto" keeps vmap on a GPU until this says otherwise);
+  3 products unrolled in one program (`eig.hvp_batching` "unroll", faster than vmapped for the
+  convolutional networks on XLA:CPU; "auto" keeps vmap on a GPU until this says otherwise);
 - precision: the same 3-vector HVP with TF32 matmuls ("tensorfloat32", JAX's default on Ampere and
   Hopper when nothing is set, and the 3-pass "TF32_TF32_F32_X3"), its relative difference to full
   float32 ("highest") and its time, and the top 3 eigenvalues by the engine's LOBPCG in both (the

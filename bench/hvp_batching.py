@@ -10,6 +10,9 @@ unroll) and the largest difference between the two results relative to the large
 
     python bench/hvp_batching.py [--arch resnet vit cnn mlp lstm mamba transformer] [--n 64] \
         [--json bench/results/hvp_batching.json]
+
+With `--json` an existing file gains the architectures measured (one process per architecture keeps
+the heap of one: the engine's allocator settings keep what XLA:CPU frees).
 """
 
 import argparse
@@ -17,6 +20,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +102,43 @@ def measure(arch: str, n: int, names, rounds: int, repeats: int) -> dict:
     return out
 
 
+def operator_blocks(arch: str, n: int, sizes, rounds: int) -> dict:
+    """Compile time (wall and CPU) and call time of LOBPCG's operator block (`apply_operator_rows`) for
+    `sizes` vectors, both ways: unrolled, the program grows with the vectors."""
+    from centralflows.engine.eigs import apply_operator_rows
+
+    problem, n, _ = problem_of(arch, n)
+    w = problem.w0
+    P = jnp.ones_like(w)
+    out = {"n": n}
+    for size in sizes:
+        V = jax.random.normal(jax.random.PRNGKey(size), (size, w.shape[0]), w.dtype)
+        row = {}
+        for batching in BATCHINGS:
+            t0, c0 = time.perf_counter(), cpu_s()
+            lowered = apply_operator_rows.lower(
+                problem.loss_fn, w, P, V, chunk_size=None, unroll=batching == "unroll"
+            )
+            fn = lowered.compile()
+            row[batching] = {"compile_s": time.perf_counter() - t0, "compile_cpu_s": cpu_s() - c0}
+            jax.block_until_ready(fn(w, P, V))
+            calls = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(w, P, V))
+                calls.append(time.perf_counter() - t0)
+            row[batching]["call_s"] = statistics.median(calls)
+        out[str(size)] = row
+        v, u = row["vmap"], row["unroll"]
+        print(
+            f"{arch:11s} n={n:<4d} block of {size:2d}: compile vmap {v['compile_s']:5.1f} s,"
+            f" unroll {u['compile_s']:5.1f} s; call vmap {v['call_s'] * 1e3:6.0f} ms,"
+            f" unroll {u['call_s'] * 1e3:6.0f} ms",
+            flush=True,
+        )
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,16 +153,28 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="write the results here (after every architecture)")
+    parser.add_argument(
+        "--operator-blocks", nargs="+", type=int, help="instead: compile times of these block sizes"
+    )
     args = parser.parse_args()
-    results = {
-        "machine": {"processor": platform.processor(), "matmul_gflop_per_s": matmul_rate()},
-        "backend": jax.default_backend(),
-        "rounds": args.rounds,
-        "repeats": args.repeats,
-        "archs": {},
-    }
+    results = {"archs": {}}
+    if args.json and Path(args.json).exists():  # one architecture per process keeps the memory of one
+        results = json.loads(Path(args.json).read_text())
+    results.setdefault("runs", []).append(
+        {
+            "archs": args.arch,
+            "machine": {"processor": platform.processor(), "matmul_gflop_per_s": matmul_rate()},
+            "backend": jax.default_backend(),
+            "rounds": args.rounds,
+            "repeats": args.repeats,
+        }
+    )
     for arch in args.arch:
-        results["archs"][arch] = measure(arch, args.n, args.programs, args.rounds, args.repeats)
+        if args.operator_blocks:
+            blocks = operator_blocks(arch, args.n, args.operator_blocks, args.rounds)
+            results.setdefault("operator_blocks", {})[arch] = blocks
+        else:
+            results["archs"][arch] = measure(arch, args.n, args.programs, args.rounds, args.repeats)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)

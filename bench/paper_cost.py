@@ -149,20 +149,23 @@ def run_cell(run: dict, steps: int, n: int | None = None) -> dict:
     from centralflows.engine.optimizers import make_optimizer
     from centralflows.engine.processes import CentralFlow, Discrete, StableFlow
     from centralflows.problem.build import build_problem
+    from centralflows.runner.experiment import resolve_hvp_batching
     from centralflows.runner.sections import RunConfig
 
     config = bench_config(run, n)
     start = time.perf_counter()
     problem = build_problem(config["data"], config["arch"], config["seed"], config["init"])
     opt = make_optimizer(**config["opt"])
-    kernels = Compiled(problem, opt, config["eig"]["chunk_size"])
+    run_config = resolve_hvp_batching(RunConfig.from_dict(config))  # eig.hvp_batching as a run resolves it
+    unroll = run_config.eig.hvp_batching == "unroll"
+    kernels = Compiled(problem, opt, config["eig"]["chunk_size"], unroll)
     w, s = problem.w0, opt.init_state(problem.w0)
     warm = max(run.get("warm_start") or 0, 0)  # as the run does: RMSProp's flows start above the edge
     for _ in range(warm):
         w, s = opt.step(w, s, kernels.grad(w))
     out = {"n_params": int(problem.n_params), "build_s": time.perf_counter() - start, "steps": steps,
-           "warm_start": warm, "processes": {}}  # fmt: skip
-    eig = RunConfig.from_dict(config).process_eig("discrete")
+           "warm_start": warm, "hvp_batching": run_config.eig.hvp_batching, "processes": {}}  # fmt: skip
+    eig = run_config.process_eig("discrete")
     procs = out["processes"]
     makers = {"discrete": lambda: Discrete(kernels, w, s, eig, 10),
               "stable": lambda: StableFlow(kernels, w, s, eig, 20, 4)}  # fmt: skip

@@ -78,7 +78,7 @@ def test_hvp_batching_auto_is_resolved_by_architecture_on_cpu_and_unrolled_produ
         arch: resolve_hvp_batching(cell(tmp_path, arch={"name": arch}, steps=1)).eig.hvp_batching
         for arch in ("mlp", "cnn", "resnet", "vit")
     }
-    assert resolved == {"mlp": "vmap", "cnn": "vmap", "resnet": "unroll", "vit": "unroll"}
+    assert resolved == {"mlp": "vmap", "cnn": "unroll", "resnet": "unroll", "vit": "unroll"}
     given = cell(tmp_path, arch={"name": "resnet"}, steps=1, eig={"frequency": 1, "hvp_batching": "vmap"})
     assert resolve_hvp_batching(given).eig.hvp_batching == "vmap"
     import centralflows.engine.compiled as compiled

@@ -34,8 +34,8 @@ class EigConfig:
         chunk_size: how many Hessian-vector products run at once (None: all k).
         hvp_batching: how the products of a block of vectors run in one program: "vmap" (the vectors
             as a batch axis), "unroll" (one product per vector, sharing the primal pass; faster on
-            XLA:CPU for convolutional networks) or "auto" (the run picks per architecture and device:
-            `centralflows.runner.experiment`; "vmap" where nothing picks).
+            XLA:CPU for convolutional networks; chunk_size does not apply) or "auto" (the run picks per
+            architecture and device: `centralflows.runner.experiment`; "vmap" where nothing picks).
         between_solves: "lobpcg" (one LOBPCG iteration warm-started from the cached vectors: 2k HVPs;
             it follows a rotating or newly rising eigenvector within a step, docs/design.md),
             "quotients" (the authors': the cached vectors' Rayleigh quotients, re-sorted; k HVPs) or

@@ -8,6 +8,10 @@ from centralflows.problem.models.torch_init import chw_rows, conv_of, dense_of, 
 
 DEFAULTS = {"width": 32, "activation": "gelu"}
 
+# eig.hvp_batching "auto" on XLA:CPU: its Hessian-vector products one vector at a time, which ran faster
+# there than vmapped (bench/README.md, "Vectors one by one")
+CPU_HVP_BATCHING = "unroll"
+
 
 class CNN(nn.Module):
     """Conv3×3(w) → act → AvgPool2 → Conv3×3(2w) → act → AvgPool2 → Linear(4w) → act → Linear(out).
