@@ -1,4 +1,9 @@
-"""Registry of the seven architectures; each module has DEFAULTS and build(options, spec)."""
+"""Registry of the seven architectures; each module has DEFAULTS and build(options, spec).
+
+A module may also set CPU_HVP_BATCHING = "unroll": what `eig.hvp_batching: auto` runs on XLA:CPU (its
+Hessian-vector products one vector at a time in one program, which ran faster there than vmapped for
+the convolutional networks: bench/README.md, "Vectors one by one"); without it, "vmap".
+"""
 
 from centralflows.problem.names import module_named
 

@@ -8,9 +8,7 @@ from centralflows.problem.models.torch_init import chw_rows, conv_of, dense_of, 
 
 DEFAULTS = {"width": 32, "activation": "gelu"}
 
-# eig.hvp_batching "auto" on XLA:CPU: its Hessian-vector products one vector at a time, which ran faster
-# there than vmapped (bench/README.md, "Vectors one by one")
-CPU_HVP_BATCHING = "unroll"
+CPU_HVP_BATCHING = "unroll"  # measured faster on XLA:CPU (see the registry, models/__init__.py)
 
 
 class CNN(nn.Module):

@@ -10,9 +10,7 @@ from centralflows.problem.models.torch_init import F32, chw_rows, conv_of, dense
 
 DEFAULTS = {"width": 16, "stage_sizes": (3, 3, 3), "activation": "gelu"}
 
-# eig.hvp_batching "auto" on XLA:CPU: its Hessian-vector products one vector at a time, which ran faster
-# there than vmapped (bench/README.md, "Vectors one by one")
-CPU_HVP_BATCHING = "unroll"
+CPU_HVP_BATCHING = "unroll"  # measured faster on XLA:CPU (see the registry, models/__init__.py)
 
 # Kaiming-normal, fan_out mode, ReLU gain: N(0, 2 / (out_channels · 9)), as the reference's convs.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")

@@ -30,9 +30,7 @@ DEFAULTS = {
     "final_norm": "before_pool",  # or "after_pool"
 }
 
-# eig.hvp_batching "auto" on XLA:CPU: its Hessian-vector products one vector at a time, which ran faster
-# there than vmapped (bench/README.md, "Vectors one by one")
-CPU_HVP_BATCHING = "unroll"
+CPU_HVP_BATCHING = "unroll"  # measured faster on XLA:CPU (see the registry, models/__init__.py)
 _FINAL_NORMS = ("before_pool", "after_pool")
 _LAYERNORMS = ("reference", "standard")
 
