@@ -34,12 +34,13 @@ K = 3
 BATCHINGS = ("vmap", "unroll")
 
 
-def problem_of(arch: str, n: int):
-    """The problem of `arch` at `n` examples (the sequence models at their paper n), K unit vectors."""
+def problem_of(arch: str, n: int, ghost: int = -1):
+    """The problem of `arch` at `n` examples (the sequence models at their paper n), its loss in ghost
+    batches of `ghost` examples (-1: all at once), K unit vectors."""
     if arch in PAPER_N:
-        data = {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch]}
+        data = {"name": "sorting", "criterion": "mse", "n": PAPER_N[arch], "ghost_batch_size": ghost}
     else:
-        data = {"name": "synthetic-cifar10", "n": n}
+        data = {"name": "synthetic-cifar10", "n": n, "ghost_batch_size": ghost}
     config = resolve_config(
         {"data": data, "arch": {"name": arch}, "opt": {"name": "gd", "lr": 0.1}, "steps": 1}
     )
@@ -55,10 +56,10 @@ def programs(loss_fn, unroll: bool) -> dict:
     }
 
 
-def measure(arch: str, n: int, names, rounds: int, repeats: int) -> dict:
-    problem, n, V = problem_of(arch, n)
+def measure(arch: str, n: int, names, rounds: int, repeats: int, ghost: int = -1) -> dict:
+    problem, n, V = problem_of(arch, n, ghost)
     w = problem.w0
-    out = {"n": n, "n_params": int(w.shape[0])}
+    out = {"n": n, "n_params": int(w.shape[0]), "ghost_batch_size": ghost}
     for name in names:
         row, results, compiled = {}, {}, {}
         for batching in BATCHINGS:
@@ -152,6 +153,7 @@ def main():
     parser.add_argument("--programs", nargs="+", default=["hvp", "third"], choices=["hvp", "third"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--ghost-batch-size", type=int, default=-1, help="the loss in chunks (data option)")
     parser.add_argument("--json", help="write the results here (after every architecture)")
     parser.add_argument(
         "--operator-blocks", nargs="+", type=int, help="instead: compile times of these block sizes"
@@ -174,7 +176,10 @@ def main():
             blocks = operator_blocks(arch, args.n, args.operator_blocks, args.rounds)
             results.setdefault("operator_blocks", {})[arch] = blocks
         else:
-            results["archs"][arch] = measure(arch, args.n, args.programs, args.rounds, args.repeats)
+            key = arch if args.ghost_batch_size < 0 else f"{arch}_ghost{args.ghost_batch_size}"
+            results["archs"][key] = measure(
+                arch, args.n, args.programs, args.rounds, args.repeats, args.ghost_batch_size
+            )
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)

@@ -81,6 +81,8 @@ def test_hvp_batching_auto_is_resolved_by_architecture_on_cpu_and_unrolled_produ
     assert resolved == {"mlp": "vmap", "cnn": "unroll", "resnet": "unroll", "vit": "unroll"}
     given = cell(tmp_path, arch={"name": "resnet"}, steps=1, eig={"frequency": 1, "hvp_batching": "vmap"})
     assert resolve_hvp_batching(given).eig.hvp_batching == "vmap"
+    ghost = cell(tmp_path, arch={"name": "resnet"}, steps=1, data={**CELL["data"], "ghost_batch_size": 8})
+    assert resolve_hvp_batching(ghost).eig.hvp_batching == "vmap"  # a loop over examples: no gain
     import centralflows.engine.compiled as compiled
     import centralflows.engine.eigs as eigs
 

@@ -223,13 +223,15 @@ class _Lockstep:
 def resolve_hvp_batching(config: RunConfig) -> RunConfig:
     """The config with `eig.hvp_batching` "auto" made concrete, so the run's file records what ran: on
     XLA:CPU the architecture's CPU_HVP_BATCHING (set where it was measured faster: bench/README.md,
-    "Vectors one by one"), "vmap" on other devices (not measured there). Equal results to round-off."""
+    "Vectors one by one"), "vmap" on other devices (not measured there) and with ghost batches (a loop
+    over the examples, which the unrolled products each repeat: measured no faster). Equal results to
+    round-off."""
     if config.eig.hvp_batching != "auto":
         return config
     from centralflows.problem.models import get_architecture
 
     batching = "vmap"
-    if jax.default_backend() == "cpu":
+    if jax.default_backend() == "cpu" and config.data.ghost_batch_size < 0:
         batching = getattr(get_architecture(config.arch.name), "CPU_HVP_BATCHING", "vmap")
     return dataclasses.replace(config, eig=dataclasses.replace(config.eig, hvp_batching=batching))
 
