@@ -61,6 +61,18 @@ def test_hvp_chunks_keep_the_run_and_its_resume():
     ]
 
 
+@pytest.mark.parametrize("key, value", [("chunk_size", 2), ("hvp_batching", "unroll")])
+def test_how_products_run_is_one_setting_for_all_processes(key, value):
+    """The processes share one set of compiled derivative programs (engine.compiled), so a process's
+    own chunk size or batching would reach its eigen-solver but not its third derivatives: refused,
+    with the run-wide option named; the same value for the whole run is accepted."""
+    with pytest.raises(C.ConfigError, match=rf"'central.eig.{key}' cannot differ between processes") as err:
+        C.resolve_config({**CELL, "central": {"eig": {key: value}}})
+    assert f"--eig.{key.replace('_', '-')}" in str(err.value)
+    assert getattr(C.resolve_config({**CELL, "eig": {key: value}}).eig, key) == value
+    assert C.resolve_config({**CELL, "central": {"eig": {"max_k": 3}}}).central.eig.given == {"max_k": 3}
+
+
 def test_a_run_written_before_an_option_existed_still_resumes():
     """A paper run spans sessions and code updates: a stored config that lacks an option added since
     (it ran as that option's default) is the same run; a non-default value, or an option that no

@@ -208,6 +208,12 @@ def resolve_config(overrides: dict | None = None) -> RunConfig:
                 key="runs",
             )
     for process in PROCESSES:
+        for key in set(not_identity()["eig"]) & set(config[process]["eig"]):  # shared by the processes
+            raise ConfigError(
+                f"'{process}.eig.{key}' cannot differ between processes: they share the compiled "
+                f"derivative programs it sets; set it for the whole run with {flag('eig.' + key)}",
+                key=f"{process}.eig.{key}",
+            )
         eig = {**config["eig"], **config[process]["eig"]}
         if eig["max_k"] < eig["initial_k"]:
             raise ConfigError(

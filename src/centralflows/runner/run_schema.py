@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from centralflows.engine.eigs import NOT_IDENTITY as EIG_NOT_IDENTITY
 from centralflows.runner.options import Option, spellings
 from centralflows.runner.sections import EIG, SCHEMA
 
@@ -35,7 +36,7 @@ def run_json_schema() -> dict:
             if isinstance(value, Option):
                 properties[key] = leaf(value)
             elif key == "eig" and not value:  # a process's overrides of the global eig block
-                properties[key] = section(EIG)
+                properties[key] = section({k: v for k, v in EIG.items() if k not in EIG_NOT_IDENTITY})
             else:
                 properties[key] = section(value, open_=key in ("data", "arch"))
         out = {"type": "object", "properties": properties}
