@@ -40,8 +40,8 @@ def test_third_derivative_pairs_equal_the_dense_third_derivative(x64, chunk_size
 
 @pytest.mark.slow  # a minute to compile the ResNet's programs both ways
 def test_unrolled_products_of_a_convolutional_network_equal_the_vmapped_ones(x64):
-    """eig.hvp_batching "unroll" (the CPU default of the ResNet and ViT) computes what "vmap" does, through
-    the real convolutions, GroupNorms and residual blocks of a small ResNet (float64)."""
+    """eig.hvp_batching "unroll" (the CPU default of the MLP, CNN, ResNet and ViT) computes what "vmap"
+    does, through the real convolutions, GroupNorms and residual blocks of a small ResNet (float64)."""
     from centralflows.problem.build import build_problem
     from centralflows.runner.config import resolve_config
 

@@ -71,14 +71,16 @@ CENTRAL_KEYS = [
 def test_hvp_batching_auto_is_resolved_by_architecture_on_cpu_and_unrolled_products_run_the_same(
     tmp_path, monkeypatch
 ):
-    """ "auto" picks the architecture's CPU_HVP_BATCHING on XLA:CPU (the convolutional networks that ran
-    faster one vector at a time), "vmap" for the rest; a value given is kept. A run with the products
-    unrolled logs the eigenvalues and trajectory of the vmapped one, to round-off."""
+    """ "auto" picks the architecture's CPU_HVP_BATCHING on XLA:CPU (the MLP and the convolutional
+    networks, which ran faster one vector at a time), "vmap" for the rest (the sequence models); a value
+    given is kept. A run with the products unrolled logs the eigenvalues and trajectory of the vmapped
+    one, to round-off."""
     resolved = {
         arch: resolve_hvp_batching(cell(tmp_path, arch={"name": arch}, steps=1)).eig.hvp_batching
-        for arch in ("mlp", "cnn", "resnet", "vit")
+        for arch in ("mlp", "cnn", "resnet", "vit", "lstm", "transformer", "mamba")
     }
-    assert resolved == {"mlp": "vmap", "cnn": "unroll", "resnet": "unroll", "vit": "unroll"}
+    unrolled = {"mlp", "cnn", "resnet", "vit"}
+    assert resolved == {arch: "unroll" if arch in unrolled else "vmap" for arch in resolved}
     given = cell(tmp_path, arch={"name": "resnet"}, steps=1, eig={"frequency": 1, "hvp_batching": "vmap"})
     assert resolve_hvp_batching(given).eig.hvp_batching == "vmap"
     ghost = cell(tmp_path, arch={"name": "resnet"}, steps=1, data={**CELL["data"], "ghost_batch_size": 8})
@@ -155,7 +157,7 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
     with h5py.File(path, "r") as f:
         attrs = dict(f.attrs)
     assert attrs["matmul_precision"] == "tensorfloat32" and attrs["backend"] == "cpu"
-    assert json.loads(attrs["config"])["eig"]["hvp_batching"] == "vmap"  # "auto" recorded as what ran
+    assert json.loads(attrs["config"])["eig"]["hvp_batching"] == "unroll"  # "auto" as what ran (MLP, CPU)
     assert json.loads(attrs["versions"])["jax"] == jax.__version__
     assert attrs["peak_host_rss_bytes"] > 100e6 and "peak_device_memory_bytes" not in attrs
     assert config_difference(config, {**config.to_dict(), "matmul_precision": "float32"}) == [

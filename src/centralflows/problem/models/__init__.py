@@ -2,8 +2,8 @@
 
 A module may also set CPU_HVP_BATCHING = "unroll": what `eig.hvp_batching: auto` runs on XLA:CPU (its
 Hessian-vector products one vector at a time in one program, which ran faster there than vmapped for
-the convolutional networks: bench/README.md, "Vectors one by one"); without it, or with ghost
-batches, "vmap".
+the MLP and the convolutional networks: bench/README.md, "Vectors one by one"); without it (the
+sequence models, whose time loops each product would repeat), or with ghost batches, "vmap".
 """
 
 from centralflows.problem.names import module_named
