@@ -6,10 +6,11 @@ modes start from the same state at the edge and differ only in how the third-der
 (`central.third_every`) and the eigenpairs between full solves (`eig.between_solves`) are obtained:
 `substep`, `step`, `extrapolate` set the first and keep the run's second; `extrapolate-span` sets both
 to `extrapolate`, and `extrapolate-span-lock` also turns on LOBPCG's soft locking (`eig.lock`).
-Reports per mode the top effective eigenvalue, the train loss, third-derivative vectors, HVPs and CPU
-seconds per step, the distance of its parameters from the authors' mode (`substep`, when run) and the
-largest relative gap of its train loss from the run's own log over the same steps (0 for the mode the
-run used: the engine is deterministic on CPU).
+Reports per mode the top effective eigenvalue, the guard's miss per step (extrapolate: how far the
+last step's trend missed the step's first third derivatives), the train loss, third-derivative
+vectors, HVPs and CPU seconds per step, the distance of its parameters from the authors' mode
+(`substep`, when run) and the largest relative gap of its train loss from the run's own log over the
+same steps (0 for the mode the run used: the engine is deterministic on CPU).
 
     python bench/third_every_paper.py results/paper/runs/lstm-gd-lr0.35-sorting-597bb36c \
         --steps 20 --json bench/results/third_every_paper_lstm_lr0.35.json
@@ -96,6 +97,8 @@ def main():
                     "cpu_s": cpu_s() - c0,
                     "wall_s": time.perf_counter() - t0,
                     "distance_to_substep": None,
+                    # how far the last step's trend missed this step's first vectors (extrapolate's guard)
+                    "third_miss": flow.third_miss if np.isfinite(flow.third_miss) else None,
                 }
             )
             cpu[mode] += rows[mode][-1]["cpu_s"]

@@ -218,11 +218,27 @@ def test_third_derivatives_once_per_step_cost_and_track_the_edge():
     onset = int(np.argmax(np.array(tops["substep"]) > 1.99))
     for m in flows:
         assert max(tops[m][onset + 2 :]) < 2.002, m
-    # at k_c >= 1 the per-substep mode computes 4x as many third-derivative vectors
-    for m in ("step", "extrapolate"):
-        assert flows[m].third_derivatives * 3 < flows["substep"].third_derivatives
+    # at k_c >= 1 the per-substep mode computes 4x as many third-derivative vectors; extrapolate does
+    # too in the first steps at the edge, where the pairs' trend is not yet steady (the guard)
+    assert flows["step"].third_derivatives * 3 < flows["substep"].third_derivatives
+    assert flows["extrapolate"].third_derivatives * 2 < flows["substep"].third_derivatives
     gap = {m: float(jnp.linalg.norm(flows[m].w - flows["substep"].w)) for m in ("step", "extrapolate")}
     assert 0 < gap["extrapolate"] < gap["step"] / 2, gap
+
+
+@pytest.mark.slow
+def test_third_derivatives_are_extrapolated_only_where_the_last_trend_predicted_the_step(monkeypatch):
+    """central.third_every extrapolate carries a step's third derivatives along their trend only where
+    the trend before predicted the step's first ones within THIRD_TREND_TOLERANCE: with a tolerance no
+    trend meets it computes them at every substep, and the flow is the authors' to the bit."""
+    import centralflows.engine.processes as processes
+
+    monkeypatch.setattr(processes, "THIRD_TREND_TOLERANCE", 0.0)
+    flows, tops = central_flows_side_by_side({m: dict(third_every=m) for m in ("substep", "extrapolate")})
+    assert max(tops["substep"]) > 1.99 and flows["substep"].third_derivatives > 0
+    assert flows["extrapolate"].third_derivatives == flows["substep"].third_derivatives
+    assert bool(jnp.array_equal(flows["extrapolate"].w, flows["substep"].w))
+    assert 0 < flows["extrapolate"].third_miss < 1  # measured, and the trend was near
 
 
 @pytest.mark.slow

@@ -21,6 +21,13 @@ from centralflows.engine.predictions import predictions
 from centralflows.engine.protocol import Measurement, Process, euler
 from centralflows.engine.registry import EDGE_TOL, SDCP_THRESHOLD
 
+# central.third_every extrapolate: how far the last step's trend may miss a step's first third
+# derivatives (relative) for the step to carry them along the new trend. Measured: 2e-5-7e-3 on synth
+# (never above); on the ci GD cell 0.11-0.01 in its first steps at the edge (then 2e-5-4e-3), on the
+# scalar RMSProp cell that starts far above the edge 1.6-0.02 in its first 14 steps: there the
+# unguarded extrapolation moved the final loss by 9 % (bench/README.md).
+THIRD_TREND_TOLERANCE = 1e-2
+
 log = logging.getLogger("centralflows")
 
 
@@ -173,6 +180,7 @@ class CentralFlow(Process):
         self.third_every = third_every
         self.third = None  # (U, gradH) of the last third derivatives computed
         self.third_start = None  # (U, gradH, trend) of this step's first velocity ("extrapolate")
+        self.third_miss = math.inf  # how far the last trend missed this step's first pairs (relative)
         self.elapsed = 0.0  # flow time since this step's first velocity
         self.theta_prev = None  # θ and dt of the last Euler step, for the look-ahead (`_velocity`)
         self.refine = 0
@@ -239,29 +247,34 @@ class CentralFlow(Process):
             self.third = (U, gradH)
             self.third_derivatives += n_pairs(k_c)
             if first and self.third_every == "extrapolate":
-                self.third_start = (U, gradH, self._third_trend(U, gradH, self.kern.precond(self.s)))
+                self._start_third_trend(U, gradH, self.kern.precond(self.s))
         return vel(self.w, self.s, theta[:k_c], U, jnp.asarray(dt, self.w.dtype), gradH)
 
     def _carry_third(self, U, first: bool) -> bool:
         """Whether this velocity reuses the step's first third derivatives (`third_every` step or
         extrapolate) instead of computing them: never at a step's first velocity or after the critical
         set changed size; with "extrapolate" only while their trend since the last step is known (the
-        same critical set then and at every velocity since), so a step where an eigenvalue joins or
-        leaves the set computes them at every substep, as the authors."""
+        same critical set then and at every velocity since) and the trend before it predicted this
+        step's first pairs within THIRD_TREND_TOLERANCE, so a step where an eigenvalue joins or leaves
+        the set, or where the pairs turn, computes them at every substep, as the authors."""
         if self.third_every == "substep" or first or self.third[0].shape != U.shape:
             return False
         if self.third_every == "step":
             return True
         start = self.third_start
-        return start is not None and start[0] is self.third[0] and start[2] is not None
+        return start[0] is self.third[0] and start[2] is not None and self.third_miss <= THIRD_TREND_TOLERANCE
 
-    def _third_trend(self, U, gradH, P):
-        """The change per unit time of the critical pairs' third derivatives since the last step's first
-        velocity, in U's basis (None when the critical set changed size or there is no last step)."""
-        last = self.third_start
-        if last is None or last[0].shape != U.shape:
-            return None
-        return gradH - rotate_pairs(last[1], last[0], U, P)  # one unit of time apart
+    def _start_third_trend(self, U, gradH, P):
+        """Records this step's first pairs, their change per unit time since the last step's first
+        velocity, in U's basis (None when the critical set changed size or there is no last step), and
+        how far the trend before that change missed it (`third_miss`: relative to the pairs' norm)."""
+        last, trend, self.third_miss = self.third_start, None, math.inf
+        if last is not None and last[0].shape == U.shape and U.shape[1] > 0:
+            trend = gradH - rotate_pairs(last[1], last[0], U, P)  # one unit of time apart
+            if last[2] is not None:  # the trend before predicted this change as its own, rotated
+                miss = jnp.linalg.norm(trend - rotate_pairs(last[2], last[0], U, P)) / jnp.linalg.norm(gradH)
+                self.third_miss = float(miss)
+        self.third_start = (U, gradH, trend)
 
     def _since_solve(self) -> float | None:
         """The flow time since the tracker's last full solve, in units of the interval between its
@@ -344,8 +357,10 @@ class CentralFlow(Process):
         out["control"] = np.asarray([self.refine, self.active])
         if self.theta_prev is not None:
             out["theta_prev"], out["dt_prev"] = self.theta_prev[0], np.asarray(self.theta_prev[1])
-        if self.third_start is not None:  # the last step's pairs, for the next step's trend
+        if self.third_start is not None:  # the last step's pairs and trend, for the next step's
             out["third_start_U"], out["third_start_gradH"] = self.third_start[:2]
+            if self.third_start[2] is not None:
+                out["third_start_trend"] = self.third_start[2]
         if self.probe is not None:
             out["probe"] = self.probe.state_dict()
         return out
@@ -363,7 +378,10 @@ class CentralFlow(Process):
             self.theta_prev = (np.asarray(state["theta_prev"], float), float(state["dt_prev"]))
         if "third_start_U" in state:
             U, gradH = (jnp.asarray(state[f"third_start_{key}"], self.w.dtype) for key in ("U", "gradH"))
-            self.third_start = (U, gradH, None)
+            trend = None  # absent before the guard: the step after this one computes at every substep
+            if "third_start_trend" in state:
+                trend = jnp.asarray(state["third_start_trend"], self.w.dtype)
+            self.third_start = (U, gradH, trend)
         if self.probe is not None:
             self.probe.load_state_dict(state["probe"])
 

@@ -152,7 +152,8 @@ class CentralConfig:
     third_every: str = option(
         "third-derivative vectors at every velocity evaluation (substep, the authors') or once per step, "
         "carried across its substeps by the rotation of the critical eigenvectors (step: an approximation) "
-        "and moved along their change since the last step (extrapolate: an approximation)",
+        "and moved along their change since the last step where that trend predicted this step's "
+        "(extrapolate: an approximation)",
         "substep",
         kind=str,
         choices=("substep", "step", "extrapolate"),
