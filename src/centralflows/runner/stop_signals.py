@@ -34,7 +34,13 @@ def descendants(root: int) -> list[int]:
 
 
 def forward_stop_signals() -> None:
-    """Installs SIGINT/SIGTERM handlers that signal every descendant, then run the previous handler."""
+    """Installs SIGINT/SIGTERM handlers that signal every descendant, then run the previous handler.
+
+    On SIGINT the previous SIGTERM handler (Snakemake's graceful stop: no new job, none restarted) runs
+    too: Snakemake's own reaction to SIGINT, a KeyboardInterrupt in its scheduler loop, was seen lost
+    under load, and the run job that the signal had stopped was then restarted as a failed job's retry.
+    """
+    previous_of = {}
 
     def forward(signum, frame, previous):
         for pid in descendants(os.getpid()):
@@ -42,6 +48,9 @@ def forward_stop_signals() -> None:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+        graceful = previous_of.get(signal.SIGTERM)
+        if signum == signal.SIGINT and callable(graceful):
+            graceful(signal.SIGTERM, frame)
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL:  # what the signal would have done: end the process
@@ -51,7 +60,7 @@ def forward_stop_signals() -> None:
     if not os.path.isdir(PROC):
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(signum)
+        previous = previous_of[signum] = signal.getsignal(signum)
         signal.signal(signum, lambda s, f, previous=previous: forward(s, f, previous))
 
 
