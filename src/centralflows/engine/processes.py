@@ -152,7 +152,7 @@ class CentralFlow(Process):
     def __init__(
         self, kernels, w, s, eig, seed=0, nsubsteps=4, sdcp_threshold=SDCP_THRESHOLD,
         frequency_in_substeps=False, initialize=True, max_seff=None, edge_tol=EDGE_TOL, max_refine=3,
-        secant_precond=True, lookahead=True, third_every="substep", probe=None,
+        secant_precond=True, lookahead=True, third_every="extrapolate", probe=None,
     ):  # fmt: skip
         if initialize:
             s = kernels.initial_state(w, s)

@@ -153,8 +153,8 @@ class CentralConfig:
         "third-derivative vectors at every velocity evaluation (substep, the authors') or once per step, "
         "carried across its substeps by the rotation of the critical eigenvectors (step: an approximation) "
         "and moved along their change since the last step where that trend predicted this step's "
-        "(extrapolate: an approximation)",
-        "substep",
+        "(extrapolate: an approximation, measured to hold the authors' accuracy; docs/design.md)",
+        "extrapolate",
         kind=str,
         choices=("substep", "step", "extrapolate"),
     )
