@@ -179,8 +179,9 @@ def test_matmul_precision_is_in_effect_from_the_build_and_recorded(tmp_path, mon
     ids=["all", "central-extrapolate"],
 )
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, runs, central, eig, every):
-    # the third derivatives' guard off, so their restored trend carries them from the first step after
-    # the resume (in these first steps at the edge it misses by more than THIRD_TREND_TOLERANCE)
+    # a guard that accepts any known trend, so the restored trend carries the third derivatives from the
+    # first step after the resume (in these first steps at the edge it misses by more than the real
+    # THIRD_TREND_TOLERANCE); a trend not restored is unknown, and that step would compute them instead
     monkeypatch.setattr("centralflows.engine.processes.THIRD_TREND_TOLERANCE", 1e9)
     # init jax: from it GD at eta 0.05 climbs to the edge (S 36 -> 47 in 10 steps); from the torch init
     # (S 41 at step 0) it catapults down to S ~ 25 and the SDCP stays off
